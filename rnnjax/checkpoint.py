@@ -1,0 +1,120 @@
+"""Orbax checkpoints of whole training states: save, find the latest good one, restore.
+
+A workdir holds two `orbax.checkpoint.CheckpointManager` directories:
+  checkpoints/  the most recent `train.max_to_keep` states, saved every `train.checkpoint_every`
+                epochs at chunk boundaries and at the end;
+  best/         the state at the chunk boundary after the best validation loss so far.
+Each checkpoint has two items: 'state' (the `TrainState` pytree: parameters, optimizer state,
+RNG key, epoch, best parameters...) and 'meta' (JSON: the config, the fitted scalers, the
+history so far, the epochs run). Orbax writes each step to a temporary directory and renames it
+when complete, so a kill during a save leaves no step that looks complete; a step that still
+fails to restore (a truncated file) is skipped with a warning and the previous one is used.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from rnnjax.errors import UserError
+
+LATEST_DIR = 'checkpoints'
+BEST_DIR = 'best'
+
+
+def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                               item_names=('state', 'meta'))
+
+
+class Checkpointer:
+  """The workdir's latest-N and best checkpoint managers."""
+
+  def __init__(self, workdir: str, max_to_keep: int):
+    self.latest = _manager(os.path.join(workdir, LATEST_DIR), max_to_keep)
+    self.best = _manager(os.path.join(workdir, BEST_DIR), 1)
+
+  def save(self, epoch: int, state: Any, meta: dict, is_best: bool = False) -> None:
+    """Saves `state` and `meta` as step `epoch`; also into best/ when `is_best`."""
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    managers = (self.latest, self.best) if is_best else (self.latest,)
+    for manager in managers:
+      if epoch in manager.all_steps():
+        continue
+      manager.save(epoch, args=args)
+      manager.wait_until_finished()
+
+  def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
+    """The newest checkpoint that restores, as (state, meta); None when there is none."""
+    return restore_newest(self.latest, abstract_state)
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
+
+
+def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any = None):
+  """Tries the manager's steps newest first and returns the first that restores whole.
+
+  Args:
+    manager: a CheckpointManager with items 'state' and 'meta'.
+    abstract_state: pytree of `jax.ShapeDtypeStruct` (with shardings) to restore into; None
+      restores the raw tree of arrays (nested dicts), enough for inference.
+
+  Returns:
+    (state, meta), or None when no step restores.
+  """
+  manager.reload()
+  for step in sorted(manager.all_steps(), reverse=True):
+    state_args = (ocp.args.StandardRestore(abstract_state) if abstract_state is not None
+                  else ocp.args.StandardRestore())
+    try:
+      restored = manager.restore(
+          step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+      jax.block_until_ready(restored.state)
+    except Exception as e:  # noqa: BLE001 - any failure means this step cannot be used
+      logging.warning('skipping checkpoint %s: it could not be restored (%s: %s)',
+                      os.path.join(str(manager.directory), str(step)), type(e).__name__,
+                      str(e).splitlines()[0] if str(e) else '')
+      continue
+    return restored.state, restored.meta
+  return None
+
+
+def newest_meta(manager: ocp.CheckpointManager) -> dict | None:
+  """The 'meta' item of the newest step whose meta reads, or None."""
+  manager.reload()
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except Exception:  # noqa: BLE001 - a damaged step; restore_newest warns about it
+      continue
+  return None
+
+
+def load_for_inference(workdir: str) -> tuple[dict, dict]:
+  """The newest usable checkpoint of a finished or running workdir, without its config.
+
+  Returns:
+    (state tree as nested dicts of arrays, meta dict).
+
+  Raises:
+    UserError: the workdir has no usable checkpoint.
+  """
+  directory = os.path.join(workdir, LATEST_DIR)
+  if not os.path.isdir(directory):
+    raise UserError(f'{workdir!r} holds no checkpoints ({LATEST_DIR}/ is missing); train there '
+                    'first with scripts/train.py --workdir.')
+  options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+  manager = ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                                  item_names=('state', 'meta'))
+  restored = restore_newest(manager)
+  manager.close()
+  if restored is None:
+    raise UserError(f'{directory!r} holds no checkpoint that can be restored.')
+  return restored

@@ -1,0 +1,144 @@
+"""Every config key rnnjax reads, with the tutorial's values as defaults, and their checks.
+
+Config files in `configs/` start from `default_config()` and change what their experiment
+changes. The returned ConfigDict is locked: assigning a key that does not exist here (a typo in
+a config file or a `--config.x.y=` override) is an error instead of a silently ignored setting.
+"""
+from __future__ import annotations
+
+import json
+
+import ml_collections
+
+from rnnjax.errors import UserError
+
+CELLS = ('gru', 'lstm', 'simple')
+ACTIVATIONS = ('tanh', 'swish', 'silu', 'relu', 'gelu', 'sigmoid', 'elu', 'softplus', 'linear')
+# Hyper-parameters that change no array shape, so members of one vmapped run may differ in them.
+SWEEPABLE = ('learning_rate', 'weight_decay', 'clip_norm', 'dropout')
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The tutorial's experiment: 24 hourly readings in, the reading 13 steps later out, GRU 24/50/24."""
+  c = ml_collections.ConfigDict()
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = 'synthetic'        # 'synthetic' (the tutorial's series) or 'csv'
+  c.data.path = ''                   # CSV file, for source='csv'
+  c.data.time_column = 'time'        # timestamp column of the CSV
+  c.data.target = 'temperature'      # column to forecast (the synthetic series is named this)
+  c.data.features = ()               # extra input columns besides the target
+  c.data.fill = 'none'               # missing values: 'none' (error), 'ffill', 'interpolate'
+  c.data.window = 24                 # inputs per sample
+  c.data.horizon = 13                # target = y[t + horizon] for inputs y[t-window+1 .. t]
+  c.data.val_fraction = 0.2          # last fraction of the windows, in time order
+  # Fit on the training part only. The tutorial fits its MinMaxScaler on the whole series,
+  # which lets the validation range leak into training; rnnjax does not.
+  c.data.scaler = 'minmax'           # 'minmax' or 'standard' (scikit-learn)
+  c.data.season = 24                 # period of the seasonal-naive baseline, in steps
+  c.data.synthetic = ml_collections.ConfigDict()
+  c.data.synthetic.num_days = 200
+  c.data.synthetic.slope = 0.005
+  c.data.synthetic.amplitude = 5.0
+  c.data.synthetic.noise = 0.5
+  c.data.synthetic.start = '2025-01-01 10:00'
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = 'gru'               # 'gru', 'lstm' or 'simple'
+  c.model.hidden_sizes = (24, 50, 24)
+  c.model.activation = 'swish'       # candidate activation of every cell
+  c.model.dropout = 0.1              # after every recurrent layer, as in the tutorial
+  c.model.implementation = 'fused'   # 'fused' (input projection hoisted out of the scan) or 'flax'
+
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 30
+  c.train.batch_size = 32
+  c.train.learning_rate = 1e-3       # Adam, as Keras' default
+  c.train.weight_decay = 0.0         # decoupled (AdamW); 0 is plain Adam
+  c.train.clip_norm = 0.0            # global gradient-norm clip; 0 is off
+  c.train.seed = 0
+  c.train.epochs_per_chunk = 0       # epochs per compiled call; 0 picks checkpoint_every or all
+  c.train.val_batch_size = 4096      # windows per validation batch
+  c.train.checkpoint_every = 10      # epochs between checkpoints
+  c.train.max_to_keep = 2            # recent checkpoints kept (the best is kept besides)
+  c.train.early_stopping_patience = 0  # epochs without a better val_loss; 0 is off
+  c.train.skip_nonfinite_updates = False  # optax.apply_if_finite: skip steps with NaN/inf grads
+
+  c.num_seeds = 1                    # members trained at once; member k uses seed train.seed + k
+  c.sweep = ml_collections.ConfigDict()
+  for name in SWEEPABLE:
+    c.sweep[name] = ml_collections.FieldReference(None, field_type=tuple)
+  c.sweep.grid = False               # False: one value per member; True: every combination
+  c.ensemble_quantiles = (0.1, 0.9)  # band drawn and written for ensembles
+
+  c.lock()
+  return c
+
+
+def _positive_int(name: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise UserError(f'{name} must be a positive integer, got {value!r}.')
+
+
+def validate(config) -> None:
+  """Checks every value rnnjax reads; raises UserError naming the key and the fix."""
+  d, m, t = config.data, config.model, config.train
+  _positive_int('data.window', d.window)
+  _positive_int('data.horizon', d.horizon)
+  _positive_int('data.season', d.season)
+  _positive_int('train.epochs', t.epochs)
+  _positive_int('train.batch_size', t.batch_size)
+  _positive_int('train.val_batch_size', t.val_batch_size)
+  _positive_int('train.checkpoint_every', t.checkpoint_every)
+  _positive_int('train.max_to_keep', t.max_to_keep)
+  _positive_int('num_seeds', config.num_seeds)
+  if t.epochs_per_chunk < 0:
+    raise UserError(f'train.epochs_per_chunk must be >= 0, got {t.epochs_per_chunk}.')
+  if t.early_stopping_patience < 0:
+    raise UserError(f'train.early_stopping_patience must be >= 0 (0 is off), '
+                    f'got {t.early_stopping_patience}.')
+  if not 0.0 < d.val_fraction < 1.0:
+    raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {d.val_fraction}.')
+  if m.cell not in CELLS:
+    raise UserError(f'model.cell={m.cell!r} is not one of {CELLS}.')
+  if m.activation not in ACTIVATIONS:
+    raise UserError(f'model.activation={m.activation!r} is not one of {ACTIVATIONS}.')
+  if m.implementation not in ('fused', 'flax'):
+    raise UserError(f'model.implementation={m.implementation!r} is not "fused" or "flax".')
+  if not m.hidden_sizes:
+    raise UserError('model.hidden_sizes is empty: give at least one layer size, e.g. (24,).')
+  for size in m.hidden_sizes:
+    _positive_int('every entry of model.hidden_sizes', size)
+  if not 0.0 <= m.dropout < 1.0:
+    raise UserError(f'model.dropout must be in [0, 1), got {m.dropout}.')
+  if t.learning_rate <= 0:
+    raise UserError(f'train.learning_rate must be > 0, got {t.learning_rate}.')
+  if t.weight_decay < 0 or t.clip_norm < 0:
+    raise UserError('train.weight_decay and train.clip_norm must be >= 0 (0 is off).')
+  for q in config.ensemble_quantiles:
+    if not 0.0 < q < 1.0:
+      raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
+
+
+def to_json(config) -> str:
+  """The config as JSON, stable across runs (sorted keys), for workdirs and checkpoints."""
+  return json.dumps(config.to_dict(), sort_keys=True, indent=1, default=list)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  """A config saved by `to_json`, laid over `default_config()` so every key is present."""
+  config = default_config()
+  config.unlock()
+  config.update_from_flattened_dict(_flatten(json.loads(text)))
+  config.lock()
+  return config
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict:
+  flat = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      flat.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      flat[f'{prefix}{k}'] = tuple(v) if isinstance(v, list) else v
+  return flat

@@ -1,0 +1,233 @@
+"""Many seeds at once: `jit(vmap(train))` over members, sharded over every device.
+
+Member k of a run trains with seed `train.seed + k` and its own sweep values; a run with
+`num_seeds=1` and no sweep is a single run and goes through `rnnjax.run.single_program`.
+The member axis is sharded over `jax.devices()` with a 1-D `Mesh` ('members'): every local
+device of a host, and every host after `jax.distributed.initialize()`. A member count that the
+device count does not divide is padded with copies of the last member, which are dropped from
+every result and never saved.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from rnnjax import config as config_lib
+from rnnjax import data as data_lib
+from rnnjax import metrics as metrics_lib
+from rnnjax import train as train_lib
+from rnnjax.errors import UserError
+
+# Sweep keys that would change array shapes or the program itself: members cannot share one
+# compiled program over them.
+SHAPE_CHANGING = ('hidden_sizes', 'window', 'horizon', 'batch_size', 'cell', 'activation',
+                  'epochs', 'implementation')
+MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
+
+
+@dataclasses.dataclass(frozen=True)
+class Members:
+  """The plan of an ensemble: one seed and one set of hyper-parameters per member.
+
+  Attributes:
+    seeds: [M] int seeds, train.seed + k.
+    hparams: dict name -> [M] float32 values (learning_rate, weight_decay, clip_norm, dropout).
+    swept: names of the hyper-parameters that vary between members.
+  """
+  seeds: np.ndarray
+  hparams: dict
+  swept: tuple[str, ...]
+
+  @property
+  def size(self) -> int:
+    return len(self.seeds)
+
+  def records(self) -> list[dict]:
+    """One dict per member: index, seed, and the value of each swept hyper-parameter."""
+    out = []
+    for k, seed in enumerate(self.seeds):
+      record = {'member': k, 'seed': int(seed)}
+      record.update({name: float(self.hparams[name][k]) for name in self.swept})
+      out.append(record)
+    return out
+
+
+def plan_members(config) -> Members | None:
+  """Members from `num_seeds` and `sweep`; None for a single run. Checks before any compile.
+
+  Without `sweep.grid`, every swept list holds one value per member (`num_seeds` values). With
+  `sweep.grid=True`, members are every combination of the swept lists, each trained with
+  `num_seeds` seeds (member k = combination k // num_seeds).
+
+  Raises:
+    UserError: num_seeds < 1, a list of the wrong length, or a shape-changing key swept.
+  """
+  num_seeds = config.num_seeds
+  if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+    raise UserError(f'num_seeds must be an integer >= 1, got {num_seeds!r}.')
+  for name in SHAPE_CHANGING:
+    if config.sweep.get(name) is not None:
+      raise UserError(f'sweep.{name} changes array shapes or the compiled program, so members '
+                      'of one run cannot differ in it; train one workdir per value instead. '
+                      f'Sweepable keys: {", ".join(config_lib.SWEEPABLE)}.')
+  swept = {name: tuple(config.sweep[name]) for name in config_lib.SWEEPABLE
+           if config.sweep[name] is not None}
+  for name, values in swept.items():
+    if not values:
+      raise UserError(f'sweep.{name} is empty; give at least one value or leave it unset.')
+    if not config.sweep.grid and len(values) != num_seeds:
+      raise UserError(f'sweep.{name} has {len(values)} values but num_seeds={num_seeds}: give '
+                      'one value per member, or set sweep.grid=True to train every combination.')
+  if not swept and num_seeds == 1:
+    return None
+  base = {k: float(v) for k, v in train_lib.default_hparams(config).items()}
+  if config.sweep.grid and swept:
+    combos = list(itertools.product(*swept.values()))
+    rows = [dict(zip(swept, combo)) for combo in combos for _ in range(num_seeds)]
+  else:
+    rows = [{name: values[k] for name, values in swept.items()} for k in range(num_seeds)]
+  hparams = {name: np.array([row.get(name, base[name]) for row in rows], np.float32)
+             for name in base}
+  probe = config.copy_and_resolve_references()
+  for row in rows:  # every member's values must pass the same checks as a single run's
+    with probe.unlocked():
+      probe.train.learning_rate = float(row.get('learning_rate', base['learning_rate']))
+      probe.train.weight_decay = float(row.get('weight_decay', base['weight_decay']))
+      probe.train.clip_norm = float(row.get('clip_norm', base['clip_norm']))
+      probe.model.dropout = float(row.get('dropout', base['dropout']))
+    config_lib.validate(probe)
+  seeds = config.train.seed + np.arange(len(rows))
+  return Members(seeds=seeds, hparams=hparams, swept=tuple(swept))
+
+
+def member_mesh() -> Mesh:
+  """A 1-D mesh over every device of every process, axis 'members'."""
+  return Mesh(np.array(jax.devices()), ('members',))
+
+
+def _global_array(host_value: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """An array laid out by `sharding`, built from the same host value on every process."""
+  return jax.make_array_from_callback(host_value.shape, sharding, lambda idx: host_value[idx])
+
+
+def to_host(tree):
+  """NumPy copies of (possibly multi-host sharded) arrays, the same on every process."""
+  def get(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+  return jax.tree.map(get, tree)
+
+
+def member_keys(seeds: np.ndarray) -> np.ndarray:
+  """[M, 2] uint32 keys: row k is `jax.random.PRNGKey(seeds[k])`, as a single run draws it."""
+  return np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in seeds])
+
+
+def make_program(trainer: train_lib.Trainer, config, members: Members):
+  """The vmapped, member-sharded program with the same interface as a single run's."""
+  from rnnjax.run import Program, _timed_compile  # the driver owns the interface
+
+  mesh = member_mesh()
+  num_devices = mesh.devices.size
+  size = members.size
+  padded = math.ceil(size / num_devices) * num_devices
+  take = np.minimum(np.arange(padded), size - 1)  # pad with copies of the last member
+  shard = NamedSharding(mesh, P('members'))
+  replicated = NamedSharding(mesh, P())
+  keys = _global_array(member_keys(members.seeds)[take], shard)
+  hparams = {k: _global_array(v[take], shard) for k, v in members.hparams.items()}
+  device_data = jax.tree.map(lambda a: _global_array(np.asarray(a), replicated),
+                             trainer.device_data)
+  vinit = jax.vmap(trainer.init)
+  program = Program(init=None, run=None, abstract_state=None, members=members)
+  init = _timed_compile(program, jax.jit(vinit, out_shardings=shard), keys, hparams)
+  program.init = lambda: init(keys, hparams)
+  saved_shapes = jax.eval_shape(vinit, keys[:size] if size == padded else keys, hparams)
+  program.abstract_state = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
+      saved_shapes)
+  vrun = jax.vmap(trainer.run_epochs, in_axes=(0, None, None))
+  compiled = {}
+
+  def run(state, n):
+    if n not in compiled:
+      fn = jax.jit(vrun, static_argnums=2, donate_argnums=0, out_shardings=shard)
+      compiled[n] = _timed_compile(program, fn, state, device_data, n)
+    state, history = compiled[n](state, device_data)
+    return state, jax.tree.map(lambda h: h[:size], history)
+
+  program.run = run
+  program.to_saved = lambda state: jax.tree.map(lambda a: a[:size], state)
+  program.from_saved = lambda state: jax.tree.map(
+      lambda a: jax.device_put(jnp.asarray(a)[take], shard), state)
+  return program
+
+
+def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params, state,
+             history: dict, members: Members) -> tuple[dict, dict, pd.DataFrame]:
+  """Scores the ensemble-mean forecast and every member; builds plot panels and history rows.
+
+  Returns:
+    (metrics, panels for plots.plot_predictions, history frame).
+  """
+  size = members.size
+  params = jax.tree.map(lambda a: a[:size], params)
+  diverged = np.asarray(state.diverged)[:size]
+  alive = ~diverged
+  series = trainer.device_data.series_TF
+  low_q, high_q = min(config.ensemble_quantiles), max(config.ensemble_quantiles)
+  results, panels, per_member = {}, {}, [dict() for _ in range(size)]
+  for part, starts in (('train', data.train_starts), ('val', data.val_starts)):
+    scaled_MN = train_lib.predict_windows(trainer, params, series, starts,
+                                          config.train.val_batch_size, member_axis=True)
+    forecast_MN = data.unscale_target(scaled_MN)
+    true = data.targets(starts)
+    mean = forecast_MN[alive].mean(axis=0)
+    band = (np.quantile(forecast_MN[alive], low_q, axis=0),
+            np.quantile(forecast_MN[alive], high_q, axis=0))
+    results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
+    panels[part] = (true, mean, band)
+    scaled_true = data.scaled_TF[data.target_positions(starts), 0]
+    if part == 'val':
+      results['val_mse_scaled'] = float(np.mean((scaled_MN[alive].mean(0) - scaled_true) ** 2))
+      results['val_spread_mean'] = float(forecast_MN[alive].std(axis=0).mean())
+      results['val_band_coverage'] = float(np.mean((true >= band[0]) & (true <= band[1])))
+    for k in range(size):
+      per_member[k].update({
+          f'{part}_rmse': metrics_lib.rmse(forecast_MN[k], true),
+          f'{part}_mae': metrics_lib.mae(forecast_MN[k], true)})
+      if part == 'val':
+        per_member[k]['val_mse_scaled'] = float(np.mean((scaled_MN[k] - scaled_true) ** 2))
+  active = np.asarray(history['active'], bool)
+  best_epoch = np.asarray(state.best_epoch)[:size]
+  for k, record in enumerate(members.records()):
+    per_member[k] = {**record, **per_member[k], 'diverged': bool(diverged[k]),
+                     'epochs_run': int(active[k].sum()), 'best_epoch': int(best_epoch[k])}
+  results['members'] = per_member
+  results['num_members'] = size
+  results['diverged_members'] = [int(k) for k in np.flatnonzero(diverged)]
+  results['ensemble_quantiles'] = [low_q, high_q]
+  for key in MEMBER_METRICS:
+    values = np.array([m[key] for m, ok in zip(per_member, alive) if ok])
+    results[f'member_{key}_mean'] = float(values.mean())
+    results[f'member_{key}_std'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+  loss = np.where(active, history['loss'], np.nan)
+  val = np.where(active, history['val_loss'], np.nan)
+  keep = alive[:, None]
+  columns = {'epoch': np.arange(1, loss.shape[1] + 1),
+             'loss': np.nanmean(np.where(keep, loss, np.nan), axis=0),
+             'val_loss': np.nanmean(np.where(keep, val, np.nan), axis=0)}
+  for k in range(size):
+    columns[f'loss_member{k}'] = loss[k]
+    columns[f'val_loss_member{k}'] = val[k]
+  return results, panels, pd.DataFrame(columns)

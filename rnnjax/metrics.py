@@ -1,0 +1,69 @@
+"""Errors in the series' own units and the naive baselines every forecast is held against."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnjax import data as data_lib
+from rnnjax.errors import UserError
+
+
+def rmse(pred, true) -> float:
+  """Root mean squared error of two same-shaped arrays."""
+  pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+  return float(np.sqrt(np.mean((pred - true) ** 2)))
+
+
+def mae(pred, true) -> float:
+  """Mean absolute error of two same-shaped arrays."""
+  pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+  return float(np.mean(np.abs(pred - true)))
+
+
+def persistence_forecast(values_T: np.ndarray, target_positions: np.ndarray,
+                         horizon: int) -> np.ndarray:
+  """The last input as the forecast: y_hat[t + horizon] = y[t]."""
+  return values_T[target_positions - horizon]
+
+
+def seasonal_lag(season: int, horizon: int) -> int:
+  """Steps back from the target to the latest value one or more whole seasons before it that is
+  already known when the forecast is made (at most `horizon` steps after the last input)."""
+  return season * math.ceil(horizon / season)
+
+
+def seasonal_naive_forecast(values_T: np.ndarray, target_positions: np.ndarray, season: int,
+                            horizon: int) -> np.ndarray:
+  """The value one season (or the fewest whole seasons >= horizon) before the target."""
+  lag = seasonal_lag(season, horizon)
+  if target_positions.min() - lag < 0:
+    raise UserError(f'data.season={season} reaches before the start of the series for the '
+                    'first validation window; use a shorter season.')
+  return values_T[target_positions - lag]
+
+
+def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.ndarray,
+                     season: int, prefix: str) -> dict:
+  """RMSE and MAE of `forecast` (original units) and of both baselines on the same windows.
+
+  Args:
+    data: the dataset the windows come from.
+    starts: [N] window starts.
+    forecast: [N] forecasts in the series' own units.
+    season: period of the seasonal-naive baseline.
+    prefix: 'val' or 'train'; baselines are reported for 'val' only.
+  """
+  true = data.targets(starts)
+  out = {f'{prefix}_rmse': rmse(forecast, true), f'{prefix}_mae': mae(forecast, true)}
+  if prefix == 'val':
+    target_series = data.values_TF[:, 0]
+    positions = data.target_positions(starts)
+    for name, base in (
+        ('persistence', persistence_forecast(target_series, positions, data.horizon)),
+        ('seasonal_naive', seasonal_naive_forecast(target_series, positions, season,
+                                                   data.horizon))):
+      out[f'baseline_{name}_rmse'] = rmse(base, true)
+      out[f'baseline_{name}_mae'] = mae(base, true)
+    out['val_rmse_skill_vs_persistence'] = 1.0 - out['val_rmse'] / out['baseline_persistence_rmse']
+  return out

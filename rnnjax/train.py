@@ -1,0 +1,265 @@
+"""Training state, loss, the jitted epoch and `make_train(config, data) -> train(key)`.
+
+Everything inside an epoch runs on the device: a minibatch is a vector of window start indices
+from a fresh permutation, and windows are gathered from the device-resident scaled series inside
+the step, so memory stays O(series length). Epochs are `lax.scan`s over minibatches; a chunk of
+epochs is a `lax.scan` over epochs, one compiled call. `rnnjax.run` drives chunks from Python.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rnnjax import data as data_lib
+from rnnjax import models
+
+Array = jax.Array
+# Adam as Keras builds it: its epsilon is 1e-7 (optax's default is 1e-8).
+ADAM_EPS = 1e-7
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue: a checkpoint holds exactly this (plus history).
+
+  Attributes:
+    params: model parameters after the last epoch.
+    opt_state: optimizer state (its hyper-parameters live in it, see `make_optimizer`).
+    key: [2] uint32 base key; epoch e draws from fold_in(key, e).
+    epoch: int32 epochs done.
+    hparams: dict of float32 scalars: learning_rate, weight_decay, clip_norm, dropout.
+    best_params: parameters of the epoch with the lowest val_loss so far.
+    best_val_loss: float32, inf before the first epoch.
+    best_epoch: int32 epoch (1-based) of best_params, 0 before the first epoch.
+    stopped: bool; once true (early stop or divergence) epochs leave the state unchanged.
+    diverged: bool; a non-finite loss was seen. The state holds the last finite epoch.
+  """
+  params: Any
+  opt_state: Any
+  key: Array
+  epoch: Array
+  hparams: dict
+  best_params: Any
+  best_val_loss: Array
+  best_epoch: Array
+  stopped: Array
+  diverged: Array
+
+
+class DeviceData(NamedTuple):
+  """The arrays a run reads on the device: series_TF [T, F], train/val window starts [N]."""
+  series_TF: Array
+  train_starts: Array
+  val_starts: Array
+
+
+class Trainer(NamedTuple):
+  """The pure pieces of a run; `make_trainer` builds them once every shape is known.
+
+  init(key, hparams) -> TrainState
+  run_epochs(state, device_data, num_epochs) -> (state, history: dict of [num_epochs] arrays)
+  predict(params, series_TF, starts_B) -> [B] scaled forecasts
+  predict_jit, predict_members_jit: `predict` jitted, for one model and for stacked members.
+  """
+  init: Callable
+  run_epochs: Callable
+  predict: Callable
+  predict_jit: Callable
+  predict_members_jit: Callable
+  model: models.Forecaster
+  device_data: DeviceData
+
+
+def default_hparams(config) -> dict:
+  """The sweepable hyper-parameters of `config`, as float32 scalars."""
+  t = config.train
+  values = dict(learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+                clip_norm=t.clip_norm, dropout=config.model.dropout)
+  return {k: jnp.float32(v) for k, v in values.items()}
+
+
+def _adam_with_clip(learning_rate, weight_decay, clip_norm):
+  # clip_norm 0 means no clipping; as a traced value it cannot pick a Python branch.
+  max_norm = jnp.where(clip_norm > 0, clip_norm, jnp.inf)
+  return optax.chain(optax.clip_by_global_norm(max_norm),
+                     optax.adamw(learning_rate, eps=ADAM_EPS, weight_decay=weight_decay))
+
+
+def make_optimizer(hparams: dict, skip_nonfinite: bool = False) -> optax.GradientTransformation:
+  """AdamW (Adam at weight_decay 0) after a global-norm clip, hyper-parameters in its state.
+
+  `optax.inject_hyperparams` keeps learning rate, weight decay and clip norm in the optimizer
+  state, so each member of a vmapped run carries its own values through the same program.
+  """
+  tx = optax.inject_hyperparams(_adam_with_clip)(
+      learning_rate=hparams['learning_rate'], weight_decay=hparams['weight_decay'],
+      clip_norm=hparams['clip_norm'])
+  if skip_nonfinite:
+    tx = optax.apply_if_finite(tx, max_consecutive_errors=5)
+  return tx
+
+
+def device_data(data: data_lib.Dataset) -> DeviceData:
+  return DeviceData(jnp.asarray(data.scaled_TF), jnp.asarray(data.train_starts),
+                    jnp.asarray(data.val_starts))
+
+
+def make_trainer(config, data: data_lib.Dataset) -> Trainer:
+  """Builds the pure training functions for `config` on `data`; reads the config, never writes it."""
+  model = models.from_config(config.model)
+  window, horizon = data.window, data.horizon
+  batch_size = config.train.batch_size
+  n_train, n_val = len(data.train_starts), len(data.val_starts)
+  num_batches = math.ceil(n_train / batch_size)
+  # Keras semantics: every window every epoch; the ragged last batch is padded and masked.
+  batch_mask = (np.arange(num_batches * batch_size) < n_train).reshape(num_batches, batch_size)
+  val_batch = min(config.train.val_batch_size, n_val)
+  patience = config.train.early_stopping_patience
+  skip_nonfinite = config.train.skip_nonfinite_updates
+  tx = make_optimizer(default_hparams(config), skip_nonfinite)
+
+  def init(key: Array, hparams: dict | None = None) -> TrainState:
+    hparams = default_hparams(config) if hparams is None else hparams
+    init_key, train_key = jax.random.split(key)
+    x = jnp.zeros((1, window, data.num_features), jnp.float32)
+    params = model.init(init_key, x)['params']
+    return TrainState(
+        params=params, opt_state=make_optimizer(hparams, skip_nonfinite).init(params),
+        key=train_key, epoch=jnp.int32(0), hparams=hparams, best_params=params,
+        best_val_loss=jnp.float32(jnp.inf), best_epoch=jnp.int32(0),
+        stopped=jnp.bool_(False), diverged=jnp.bool_(False))
+
+  predict = window_predictor(model, window, horizon)
+
+  def val_loss(params, dd: DeviceData) -> Array:
+    num_val_batches = math.ceil(n_val / val_batch)
+    pad = num_val_batches * val_batch - n_val
+    starts = jnp.concatenate([dd.val_starts, jnp.zeros(pad, jnp.int32)])
+    mask = jnp.arange(num_val_batches * val_batch) < n_val
+    batches = (starts.reshape(num_val_batches, val_batch), mask.reshape(num_val_batches, val_batch))
+
+    def body(total, batch):
+      starts_b, mask_b = batch
+      _, y = data_lib.gather_windows(dd.series_TF, starts_b, window, horizon)
+      err = predict(params, dd.series_TF, starts_b) - y
+      return total + jnp.sum(jnp.where(mask_b, err * err, 0.0)), None
+
+    total, _ = jax.lax.scan(body, jnp.float32(0.0), batches)
+    return total / n_val
+
+  def train_epoch(state: TrainState, dd: DeviceData) -> tuple[TrainState, dict]:
+    perm_key, dropout_key = jax.random.split(jax.random.fold_in(state.key, state.epoch))
+    order = jax.random.permutation(perm_key, n_train)
+    order = jnp.concatenate([order, jnp.zeros(batch_mask.size - n_train, order.dtype)])
+    batches = (order.reshape(batch_mask.shape), jnp.asarray(batch_mask),
+               jax.random.split(dropout_key, num_batches))
+
+    def loss_fn(params, x_BTF, y_B, mask_B, key):
+      pred = model.apply({'params': params}, x_BTF, train=True,
+                         dropout_rate=state.hparams['dropout'], rngs={'dropout': key})
+      return jnp.sum(jnp.where(mask_B, (pred - y_B) ** 2, 0.0)) / jnp.sum(mask_B)
+
+    def step(carry, batch):
+      params, opt_state = carry
+      idx_B, mask_B, key = batch
+      x, y = data_lib.gather_windows(dd.series_TF, dd.train_starts[idx_B], window, horizon)
+      loss, grads = jax.value_and_grad(loss_fn)(params, x, y, mask_B, key)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(mask_B)
+
+    (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state), batches)
+    loss = jnp.sum(weighted) / n_train  # mean over windows, as Keras reports it
+    v_loss = val_loss(params, dd)
+    finite = jnp.isfinite(loss) & jnp.isfinite(v_loss)
+    active = ~state.stopped
+    epoch = state.epoch + 1
+    improved = active & finite & (v_loss < state.best_val_loss)
+    best_epoch = jnp.where(improved, epoch, state.best_epoch)
+    stop = ~finite
+    if patience:
+      stop = stop | (epoch - best_epoch >= patience)
+    new = state.replace(
+        params=params, opt_state=opt_state, epoch=epoch,
+        best_params=_select(improved, params, state.best_params),
+        best_val_loss=jnp.where(improved, v_loss, state.best_val_loss), best_epoch=best_epoch,
+        stopped=stop, diverged=~finite)
+    # A stopped member (early stop, or the epoch that went non-finite) keeps its last good state,
+    # so a vmapped member stops exactly where a single run of it would.
+    keep_new = active & finite
+    state = _select(keep_new, new, state.replace(stopped=state.stopped | stop,
+                                                 diverged=state.diverged | ~finite))
+    return state, {'loss': loss, 'val_loss': v_loss, 'active': active}
+
+  def run_epochs(state: TrainState, dd: DeviceData, num_epochs: int):
+    return jax.lax.scan(lambda s, _: train_epoch(s, dd), state, None, length=num_epochs)
+
+  return Trainer(init=init, run_epochs=run_epochs, predict=predict,
+                 predict_jit=jax.jit(predict),
+                 predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
+                 model=model, device_data=device_data(data))
+
+
+def _select(pred, on_true, on_false):
+  return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def final_params(state: TrainState, early_stopping: bool):
+  """The parameters a run reports: the best epoch's with early stopping, else the last epoch's."""
+  return state.best_params if early_stopping else state.params
+
+
+def make_train(config, data: data_lib.Dataset) -> Callable:
+  """Returns `train(key, hparams=None) -> (TrainState, history)`, a pure function.
+
+  One model: `jax.jit(train)(jax.random.PRNGKey(0))`. Many at once, same code:
+  `jax.jit(jax.vmap(train))(keys)`. history holds [epochs] arrays 'loss' and 'val_loss'
+  (scaled MSE, as Keras' History) and 'active' (false after an early stop).
+  """
+  trainer = make_trainer(config, data)
+  epochs = config.train.epochs
+
+  def train(key: Array, hparams: dict | None = None):
+    state = trainer.init(key, hparams)
+    return trainer.run_epochs(state, trainer.device_data, epochs)
+
+  return train
+
+
+def window_predictor(model: models.Forecaster, window: int, horizon: int) -> Callable:
+  """`predict(params, series_TF [T, F], starts_B [B]) -> [B]` scaled forecasts, no dropout."""
+  def predict(params, series_TF: Array, starts_B: Array) -> Array:
+    x, _ = data_lib.gather_windows(series_TF, starts_B, window, horizon)
+    return model.apply({'params': params}, x)
+  return predict
+
+
+def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
+                    batch_size: int = 4096, member_axis: bool = False) -> np.ndarray:
+  """Scaled forecasts for every window start, in fixed-size jitted batches.
+
+  Args:
+    trainer: from `make_trainer` (or any object with `predict_jit`/`predict_members_jit`).
+    params: one model's parameters, or a stack of members' with `member_axis=True`.
+    series_TF: [T, F] scaled series.
+    starts: [N] window starts.
+    batch_size: windows per compiled call.
+    member_axis: params carry a leading member axis; the result is then [M, N].
+
+  Returns:
+    [N] (or [M, N]) forecasts, scaled units.
+  """
+  fn = trainer.predict_members_jit if member_axis else trainer.predict_jit
+  n = len(starts)
+  batch = max(1, min(batch_size, n))
+  padded = np.zeros(math.ceil(n / batch) * batch, np.int32)
+  padded[:n] = starts
+  out = [np.asarray(fn(params, series_TF, jnp.asarray(padded[i:i + batch])))
+         for i in range(0, len(padded), batch)]
+  return np.concatenate(out, axis=-1)[..., :n]
+

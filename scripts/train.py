@@ -1,0 +1,45 @@
+"""Trains (or resumes) the forecaster a config file describes, writing everything to --workdir.
+
+  python scripts/train.py --config configs/seed_gru.py --workdir runs/seed_gru
+  python scripts/train.py --config configs/seed_gru.py --workdir runs/s5 --config.num_seeds=5
+
+Running the same command again resumes from the latest checkpoint. All the work is in
+`rnnjax.run.train_and_evaluate`, tested there; this file only reads flags.
+"""
+import json
+import sys
+
+from absl import app, flags, logging
+import jax
+from ml_collections import config_flags
+
+from rnnjax import errors, run
+
+config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
+                                'with --config.section.key=value.', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints and outputs.')
+flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --workdir.')
+flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() first: one process '
+                  'per host, coordinator from the cluster environment or JAX_COORDINATOR_* '
+                  'variables.')
+flags.mark_flags_as_required(['config', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)
+  if FLAGS.distributed:
+    jax.distributed.initialize()
+  metrics = errors.exit_on_user_error(
+      lambda: run.train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.overwrite,
+                                     progress=jax.process_index() == 0))
+  if jax.process_index() == 0:
+    keys = ('val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
+            'compile_seconds', 'train_seconds')
+    print(json.dumps({k: round(metrics[k], 4) for k in keys}), file=sys.stdout)
+
+
+if __name__ == '__main__':
+  app.run(main)
