@@ -78,6 +78,7 @@ class GRURecurrence(_Recurrence):
     hr, hz, hn = jnp.split(hp, 3, axis=-1)
     r = nn.sigmoid(xr + hr)
     z = nn.sigmoid(xz + hz)
+    b_hn = jnp.reshape(b_hn, (1,) * (hn.ndim - 1) + b_hn.shape)  # explicit: rank promotion off
     n = activation_fn(self.activation)(xn + r * (hn + b_hn))
     h = (1.0 - z) * n + z * h_BH
     return h, h
