@@ -1,20 +1,24 @@
-"""Recurrent cells and the stacked forecaster built from `flax.linen.RNN` layers.
+"""Recurrent cells and the stacked forecaster.
 
-Two implementations of each cell give the same function:
-  'flax'  - flax's stock `GRUCell`, `LSTMCell`, `SimpleCell` inside `nn.RNN`.
-  'fused' - the input projection of every time step is one matrix product before the scan;
-            the scanned cell (`GRURecurrence`, ...) only does the recurrent product. The cells
-            keep `nn.RNN`'s carry/call contract, their inputs being the projected sequence.
+Two implementations of each cell ('gru', 'lstm', 'simple') compute the same function:
+  'flax'  - flax's stock `GRUCell`, `OptimizedLSTMCell`, `SimpleCell`, each in an `nn.RNN`.
+  'fused' - `FusedRNN`: the input projection of every time step is one matrix product before
+            the time loop, which then only does the recurrent product, and the backward pass
+            forms the recurrent weight gradient after the loop (`rnnjax.recurrence`). Its cell
+            math is also available as `Recurrence`, an `nn.RNN`-compatible cell.
 Kernels start as in Keras (Glorot-uniform inputs, orthogonal recurrence, zero biases; LSTM
 forget bias 1 for the fused cell), so runs compare with the tutorial's.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from rnnjax import recurrence
 
 ACTIVATION_FNS: dict[str, Callable] = {
     'tanh': jnp.tanh, 'swish': nn.swish, 'silu': nn.silu, 'relu': nn.relu, 'gelu': nn.gelu,
@@ -45,77 +49,93 @@ def stock_cell(cell: str, features: int, activation: str) -> nn.RNNCellBase:
   raise ValueError(f'unknown cell {cell!r}; choose one of {sorted(GATES)}')
 
 
-class _Recurrence(nn.RNNCellBase):
-  """Base of the fused cells: inputs are already projected, [..., gates * features]."""
+def _gates(xp, count: int) -> tuple:
+  """Per-gate inputs: a tuple of `count` arrays as given, or split from one [..., count * H]."""
+  return tuple(xp) if isinstance(xp, (tuple, list)) else tuple(jnp.split(xp, count, axis=-1))
+
+
+def _row(v, like):
+  """A bias [H] shaped to add to `like` [..., H] (rank promotion is off in tests)."""
+  return jnp.reshape(v, (1,) * (like.ndim - 1) + v.shape)
+
+
+# The gate arithmetic of each cell, given the recurrent product hp = h @ W_h [..., G*H]. The
+# nn.RNN cells below and the fused layer's custom-VJP scan both call these, so the two
+# implementations share one definition of each cell.
+
+def gru_gates(h, xp, hp, b_hn, act):
+  """GRU, gates [r | z | n] as flax's GRUCell: r = sigmoid(xp_r + hp_r),
+  z = sigmoid(xp_z + hp_z), n = act(xp_n + r * (hp_n + b_hn)), h' = (1 - z) * n + z * h."""
+  xr, xz, xn = _gates(xp, 3)
+  hr, hz, hn = jnp.split(hp, 3, axis=-1)
+  r = nn.sigmoid(xr + hr)
+  z = nn.sigmoid(xz + hz)
+  n = act(xn + r * (hn + _row(b_hn, hn)))
+  return (1.0 - z) * n + z * h
+
+
+def lstm_gates(carry, xp, hp, _, act):
+  """LSTM, gates [i | f | g | o] as flax's LSTMCell; carry (c, h):
+  c' = sigmoid(f) * c + sigmoid(i) * act(g), h' = sigmoid(o) * act(c')."""
+  c, _ = carry
+  i, f, g, o = (x + y for x, y in zip(_gates(xp, 4), jnp.split(hp, 4, axis=-1)))
+  c = nn.sigmoid(f) * c + nn.sigmoid(i) * act(g)
+  return c, nn.sigmoid(o) * act(c)
+
+
+def simple_gates(h, xp, hp, _, act):
+  """Elman: h' = act(xp + hp)."""
+  (xp,) = _gates(xp, 1)
+  return act(xp + hp)
+
+
+GATE_FNS = {'gru': gru_gates, 'lstm': lstm_gates, 'simple': simple_gates}
+
+
+def carry_output(cell: str) -> Callable:
+  """carry -> h, the part of the carry that is the layer's output and feeds W_h."""
+  return (lambda carry: carry[1]) if cell == 'lstm' else (lambda carry: carry)
+
+
+class Recurrence(nn.RNNCellBase):
+  """The fused layer's cell as an `nn.RNN` cell: inputs are projected, xp = x @ W_i + b_i.
+
+  Same carry and call contract as flax's cells: (carry, xp [..., G*H]) -> (carry, h), with xp
+  one array (as nn.RNN passes it) or a tuple of G per-gate arrays.
+  """
+  cell: str
   features: int
   activation: str = 'tanh'
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):
-    return jnp.zeros(input_shape[:-1] + (self.features,), jnp.float32)
+    zeros = jnp.zeros(input_shape[:-1] + (self.features,), jnp.float32)
+    return (zeros, zeros) if self.cell == 'lstm' else zeros
 
   @property
   def num_feature_axes(self) -> int:
     return 1
 
-  def _recurrent(self, h_BH, gates: int):
-    kernel = self.param('recurrent_kernel', RECURRENT_INIT, (self.features, gates * self.features))
-    return h_BH @ kernel
+  @nn.compact
+  def __call__(self, carry, xp):
+    kernel, bias = RecurrentParams(self.cell, self.features, name='recurrence')()
+    hp = carry_output(self.cell)(carry) @ kernel
+    carry = GATE_FNS[self.cell](carry, xp, hp, bias, activation_fn(self.activation))
+    return carry, carry_output(self.cell)(carry)
 
 
-class GRURecurrence(_Recurrence):
-  """GRU step on projected inputs xp = x @ W_i + b_i, laid out [r | z | n] (flax's GRUCell math).
-
-  r = sigmoid(xp_r + h W_hr), z = sigmoid(xp_z + h W_hz),
-  n = act(xp_n + r * (h W_hn + b_hn)), h' = (1 - z) * n + z * h.
-  """
+class RecurrentParams(nn.Module):
+  """The recurrent kernel [H, G*H] and, for a GRU, the reset-gated bias b_hn [H]."""
+  cell: str
+  features: int
 
   @nn.compact
-  def __call__(self, h_BH, xp_BG):
-    hp = self._recurrent(h_BH, 3)
-    b_hn = self.param('recurrent_bias', nn.initializers.zeros_init(), (self.features,))
-    xr, xz, xn = jnp.split(xp_BG, 3, axis=-1)
-    hr, hz, hn = jnp.split(hp, 3, axis=-1)
-    r = nn.sigmoid(xr + hr)
-    z = nn.sigmoid(xz + hz)
-    b_hn = jnp.reshape(b_hn, (1,) * (hn.ndim - 1) + b_hn.shape)  # explicit: rank promotion off
-    n = activation_fn(self.activation)(xn + r * (hn + b_hn))
-    h = (1.0 - z) * n + z * h_BH
-    return h, h
-
-
-class LSTMRecurrence(_Recurrence):
-  """LSTM step on projected inputs laid out [i | f | g | o] (flax's LSTMCell math).
-
-  c' = f * c + i * g with g = act(.), h' = o * act(c'); the carry is (c, h) as in flax.
-  """
-
-  @nn.nowrap
-  def initialize_carry(self, rng, input_shape):
-    zeros = jnp.zeros(input_shape[:-1] + (self.features,), jnp.float32)
-    return zeros, zeros
-
-  @nn.compact
-  def __call__(self, carry, xp_BG):
-    c, h = carry
-    gates = xp_BG + self._recurrent(h, 4)
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    act = activation_fn(self.activation)
-    c = nn.sigmoid(f) * c + nn.sigmoid(i) * act(g)
-    h = nn.sigmoid(o) * act(c)
-    return (c, h), h
-
-
-class SimpleRecurrence(_Recurrence):
-  """Elman step on projected inputs: h' = act(xp + h W_h)."""
-
-  @nn.compact
-  def __call__(self, h_BH, xp_BH):
-    h = activation_fn(self.activation)(xp_BH + self._recurrent(h_BH, 1))
-    return h, h
-
-
-RECURRENCES = {'gru': GRURecurrence, 'lstm': LSTMRecurrence, 'simple': SimpleRecurrence}
+  def __call__(self):
+    kernel = self.param('recurrent_kernel', RECURRENT_INIT,
+                        (self.features, GATES[self.cell] * self.features))
+    bias = (self.param('recurrent_bias', nn.initializers.zeros_init(), (self.features,))
+            if self.cell == 'gru' else jnp.zeros((0,), jnp.float32))
+    return kernel, bias
 
 
 def _input_bias_init(cell: str, features: int):
@@ -129,22 +149,30 @@ def _input_bias_init(cell: str, features: int):
 
 
 class FusedRNN(nn.Module):
-  """One recurrent layer: the input projection of all steps at once, then `nn.RNN` over the rest.
+  """One recurrent layer: the input projection of all steps at once, then the recurrence.
 
-  Maps x [B, T, F] to hidden states [B, T, features].
+  Maps time-major x [T, B, F] to hidden states [T, B, features]. The projection is split per
+  gate before the scan: XLA:CPU runs a step several times faster when each gate's input is its
+  own scanned array than when the step slices one [B, G*H] slab. The recurrence is
+  `rnnjax.recurrence.scan`, a `lax.scan` whose backward pass forms the recurrent weight
+  gradient in one product after the loop (docs/benchmarks.md has the measurements).
   """
   cell: str
   features: int
   activation: str = 'tanh'
-  unroll: int = 1
 
   @nn.compact
-  def __call__(self, x_BTF):
+  def __call__(self, x_TBF):
     gates = GATES[self.cell]
-    xp_BTG = nn.Dense(gates * self.features, kernel_init=KERNEL_INIT,
-                      bias_init=_input_bias_init(self.cell, self.features), name='input')(x_BTF)
-    recurrence = RECURRENCES[self.cell](self.features, self.activation, name='recurrence')
-    return nn.RNN(recurrence, unroll=self.unroll)(xp_BTG)
+    xp_TBG = nn.Dense(gates * self.features, kernel_init=KERNEL_INIT,
+                      bias_init=_input_bias_init(self.cell, self.features), name='input')(x_TBF)
+    per_gate = tuple(jnp.split(xp_TBG, gates, axis=-1))
+    kernel, bias = RecurrentParams(self.cell, self.features, name='recurrence')()
+    step = functools.partial(GATE_FNS[self.cell], act=activation_fn(self.activation))
+    carry0 = Recurrence(self.cell, self.features).initialize_carry(
+        None, x_TBF.shape[1:-1] + (self.features,))
+    _, h_TBH = recurrence.scan(step, carry_output(self.cell), kernel, bias, per_gate, carry0)
+    return h_TBH
 
 
 def dropout(x, rate, key):
@@ -189,15 +217,18 @@ class Forecaster(nn.Module):
     """
     rate = self.dropout if dropout_rate is None else dropout_rate
     use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
-    h = x_BTF
+    fused = self.implementation == 'fused'
+    # The fused layers run time-major end to end: one transpose in, none between layers.
+    h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF
     for i, size in enumerate(self.hidden_sizes):
-      if self.implementation == 'fused':
-        h = FusedRNN(self.cell, size, self.activation, self.unroll, name=f'rnn_{i}')(h)
+      if fused:
+        h = FusedRNN(self.cell, size, self.activation, name=f'rnn_{i}')(h)
       else:
         h = nn.RNN(stock_cell(self.cell, size, self.activation), unroll=self.unroll,
                    name=f'rnn_{i}')(h)
       if i == len(self.hidden_sizes) - 1:
-        h = h[:, -1]  # only the last step feeds the head, as Keras' return_sequences=False
+        h = h[-1] if fused else h[:, -1]  # only the last step feeds the head (Keras'
+        # return_sequences=False)
       if use_dropout:
         h = dropout(h, rate, self.make_rng('dropout'))
     return nn.Dense(1, kernel_init=KERNEL_INIT, name='head')(h)[:, 0]
