@@ -25,11 +25,25 @@ LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
 
 
+def _handlers() -> dict:
+  return {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
+
+
 def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                          enable_async_checkpointing=False)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                               item_names=('state', 'meta'))
+                               item_handlers=_handlers())
+
+
+def _local_abstract(manager: ocp.CheckpointManager, step: int):
+  """The saved tree's shapes and dtypes, placed whole on this process's first device.
+
+  Restoring into this works whatever device layout the checkpoint was saved from.
+  """
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  tree = manager.item_metadata(step)['state']
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
 
 
 class Checkpointer:
@@ -64,18 +78,18 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any = None):
   Args:
     manager: a CheckpointManager with items 'state' and 'meta'.
     abstract_state: pytree of `jax.ShapeDtypeStruct` (with shardings) to restore into; None
-      restores the raw tree of arrays (nested dicts), enough for inference.
+      restores the saved tree as nested dicts on one device, enough for inference.
 
   Returns:
     (state, meta), or None when no step restores.
   """
   manager.reload()
   for step in sorted(manager.all_steps(), reverse=True):
-    state_args = (ocp.args.StandardRestore(abstract_state) if abstract_state is not None
-                  else ocp.args.StandardRestore())
     try:
+      target = abstract_state if abstract_state is not None else _local_abstract(manager, step)
       restored = manager.restore(
-          step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                        meta=ocp.args.JsonRestore()))
       jax.block_until_ready(restored.state)
     except Exception as e:  # noqa: BLE001 - any failure means this step cannot be used
       logging.warning('skipping checkpoint %s: it could not be restored (%s: %s)',
@@ -112,7 +126,7 @@ def load_for_inference(workdir: str) -> tuple[dict, dict]:
                     'first with scripts/train.py --workdir.')
   options = ocp.CheckpointManagerOptions(create=False, read_only=True)
   manager = ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                                  item_names=('state', 'meta'))
+                                  item_handlers=_handlers())
   restored = restore_newest(manager)
   manager.close()
   if restored is None:

@@ -16,6 +16,10 @@ CELLS = ('gru', 'lstm', 'simple')
 ACTIVATIONS = ('tanh', 'swish', 'silu', 'relu', 'gelu', 'sigmoid', 'elu', 'softplus', 'linear')
 # Hyper-parameters that change no array shape, so members of one vmapped run may differ in them.
 SWEEPABLE = ('learning_rate', 'weight_decay', 'clip_norm', 'dropout')
+# Keys that change array shapes or the compiled program: members cannot share one program over
+# them. They exist under `sweep` only so that sweeping one is refused with a clear message.
+SHAPE_CHANGING = ('hidden_sizes', 'window', 'horizon', 'batch_size', 'cell', 'activation',
+                  'epochs', 'implementation')
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -66,7 +70,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.num_seeds = 1                    # members trained at once; member k uses seed train.seed + k
   c.sweep = ml_collections.ConfigDict()
-  for name in SWEEPABLE:
+  for name in SWEEPABLE + SHAPE_CHANGING:
     c.sweep[name] = ml_collections.FieldReference(None, field_type=tuple)
   c.sweep.grid = False               # False: one value per member; True: every combination
   c.ensemble_quantiles = (0.1, 0.9)  # band drawn and written for ensembles

@@ -27,10 +27,6 @@ from rnnjax import metrics as metrics_lib
 from rnnjax import train as train_lib
 from rnnjax.errors import UserError
 
-# Sweep keys that would change array shapes or the program itself: members cannot share one
-# compiled program over them.
-SHAPE_CHANGING = ('hidden_sizes', 'window', 'horizon', 'batch_size', 'cell', 'activation',
-                  'epochs', 'implementation')
 MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
 
 
@@ -74,7 +70,7 @@ def plan_members(config) -> Members | None:
   num_seeds = config.num_seeds
   if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
     raise UserError(f'num_seeds must be an integer >= 1, got {num_seeds!r}.')
-  for name in SHAPE_CHANGING:
+  for name in config_lib.SHAPE_CHANGING:
     if config.sweep.get(name) is not None:
       raise UserError(f'sweep.{name} changes array shapes or the compiled program, so members '
                       'of one run cannot differ in it; train one workdir per value instead. '

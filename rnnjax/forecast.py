@@ -42,13 +42,28 @@ class TrainedRun:
   predict_members_jit: object
 
 
-def load_run(workdir: str) -> TrainedRun:
-  """Reads the newest usable checkpoint of `workdir` (see rnnjax.checkpoint)."""
+def load_run(workdir: str, member: int | None = None) -> TrainedRun:
+  """Reads the newest usable checkpoint of `workdir` (see rnnjax.checkpoint).
+
+  Args:
+    workdir: a workdir written by `rnnjax.run.train_and_evaluate`.
+    member: for an ensemble workdir, extract this member as a single model; None keeps the
+      whole ensemble (without diverged members).
+  """
   state, meta = ckpt_lib.load_for_inference(workdir)
   config = config_lib.from_json(meta['config'])
   early = config.train.early_stopping_patience > 0
   params = state['best_params'] if early else state['params']
-  if meta['members'] is not None:  # diverged members take no part in the ensemble's forecast
+  members = meta['members']
+  if member is not None:
+    if members is None:
+      raise UserError(f'{workdir!r} holds a single model, not an ensemble: drop --member.')
+    if not 0 <= member < len(members):
+      raise UserError(f'--member={member} is out of range: {workdir!r} has members '
+                      f'0..{len(members) - 1}.')
+    params = jax.tree.map(lambda a: np.asarray(a)[member], params)
+    members = None
+  elif members is not None:  # diverged members take no part in the ensemble's forecast
     alive = ~np.asarray(state['diverged'], bool)
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
   model = models.from_config(config.model)
@@ -56,7 +71,7 @@ def load_run(workdir: str) -> TrainedRun:
   return TrainedRun(config=config, params=params,
                     scaler=data_lib.scaler_from_state(meta['scaler']),
                     target_scaler=data_lib.scaler_from_state(meta['target_scaler']),
-                    columns=tuple(meta['columns']), members=meta['members'],
+                    columns=tuple(meta['columns']), members=members,
                     predict_jit=jax.jit(predict),
                     predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))))
 
@@ -112,9 +127,10 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   return frame
 
 
-def forecast_csv(workdir: str, csv_path: str, out_path: str) -> pd.DataFrame:
+def forecast_csv(workdir: str, csv_path: str, out_path: str,
+                 member: int | None = None) -> pd.DataFrame:
   """Forecasts the series in `csv_path` with the run in `workdir` and writes `out_path`."""
-  run = load_run(workdir)
+  run = load_run(workdir, member)
   d = run.config.data
   times, values = data_lib.load_csv(csv_path, d.time_column, run.columns, d.fill)
   frame = forecast_frame(run, times, values, run.config.train.val_batch_size)

@@ -1,0 +1,166 @@
+"""Many seeds at once: vmapped members equal single runs, sweeps, sharding, ensemble outputs."""
+import json
+import os
+import subprocess
+import textwrap
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PYTHON, ROOT, script_env, tiny_config
+from rnnjax import checkpoint as ckpt_lib
+from rnnjax import data as data_lib
+from rnnjax import ensemble, forecast, run, train
+from rnnjax.errors import UserError
+
+
+def _single(config, seed, **hparams):
+  """History and final params of a plain jit(train) run with `seed`."""
+  d = data_lib.prepare(config.data)
+  hp = train.default_hparams(config)
+  hp.update({k: np.float32(v) for k, v in hparams.items()})
+  state, history = jax.jit(train.make_train(config, d))(jax.random.PRNGKey(seed), hp)
+  return jax.device_get(history), jax.device_get(state.params)
+
+
+def test_member_k_equals_single_run_with_seed_k():
+  config = tiny_config()
+  d = data_lib.prepare(config.data)
+  members = ensemble.plan_members(tiny_config(num_seeds=3))
+  keys = ensemble.member_keys(members.seeds)
+  hparams = {k: np.asarray(v) for k, v in members.hparams.items()}
+  states, histories = jax.jit(jax.vmap(train.make_train(config, d)))(keys, hparams)
+  for k in range(3):
+    history, params = _single(config, k)
+    np.testing.assert_allclose(histories['loss'][k], history['loss'], rtol=1e-5, atol=1e-7,
+                               err_msg=f'member {k} loss history differs from the seed-{k} run')
+    np.testing.assert_allclose(histories['val_loss'][k], history['val_loss'], rtol=1e-5,
+                               atol=1e-7, err_msg=f'member {k} val_loss differs')
+    for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(params)):
+      np.testing.assert_allclose(np.asarray(a)[k], b, rtol=1e-5, atol=1e-6,
+                                 err_msg=f'member {k} params differ from the seed-{k} run')
+  assert not np.allclose(histories['loss'][0], histories['loss'][1]), 'members 0 and 1 coincide'
+
+
+def test_sweep_members_record_values_and_match_single_runs(tmp_path):
+  config = tiny_config(num_seeds=2)
+  config.sweep.learning_rate = (1e-3, 1e-2)
+  config.sweep.dropout = (0.0, 0.2)
+  metrics = run.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  records = metrics['members']
+  assert [r['learning_rate'] for r in records] == pytest.approx([1e-3, 1e-2])
+  assert [r['dropout'] for r in records] == pytest.approx([0.0, 0.2])
+  assert [r['seed'] for r in records] == [0, 1]
+  history, _ = _single(tiny_config(), 1, learning_rate=1e-2, dropout=0.2)
+  frame = pd.read_csv(tmp_path / 'w' / 'history.csv')
+  np.testing.assert_allclose(frame['val_loss_member1'], history['val_loss'], rtol=1e-5,
+                             err_msg='member 1 of the sweep is not the single run with its values')
+
+
+def test_grid_sweep_expands_every_combination():
+  config = tiny_config(num_seeds=2)
+  config.sweep.grid = True
+  config.sweep.learning_rate = (1e-3, 3e-3)
+  config.sweep.weight_decay = (0.0, 0.1, 0.2)
+  members = ensemble.plan_members(config)
+  assert members.size == 12
+  pairs = set(zip(members.hparams['learning_rate'].tolist(),
+                  members.hparams['weight_decay'].tolist()))
+  assert len(pairs) == 6, f'grid combinations missing: {pairs}'
+  assert list(members.seeds) == list(range(12))
+
+
+@pytest.mark.parametrize('setup, words', [
+    (lambda c: setattr(c, 'num_seeds', 0), 'num_seeds'),
+    (lambda c: setattr(c.sweep, 'learning_rate', (1e-3, 2e-3, 3e-3)), 'sweep.learning_rate'),
+    (lambda c: setattr(c.sweep, 'hidden_sizes', ((8,), (16,))), 'sweep.hidden_sizes'),
+    (lambda c: setattr(c.sweep, 'window', (12, 24)), 'sweep.window'),
+    (lambda c: setattr(c.sweep, 'learning_rate', (1e-3, -1.0)), 'learning_rate'),
+])
+def test_bad_ensemble_config_names_the_key(setup, words):
+  config = tiny_config(num_seeds=2)
+  setup(config)
+  with pytest.raises(UserError, match=words.replace('.', r'\.')):
+    ensemble.plan_members(config)
+
+
+def test_ensemble_workdir_metrics_plots_and_predict(tmp_path):
+  workdir = str(tmp_path / 'w')
+  config = tiny_config(num_seeds=3)
+  metrics = run.train_and_evaluate(config, workdir, progress=False)
+  for key in ('val_rmse', 'val_mae', 'val_mse_scaled', 'baseline_persistence_rmse',
+              'baseline_seasonal_naive_rmse', 'train_seconds', 'compile_seconds'):
+    assert np.isfinite(metrics[key]), f'ensemble metrics.json lacks a finite {key}'
+  assert len(metrics['members']) == 3
+  member_rmse = [m['val_rmse'] for m in metrics['members']]
+  assert metrics['member_val_rmse_mean'] == pytest.approx(np.mean(member_rmse))
+  assert metrics['member_val_rmse_std'] == pytest.approx(np.std(member_rmse, ddof=1))
+
+  # The ensemble forecast is the members' mean: recompute it from each extracted member.
+  d = data_lib.prepare(config.data)
+  frames = [forecast.forecast_frame(forecast.load_run(workdir, member=k), d.timestamps,
+                                    d.values_TF) for k in range(3)]
+  whole = forecast.forecast_frame(forecast.load_run(workdir), d.timestamps, d.values_TF)
+  mean = np.mean([f['forecast'] for f in frames], axis=0)
+  np.testing.assert_allclose(whole['forecast'], mean, rtol=1e-5, atol=1e-5)
+  assert {'forecast_std', 'forecast_q0.1', 'forecast_q0.9'} <= set(whole.columns)
+  assert np.all(whole['forecast_q0.1'] <= whole['forecast_q0.9'])
+  val = whole.set_index('target_time').loc[d.timestamps[d.target_positions(d.val_starts)]]
+  rmse = np.sqrt(np.mean((val['forecast'] - d.targets(d.val_starts)) ** 2))
+  assert metrics['val_rmse'] == pytest.approx(rmse, rel=1e-4), 'val_rmse is not the mean forecast'
+  for k in range(3):
+    assert frames[k]['forecast'].notna().all()
+    member_val = frames[k].set_index('target_time').loc[val.index, 'forecast']
+    own = np.sqrt(np.mean((member_val - d.targets(d.val_starts)) ** 2))
+    assert metrics['members'][k]['val_rmse'] == pytest.approx(own, rel=1e-4)
+
+  state, meta = ckpt_lib.load_for_inference(workdir)
+  assert all(np.asarray(leaf).shape[0] == 3 for leaf in jax.tree.leaves(state['params'])), \
+      'the checkpoint does not hold the seed-stacked state'
+  for name in ('history.csv', 'loss.png', 'predictions.png'):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0
+
+
+_SHARDED = textwrap.dedent('''
+    import json, sys
+    import jax, numpy as np
+    sys.path.insert(0, 'tests')
+    from conftest import tiny_config
+    from rnnjax import data as data_lib, ensemble, run, train
+    config = tiny_config(num_seeds=6)
+    program = ensemble.make_program(
+        train.make_trainer(config, data_lib.prepare(config.data)), config,
+        ensemble.plan_members(config))
+    leaf = jax.tree.leaves(program.init())[0]
+    metrics = run.train_and_evaluate(config, sys.argv[1], progress=False)
+    print(json.dumps({'devices': jax.device_count(), 'shape': leaf.shape,
+                      'used': len(leaf.sharding.device_set),
+                      'spec': str(leaf.sharding.spec)}))
+''')
+
+
+def test_sharded_run_equals_unsharded_run(tmp_path):
+  """6 members on 4 forced host devices (padded to 8) equal the same run on one device."""
+  sharded_dir = str(tmp_path / 'sharded')
+  proc = subprocess.run(
+      [PYTHON, '-c', _SHARDED, sharded_dir], cwd=ROOT, capture_output=True, text=True,
+      timeout=300, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  info = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert info['devices'] == 4 and info['used'] == 4, f'not sharded over 4 devices: {info}'
+  assert info['shape'][0] == 8, f'6 members should be padded to 8 on 4 devices: {info}'
+  assert 'members' in info['spec']
+
+  plain_dir = str(tmp_path / 'plain')
+  run.train_and_evaluate(tiny_config(num_seeds=6), plain_dir, progress=False)
+  sharded, _ = ckpt_lib.load_for_inference(sharded_dir)
+  plain, _ = ckpt_lib.load_for_inference(plain_dir)
+  for a, b in zip(jax.tree.leaves(sharded['params']), jax.tree.leaves(plain['params'])):
+    assert np.asarray(a).shape == np.asarray(b).shape
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
+                               err_msg='sharded params differ from the unsharded run')
+  h1 = pd.read_csv(os.path.join(sharded_dir, 'history.csv'))
+  h2 = pd.read_csv(os.path.join(plain_dir, 'history.csv'))
+  np.testing.assert_allclose(h1.to_numpy(), h2.to_numpy(), rtol=1e-5)
