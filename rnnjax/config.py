@@ -63,7 +63,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.seed = 0
   c.train.epochs_per_chunk = 0       # epochs per compiled call; 0 picks checkpoint_every or all
   c.train.val_batch_size = 4096      # windows per validation batch
-  c.train.checkpoint_every = 10      # epochs between checkpoints
+  c.train.checkpoint_every = 5       # epochs between checkpoints (chunk boundaries)
   c.train.max_to_keep = 2            # recent checkpoints kept (the best is kept besides)
   c.train.early_stopping_patience = 0  # epochs without a better val_loss; 0 is off
   c.train.skip_nonfinite_updates = False  # optax.apply_if_finite: skip steps with NaN/inf grads

@@ -177,8 +177,8 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
     (metrics, panels for plots.plot_predictions, history frame).
   """
   size = members.size
-  params = jax.tree.map(lambda a: a[:size], params)
-  diverged = np.asarray(state.diverged)[:size]
+  params = jax.tree.map(lambda a: a[:size], to_host(params))
+  diverged = to_host(state.diverged)[:size]
   alive = ~diverged
   series = trainer.device_data.series_TF
   low_q, high_q = min(config.ensemble_quantiles), max(config.ensemble_quantiles)
@@ -205,7 +205,7 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
       if part == 'val':
         per_member[k]['val_mse_scaled'] = float(np.mean((scaled_MN[k] - scaled_true) ** 2))
   active = np.asarray(history['active'], bool)
-  best_epoch = np.asarray(state.best_epoch)[:size]
+  best_epoch = to_host(state.best_epoch)[:size]
   for k, record in enumerate(members.records()):
     per_member[k] = {**record, **per_member[k], 'diverged': bool(diverged[k]),
                      'epochs_run': int(active[k].sum()), 'best_epoch': int(best_epoch[k])}

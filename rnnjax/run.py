@@ -26,8 +26,8 @@ import time
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 import pandas as pd
 import tqdm
 
@@ -142,7 +142,7 @@ def prepare_workdir(workdir: str, config, overwrite: bool) -> None:
           f'--workdir={workdir!r} holds a run with a different config ('
           + '; '.join(diff[:5]) + (' ...' if len(diff) > 5 else '')
           + '). Use another workdir, or pass --overwrite to replace that run.')
-    if diff:
+    if diff and jax.process_index() == 0:
       for name in OUTPUTS:
         path = os.path.join(workdir, name)
         if os.path.isdir(path):
@@ -150,8 +150,10 @@ def prepare_workdir(workdir: str, config, overwrite: bool) -> None:
         elif os.path.exists(path):
           os.remove(path)
   os.makedirs(workdir, exist_ok=True)
-  if not os.path.isfile(saved):
+  if not os.path.isfile(saved) and jax.process_index() == 0:
     _atomic_write(saved, lambda p: open(p, 'w').write(config_lib.to_json(config)))
+  if jax.process_count() > 1:  # every host sees the prepared workdir before going on
+    multihost_utils.sync_global_devices('rnnjax: workdir prepared')
 
 
 class _Signals:
@@ -298,6 +300,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                    'train.learning_rate or set train.clip_norm.')
   history = _joined(history)
   results = evaluate_and_write(config, data, trainer, state, history, workdir, members)
+  if jax.process_index() != 0:  # one process writes the workdir's files
+    return results
   results['compile_seconds'] = program.compile_seconds
   results['train_seconds'] = train_seconds
   results['epochs_run'] = int(np.max(np.sum(history['active'], axis=-1)))
@@ -345,6 +349,8 @@ def evaluate_and_write(config, data: data_lib.Dataset, trainer: train_lib.Traine
   else:
     results, panels, frame = ensemble.evaluate(config, data, trainer, params, state, history,
                                                members)
+  if jax.process_index() != 0:
+    return results
   _atomic_write(os.path.join(workdir, 'history.csv'), lambda p: frame.to_csv(p, index=False))
   _atomic_write(os.path.join(workdir, 'loss.png'), lambda p: plots.plot_loss(history, p))
   _atomic_write(os.path.join(workdir, 'predictions.png'),

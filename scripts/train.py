@@ -19,9 +19,12 @@ config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); ove
                                 'with --config.section.key=value.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints and outputs.')
 flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --workdir.')
-flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() first: one process '
-                  'per host, coordinator from the cluster environment or JAX_COORDINATOR_* '
-                  'variables.')
+flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() first (one process '
+                  'per host). On SLURM, Cloud TPU and other detected clusters it needs nothing '
+                  'else; otherwise give the three flags below.')
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, with --distributed.')
+flags.DEFINE_integer('num_processes', None, 'Number of processes, with --distributed.')
+flags.DEFINE_integer('process_id', None, 'This process, 0..num_processes-1, with --distributed.')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -31,7 +34,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   if FLAGS.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   metrics = errors.exit_on_user_error(
       lambda: run.train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.overwrite,
                                      progress=jax.process_index() == 0))

@@ -164,3 +164,28 @@ def test_sharded_run_equals_unsharded_run(tmp_path):
   h1 = pd.read_csv(os.path.join(sharded_dir, 'history.csv'))
   h2 = pd.read_csv(os.path.join(plain_dir, 'history.csv'))
   np.testing.assert_allclose(h1.to_numpy(), h2.to_numpy(), rtol=1e-5)
+
+
+def test_two_process_run_equals_single_process_run(tmp_path):
+  """scripts/train.py --distributed on 2 local processes x 2 devices (jax.distributed, gloo)."""
+  workdir = str(tmp_path / 'multi')
+  overrides = ['--config.num_seeds=5', '--config.train.epochs=2',
+               '--config.data.synthetic.num_days=20', '--config.model.hidden_sizes=(8,)']
+  port = 20000 + os.getpid() % 20000
+  procs = [subprocess.Popen(
+      [PYTHON, 'scripts/train.py', '--config', 'configs/seed_gru.py', '--workdir', workdir,
+       *overrides, '--distributed', f'--coordinator_address=127.0.0.1:{port}',
+       '--num_processes=2', f'--process_id={i}'],
+      cwd=ROOT, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=2'),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outputs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+
+  config = tiny_config(**{'num_seeds': 5, 'train.epochs': 2, 'model.hidden_sizes': (8,),
+                          'train.checkpoint_every': 10})
+  single = run.train_and_evaluate(config, str(tmp_path / 'single'), progress=False)
+  multi = json.load(open(os.path.join(workdir, 'metrics.json')))
+  for a, b in zip(multi['members'], single['members']):
+    assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
+        f'member {a["member"]} differs between the 2-process and the 1-process run'
