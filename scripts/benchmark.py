@@ -1,0 +1,253 @@
+"""Times rnnjax on the tutorial task and its variations; prints a table and writes JSON.
+
+  python scripts/benchmark.py                     # everything, medians of 3 repeats
+  python scripts/benchmark.py --only=tutorial,seeds --repeats=5 --out=runs/bench.json
+  KERAS_BACKEND=jax python scripts/benchmark.py --only=tutorial --keras   # needs keras
+
+Every figure is a median over --repeats runs in this process, next to a large matrix product
+timed in the same run, so efficiency (achieved GFLOP/s over the matmul's) is a ratio that
+holds on a noisy machine. FLOPs are counted from the model's shapes: a forward pass over one
+window costs models.count_flops_per_window, a training step about three forward passes.
+Sections:
+  tutorial  GRU 24/50/24, window 24, batch 32, 30 epochs: compile s, train s, epochs/s,
+            windows/s, GFLOP/s, efficiency; with --keras the same model fit by Keras.
+  seeds     1 / 8 / 64 members (--seed_epochs epochs): seconds per member, and a member's cost
+            relative to the single run.
+  seqlen    window 24 / 96 / 384: seconds per epoch and compile seconds.
+  hidden    3 layers of 64 and of 256.
+  cells     gru / lstm / simple, fused and flax implementations.
+  infer     forecasts per second over the validation windows.
+  memory    series of 1 and 10 million points, each trained for one epoch (batch 65,536,
+            GRU 8) in a fresh subprocess: peak resident memory, and the bytes each extra point
+            costs (the slope between the two), next to the 96 bytes a point would cost if its
+            24-step float32 window were materialised.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnnjax import config as config_lib
+from rnnjax import data as data_lib
+from rnnjax import ensemble, models, run, train
+
+SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory')
+flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
+flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).')
+flags.DEFINE_integer('seed_epochs', 3, 'Epochs per repeat in the seeds section.')
+flags.DEFINE_list('seed_counts', ['1', '8', '64'], 'Member counts in the seeds section.')
+flags.DEFINE_bool('keras', False, 'Also fit the tutorial model with Keras (if importable).')
+flags.DEFINE_string('out', 'runs/benchmark.json', 'JSON file to write.')
+flags.DEFINE_integer('memory_child', 0, 'Internal: train on a series of this many points and '
+                     'print the peak memory.')
+FLAGS = flags.FLAGS
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+  """GFLOP/s of an [n, n] x [n, n] float32 product, median of `repeats`."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x).lower(a).compile()
+  jax.block_until_ready(f(a))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(f(a))
+    times.append(time.perf_counter() - start)
+  return 2 * n ** 3 / np.median(times) / 1e9
+
+
+def epoch_flops(config, data) -> float:
+  """FLOPs of one epoch: 3 forward passes per training window, 1 per validation window."""
+  per_window = models.count_flops_per_window(config.model.cell, config.model.hidden_sizes,
+                                             data.num_features, data.window)
+  return per_window * (3 * len(data.train_starts) + len(data.val_starts))
+
+
+def time_training(config, repeats: int) -> dict:
+  """Compile and run `config.train.epochs` epochs as one chunk through the run's own program.
+
+  Returns medians: compile_seconds (the chunk), train_seconds, and per-epoch figures.
+  """
+  data = data_lib.prepare(config.data)
+  trainer = train.make_trainer(config, data)
+  members = ensemble.plan_members(config)
+  epochs = config.train.epochs
+  compiles, trains = [], []
+  for _ in range(repeats):
+    program = (run.single_program(trainer, config) if members is None
+               else ensemble.make_program(trainer, config, members))
+    state = program.init()
+    before = program.compile_seconds
+    program.run(state, epochs)  # compiles; the donated state is spent, so start again
+    compiles.append(program.compile_seconds - before)
+    state = program.init()
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    state, history = program.run(state, epochs)
+    jax.block_until_ready((state, history))
+    trains.append(time.perf_counter() - start)
+  n = 1 if members is None else members.size
+  seconds = float(np.median(trains))
+  return {'members': n, 'epochs': epochs, 'compile_seconds': float(np.median(compiles)),
+          'train_seconds': seconds, 'train_seconds_all': [round(t, 4) for t in trains],
+          'epochs_per_second': epochs / seconds,
+          'train_windows_per_second': n * epochs * len(data.train_starts) / seconds,
+          'gflops': n * epochs * epoch_flops(config, data) / seconds / 1e9}
+
+
+def tutorial_config(**overrides):
+  config = config_lib.default_config()
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return config
+
+
+def keras_fit_seconds(config, repeats: int) -> dict | None:
+  """Fit seconds of the same model in Keras (whatever KERAS_BACKEND says), or None."""
+  try:
+    import keras  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    print('keras is not importable: skipping the Keras comparison', file=sys.stderr)
+    return None
+  data = data_lib.prepare(config.data)
+  xt, yt = data_lib.gather_windows(data.scaled_TF, data.train_starts, data.window, data.horizon)
+  xv, yv = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.horizon)
+  times = []
+  for seed in range(repeats):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input(shape=xt.shape[1:])]
+    sizes = config.model.hidden_sizes
+    for i, size in enumerate(sizes):
+      layers += [keras.layers.GRU(size, activation=config.model.activation,
+                                  return_sequences=i < len(sizes) - 1),
+                 keras.layers.Dropout(config.model.dropout)]
+    model = keras.Sequential(layers + [keras.layers.Dense(1)])
+    model.compile(loss='mean_squared_error', optimizer='adam')
+    start = time.perf_counter()
+    model.fit(xt, yt, validation_data=(xv, yv), epochs=config.train.epochs,
+              batch_size=config.train.batch_size, verbose=0)
+    times.append(time.perf_counter() - start)
+  return {'backend': keras.backend.backend(), 'keras_version': keras.__version__,
+          'fit_seconds': float(np.median(times)), 'fit_seconds_all': [round(t, 3) for t in times]}
+
+
+def inference_rate(config, repeats: int) -> dict:
+  data = data_lib.prepare(config.data)
+  trainer = train.make_trainer(config, data)
+  params = trainer.init(jax.random.PRNGKey(0)).params
+  series = trainer.device_data.series_TF
+  starts = np.resize(data.val_starts, 65536).astype(np.int32)
+  train.predict_windows(trainer, params, series, starts, 4096)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    train.predict_windows(trainer, params, series, starts, 4096)
+    times.append(time.perf_counter() - start)
+  return {'windows': len(starts), 'windows_per_second': len(starts) / float(np.median(times))}
+
+
+def memory_child(points: int) -> None:
+  num_days = points // 24 + 1
+  config = tutorial_config(**{'data.synthetic.num_days': num_days, 'model.hidden_sizes': (8,),
+                              'train.epochs': 1, 'train.batch_size': 65536})
+  data = data_lib.prepare(config.data)
+  state, history = jax.jit(train.make_train(config, data))(jax.random.PRNGKey(0))
+  jax.block_until_ready(history)
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  windows_bytes = len(data.train_starts) * data.window * 4
+  print(json.dumps({'points': len(data.scaled_TF), 'peak_rss_bytes': peak,
+                    'series_bytes_float32': data.scaled_TF.nbytes,
+                    'materialised_train_windows_bytes': windows_bytes,
+                    'loss': float(history['loss'][-1])}))
+
+
+def main(argv):
+  del argv
+  if FLAGS.memory_child:
+    memory_child(FLAGS.memory_child)
+    return
+  unknown = set(FLAGS.only) - set(SECTIONS)
+  if unknown:
+    raise app.UsageError(f'unknown sections {sorted(unknown)}; choose from {SECTIONS}')
+  r = FLAGS.repeats
+  results = {'device': str(jax.devices()[0]), 'device_kind': jax.devices()[0].device_kind,
+             'num_devices': jax.device_count(), 'jax': jax.__version__, 'repeats': r,
+             'cpu_count': os.cpu_count()}
+  matmul = matmul_gflops()
+  results['matmul_gflops'] = matmul
+  print(f'large matmul: {matmul:.1f} GFLOP/s')
+
+  def report(name, row):
+    if 'gflops' in row:
+      row['efficiency'] = row['gflops'] / matmul
+    results.setdefault(name, []).append(row)
+    print(name, json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
+                            for k, v in row.items()}), flush=True)
+
+  if 'tutorial' in FLAGS.only:
+    row = time_training(tutorial_config(), r)
+    if FLAGS.keras:
+      keras_row = keras_fit_seconds(tutorial_config(), r)
+      if keras_row:
+        row.update({f'keras_{k}': v for k, v in keras_row.items()})
+        row['speedup_vs_keras'] = keras_row['fit_seconds'] / row['train_seconds']
+    report('tutorial', row)
+  if 'seeds' in FLAGS.only:
+    single = None
+    for n in map(int, FLAGS.seed_counts):
+      row = time_training(tutorial_config(**{'num_seeds': n, 'train.epochs': FLAGS.seed_epochs}),
+                          r)
+      row['seconds_per_member'] = row['train_seconds'] / n
+      single = single or row['seconds_per_member']
+      row['member_cost_vs_single'] = row['seconds_per_member'] / single
+      report('seeds', row)
+  if 'seqlen' in FLAGS.only:
+    for window in (24, 96, 384):
+      row = time_training(tutorial_config(**{'data.window': window, 'train.epochs': 2}), r)
+      row.update(window=window, seconds_per_epoch=row['train_seconds'] / 2)
+      report('seqlen', row)
+  if 'hidden' in FLAGS.only:
+    for size in (64, 256):
+      row = time_training(tutorial_config(**{'model.hidden_sizes': (size,) * 3,
+                                             'train.epochs': 2}), r)
+      row.update(hidden=size, seconds_per_epoch=row['train_seconds'] / 2)
+      report('hidden', row)
+  if 'cells' in FLAGS.only:
+    for cell in ('gru', 'lstm', 'simple'):
+      for impl in ('fused', 'flax'):
+        row = time_training(tutorial_config(**{'model.cell': cell, 'model.implementation': impl,
+                                               'train.epochs': 3}), r)
+        row.update(cell=cell, implementation=impl, seconds_per_epoch=row['train_seconds'] / 3)
+        report('cells', row)
+  if 'infer' in FLAGS.only:
+    report('infer', inference_rate(tutorial_config(), r))
+  if 'memory' in FLAGS.only:
+    rows = []
+    for points in (1_000_000, 10_000_000):
+      proc = subprocess.run([sys.executable, __file__, f'--memory_child={points}'],
+                            capture_output=True, text=True, check=True)
+      rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+      report('memory', rows[-1])
+    slope = (rows[1]['peak_rss_bytes'] - rows[0]['peak_rss_bytes']) / (
+        rows[1]['points'] - rows[0]['points'])
+    report('memory', {'bytes_per_extra_point': slope,
+                      'bytes_per_point_if_windows_materialised': 24 * 4})
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+  with open(FLAGS.out, 'w') as f:
+    json.dump(results, f, indent=1)
+  print(f'wrote {FLAGS.out}')
+
+
+if __name__ == '__main__':
+  app.run(main)
