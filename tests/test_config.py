@@ -1,0 +1,85 @@
+"""The config is locked, validate() names the bad key, and JSON round-trips."""
+import json
+
+import pytest
+
+from rnnjax import config as config_lib
+from rnnjax import models
+from rnnjax.errors import UserError
+
+
+def test_default_config_is_valid_and_is_the_tutorial_experiment():
+  c = config_lib.default_config()
+  config_lib.validate(c)
+  assert (c.data.window, c.data.horizon, tuple(c.model.hidden_sizes), c.model.cell,
+          c.model.activation, c.data.val_fraction, c.data.synthetic.num_days,
+          c.data.synthetic.noise) == (24, 13, (24, 50, 24), 'gru', 'swish', 0.2, 200, 0.5), (
+              'default_config drifted from the tutorial experiment')
+
+
+@pytest.mark.parametrize('section,key', [('data', 'windw'), ('train', 'epoch'), (None, 'seeds')])
+def test_default_config_is_locked(section, key):
+  c = config_lib.default_config()
+  node = c if section is None else c[section]
+  with pytest.raises(AttributeError, match=key):
+    setattr(node, key, 1)
+  with pytest.raises(KeyError, match=key):
+    node[key] = 1
+
+
+def test_every_config_choice_exists_in_models():
+  for cell in config_lib.CELLS:
+    assert cell in models.GATES, f'config allows cell {cell!r} that models does not build'
+  for activation in config_lib.ACTIVATIONS:
+    models.activation_fn(activation)  # raises ValueError for an unknown one
+
+
+INVALID = [
+    ('data.window', 0), ('data.window', -3), ('data.horizon', 0), ('data.horizon', -1),
+    ('model.hidden_sizes', (8, 0)), ('model.hidden_sizes', (-4,)), ('model.hidden_sizes', ()),
+    ('train.epochs', 0), ('train.epochs', -1), ('train.batch_size', 0), ('train.batch_size', -8),
+    ('model.cell', 'transformer'), ('model.activation', 'swishh'),
+    ('data.val_fraction', 0.0), ('data.val_fraction', 1.0), ('data.val_fraction', -0.1),
+    ('data.val_fraction', 1.5), ('model.implementation', 'cuda'), ('model.dropout', 1.0),
+    ('train.learning_rate', 0.0), ('data.season', 0), ('num_seeds', 0),
+]
+
+
+@pytest.mark.parametrize('key,value', INVALID)
+def test_validate_names_the_bad_key(key, value):
+  c = config_lib.default_config()
+  node = c
+  *path, last = key.split('.')
+  for p in path:
+    node = node[p]
+  node[last] = value
+  with pytest.raises(UserError) as info:
+    config_lib.validate(c)
+  assert key in str(info.value), f'validate() error for {key}={value!r} does not name it: {info.value}'
+
+
+def test_json_round_trip():
+  c = config_lib.default_config()
+  c.data.window = 12
+  c.data.features = ('wind', 'pressure')
+  c.model.hidden_sizes = (16, 8)
+  c.model.cell = 'lstm'
+  c.train.learning_rate = 3e-4
+  c.sweep.learning_rate = (1e-3, 1e-2)
+  c.ensemble_quantiles = (0.05, 0.5, 0.95)
+  text = config_lib.to_json(c)
+  json.loads(text)  # plain JSON
+  back = config_lib.from_json(text)
+  assert back.to_dict() == c.to_dict(), 'from_json(to_json(c)) differs from c'
+  assert isinstance(back.model.hidden_sizes, tuple) and isinstance(back.sweep.learning_rate, tuple), (
+      'sequences must come back as tuples, as default_config has them')
+  assert config_lib.to_json(back) == text, 'to_json is not stable across a round trip'
+  config_lib.validate(back)
+  with pytest.raises(AttributeError):
+    back.data.windw = 3  # still locked
+
+
+def test_from_json_fills_missing_keys_from_defaults():
+  back = config_lib.from_json(json.dumps({'data': {'window': 6}}))
+  assert back.data.window == 6 and back.data.horizon == 13 and back.train.epochs == 30, (
+      'from_json should lay a partial config over default_config()')

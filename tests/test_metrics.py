@@ -1,0 +1,109 @@
+"""Errors against hand numbers, naive baselines against explicit loops."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tiny_config
+from rnnjax import data as data_lib
+from rnnjax import metrics
+from rnnjax.errors import UserError
+
+
+def test_rmse_and_mae_hand_numbers():
+  # errors 0, 0, 2: MSE 4/3, MAE 2/3.
+  assert metrics.rmse([1, 2, 3], [1, 2, 5]) == pytest.approx(math.sqrt(4 / 3), rel=1e-15)
+  assert metrics.mae([1, 2, 3], [1, 2, 5]) == pytest.approx(2 / 3, rel=1e-15)
+  # errors -3, 4: MSE 12.5, MAE 3.5.
+  assert metrics.rmse(np.array([0.0, 0.0]), np.array([3.0, -4.0])) == pytest.approx(
+      math.sqrt(12.5), rel=1e-15)
+  assert metrics.mae(np.array([0.0, 0.0]), np.array([3.0, -4.0])) == pytest.approx(3.5, rel=1e-15)
+  assert metrics.rmse([2.5], [2.5]) == 0.0 and metrics.mae([2.5], [2.5]) == 0.0
+  assert isinstance(metrics.rmse(np.float32([1]), np.float32([2])), float), 'rmse not a float'
+
+
+def test_rmse_is_computed_in_float64():
+  # float32 would round 1e8 + 1 to 1e8 and report 0.
+  pred = np.array([1e8 + 1], np.float64)
+  assert metrics.rmse(pred, np.array([1e8])) == 1.0, 'rmse lost precision (not float64?)'
+
+
+def _windows(n_points=60, window=4, horizon=3):
+  starts = np.arange(n_points - window - horizon + 1)
+  return starts, starts + window - 1 + horizon
+
+
+def test_persistence_is_the_last_input():
+  values = np.random.RandomState(0).normal(size=60)
+  window, horizon = 4, 3
+  starts, positions = _windows(60, window, horizon)
+  want = np.array([values[s + window - 1] for s in starts])  # last input of each window
+  np.testing.assert_array_equal(metrics.persistence_forecast(values, positions, horizon), want,
+                                err_msg='persistence forecast is not the last input of the window')
+
+
+def _seasonal_loop(values, positions, season, horizon):
+  """The value k seasons before each target, for the fewest k whose lag is at least horizon."""
+  out = []
+  for p in positions:
+    k = 1
+    while k * season < horizon:
+      k += 1
+    out.append(values[p - k * season])
+  return np.array(out)
+
+
+@pytest.mark.parametrize('season,horizon', [(5, 3), (4, 4), (2, 5), (3, 7), (1, 6)])
+def test_seasonal_naive_matches_explicit_loop(season, horizon):
+  values = np.random.RandomState(1).normal(size=80)
+  window = 4
+  starts, positions = _windows(80, window, horizon)
+  positions = positions[positions >= 2 * horizon + season]  # room for the lag
+  got = metrics.seasonal_naive_forecast(values, positions, season, horizon)
+  np.testing.assert_array_equal(got, _seasonal_loop(values, positions, season, horizon),
+                                err_msg=f'seasonal naive (season={season}, horizon={horizon}) '
+                                'differs from the explicit loop')
+  lag = metrics.seasonal_lag(season, horizon)
+  assert lag >= horizon and lag % season == 0, (
+      f'lag {lag} must be a whole number of seasons no shorter than horizon {horizon}')
+
+
+def test_seasonal_naive_before_series_start_is_user_error():
+  values = np.arange(30.0)
+  with pytest.raises(UserError, match='data.season=24'):
+    metrics.seasonal_naive_forecast(values, np.array([20, 21]), 24, 13)
+
+
+def _dataset():
+  config = tiny_config()
+  config.data.window, config.data.horizon = 5, 3
+  values = np.sin(np.arange(200) / 4.0)[:, None] * 10 + 20
+  return data_lib.prepare(config.data, pd.date_range('2025-01-01', periods=200, freq='h'),
+                          values, ('temperature',))
+
+
+def test_forecast_metrics_keys_and_values():
+  d = _dataset()
+  true = d.values_TF[d.val_starts + 5 - 1 + 3, 0]
+  m = metrics.forecast_metrics(d, d.val_starts, true + 1.0, season=24, prefix='val')
+  assert set(m) == {
+      'val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_persistence_mae',
+      'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae',
+      'val_rmse_skill_vs_persistence'}, f'unexpected val metric keys {sorted(m)}'
+  assert m['val_rmse'] == pytest.approx(1.0) and m['val_mae'] == pytest.approx(1.0), (
+      f'forecast off by exactly 1 should give rmse = mae = 1, got {m}')
+  positions = d.val_starts + 5 - 1 + 3
+  series = d.values_TF[:, 0]
+  persistence = np.array([series[s + 5 - 1] for s in d.val_starts])
+  seasonal = _seasonal_loop(series, positions, 24, 3)
+  assert m['baseline_persistence_rmse'] == pytest.approx(
+      np.sqrt(np.mean((persistence - true) ** 2)), rel=1e-12), 'persistence rmse is wrong'
+  assert m['baseline_seasonal_naive_mae'] == pytest.approx(
+      np.mean(np.abs(seasonal - true)), rel=1e-12), 'seasonal naive mae is wrong'
+  assert m['val_rmse_skill_vs_persistence'] == pytest.approx(
+      1.0 - 1.0 / m['baseline_persistence_rmse'], rel=1e-12), 'skill is not 1 - rmse / persistence'
+
+  train = metrics.forecast_metrics(d, d.train_starts, d.targets(d.train_starts), 24, 'train')
+  assert set(train) == {'train_rmse', 'train_mae'}, f'unexpected train keys {sorted(train)}'
+  assert train['train_rmse'] == 0.0, 'a perfect forecast should have rmse 0'

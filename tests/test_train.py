@@ -1,0 +1,250 @@
+"""Training: steps change parameters, loss falls, runs repeat exactly, chunks and vmapped members
+equal one long single run, the masked last batch, early stopping and divergence keep good state.
+
+Compiling a training program is most of the cost here (several seconds each on two CPU cores),
+so every test shares one small config and a few jitted functions (the `tiny` fixture), and changes
+learning rate or dropout through `hparams`, which are traced values. That config has early
+stopping on (patience 1) so the early-stopping test needs no program of its own; tests that need
+every epoch to run check that their run did not stop.
+"""
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from rnnjax import data as data_lib
+from rnnjax import train as train_lib
+
+
+def _make_session(**overrides):
+  config = tiny_config(**{'train.epochs': 2, **overrides})
+  data = data_lib.prepare(config.data)
+  trainer = train_lib.make_trainer(config, data)
+  session = types.SimpleNamespace(config=config, data=data, trainer=trainer,
+                                  dd=trainer.device_data, traces=0)
+
+  def run_epochs(state, dd, num_epochs):
+    session.traces += 1  # runs only while tracing
+    return trainer.run_epochs(state, dd, num_epochs)
+
+  session.run = jax.jit(run_epochs, static_argnums=2)
+  init = jax.jit(trainer.init)
+
+  def start(seed=0, key=None, **hparams):
+    """A fresh state for `key` (default PRNGKey(seed)); hyper-parameters from the config unless
+    given (always passed, so every call shares one compiled init)."""
+    values = train_lib.default_hparams(config)
+    values.update({k: jnp.float32(v) for k, v in hparams.items()})
+    return init(jax.random.PRNGKey(seed) if key is None else key, values)
+
+  session.start = start
+  session.apply = jax.jit(trainer.model.apply)
+  return session
+
+
+@pytest.fixture(scope='module')
+def tiny():
+  """The tutorial's task and series shrunk (GRU 8/8, 20 days, batch 32, dropout 0.1), 2 epochs,
+  early stopping after 1 epoch without a better val_loss."""
+  return _make_session(**{'train.early_stopping_patience': 1})
+
+
+def _leaves_with_paths(tree):
+  return [(jax.tree_util.keystr(p), np.asarray(v))
+          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _assert_trees_equal(got, want, what):
+  assert jax.tree.structure(got) == jax.tree.structure(want), f'{what}: tree structures differ'
+  for (path, g), (_, w) in zip(_leaves_with_paths(got), _leaves_with_paths(want)):
+    np.testing.assert_array_equal(g, w, err_msg=f'{what}: {path} differs')
+
+
+def _windows_numpy(data, starts):
+  """Inputs and targets by a plain loop over the window starts (independent of gather_windows)."""
+  w, h = data.window, data.horizon
+  x = np.stack([data.scaled_TF[s:s + w] for s in starts])
+  y = np.array([data.scaled_TF[s + w - 1 + h, 0] for s in starts], np.float64)
+  return x, y
+
+
+def _mse(session, params, starts):
+  x, y = _windows_numpy(session.data, starts)
+  pred = np.asarray(session.apply({'params': params}, jnp.asarray(x)), np.float64)
+  return float(np.mean((pred - y) ** 2))
+
+
+# ---------------------------------------------------------------------------- one epoch
+
+
+def test_one_epoch_changes_every_parameter(tiny):
+  state = tiny.start()
+  new, history = tiny.run(state, tiny.dd, 1)
+  unchanged = [path for (path, a), (_, b) in zip(_leaves_with_paths(state.params),
+                                                 _leaves_with_paths(new.params))
+               if np.array_equal(a, b)]
+  assert not unchanged, f'one epoch left these parameters unchanged: {unchanged}'
+  assert int(new.epoch) == 1, f'epoch counter is {int(new.epoch)} after one epoch'
+  assert history['loss'].shape == (1,) and history['val_loss'].shape == (1,), (
+      f'history shapes {jax.tree.map(np.shape, history)} for a 1-epoch chunk')
+  assert int(new.best_epoch) == 1 and float(new.best_val_loss) == float(history['val_loss'][0]), (
+      'after the first epoch the best epoch should be 1 with its val_loss')
+  _assert_trees_equal(new.best_params, new.params, 'best_params after the first epoch')
+  assert not bool(new.stopped) and not bool(new.diverged)
+
+
+def test_loss_falls_on_tutorial_task(tiny):
+  # The tutorial's series, window, horizon, batch, dropout and Adam, with a smaller GRU so the
+  # test compiles in seconds; four 1-epoch chunks share the compiled epoch of the other tests.
+  state = tiny.start(0)
+  losses, val_losses = [], []
+  for _ in range(4):
+    state, history = tiny.run(state, tiny.dd, 1)
+    losses.append(float(history['loss'][0]))
+    val_losses.append(float(history['val_loss'][0]))
+  assert np.isfinite(losses).all() and np.isfinite(val_losses).all(), (
+      f'non-finite losses {losses} {val_losses}')
+  assert not bool(state.stopped), f'the run stopped early: val losses {val_losses}'
+  assert losses[-1] < losses[0], f'training loss did not fall over 4 epochs: {losses}'
+  assert val_losses[-1] < val_losses[0], f'validation loss did not fall over 4 epochs: {val_losses}'
+
+
+# ---------------------------------------------------------------------------- repeatability
+
+
+def test_same_seed_same_history_without_retracing(tiny):
+  first_state, first = tiny.run(tiny.start(0), tiny.dd, 2)
+  traces = tiny.traces
+  again_state, again = tiny.run(tiny.start(0), tiny.dd, 2)
+  other_state, other = tiny.run(tiny.start(1), tiny.dd, 2)
+  assert tiny.traces == traces, 'a new key or state retraced the jitted epoch function'
+  _assert_trees_equal(again, first, 'history of two runs with seed 0')
+  _assert_trees_equal(again_state.params, first_state.params, 'params of two runs with seed 0')
+  assert not np.array_equal(other['loss'], first['loss']), (
+      f'seeds 0 and 1 gave the same loss history {first["loss"]}')
+
+
+def test_chunked_epochs_equal_one_long_scan(tiny):
+  state = tiny.start(3)
+  # Early stopping is on in this config; the equality must hold either way.
+  a, h1 = tiny.run(state, tiny.dd, 1)
+  a, h2 = tiny.run(a, tiny.dd, 1)
+  b, h = tiny.run(state, tiny.dd, 2)
+  _assert_trees_equal(a, b, 'state after 1+1 epochs vs 2 epochs in one call')
+  _assert_trees_equal(jax.tree.map(lambda x, y: jnp.concatenate([x, y]), h1, h2), h,
+                      'history of 1+1 epochs vs 2 epochs in one call')
+
+
+# ---------------------------------------------------------------------------- the masked batch
+
+
+def test_epoch_loss_is_mean_over_every_training_window(tiny):
+  # With learning rate 0 the parameters never move, so the reported epoch loss must be the MSE
+  # of the initial parameters over all training windows, each counted once, whatever the batch
+  # split; the ragged last batch is padded and the padding must not count.
+  n_train, batch = len(tiny.data.train_starts), tiny.config.train.batch_size
+  assert n_train % batch != 0, f'{n_train} windows / batch {batch}: no ragged batch to test'
+  state = tiny.start(learning_rate=0.0, dropout=0.0)
+  new, history = tiny.run(state, tiny.dd, 1)
+  _assert_trees_equal(new.params, state.params, 'params after an epoch at learning rate 0')
+  want = _mse(tiny, state.params, tiny.data.train_starts)
+  assert abs(float(history['loss'][0]) - want) < 1e-5, (
+      f'epoch loss {float(history["loss"][0]):.7f} != MSE over all {n_train} training windows '
+      f'{want:.7f}: windows dropped, repeated or padding counted')
+  want_val = _mse(tiny, state.params, tiny.data.val_starts)
+  assert abs(float(history['val_loss'][0]) - want_val) < 1e-5, (
+      f'val_loss {float(history["val_loss"][0]):.7f} != MSE over the validation windows '
+      f'{want_val:.7f}')
+
+
+# ---------------------------------------------------------------------------- stopping
+
+
+def test_early_stopping_freezes_state_at_stop_and_keeps_best_params(tiny):
+  # Learning rate 1e-2 makes val_loss rise within a few epochs on this series and seed.
+  state = tiny.start(0, learning_rate=1e-2)
+  states, val_losses, active = [state], [], []
+  for _ in range(5):
+    state, history = tiny.run(state, tiny.dd, 1)
+    states.append(state)
+    val_losses.append(float(history['val_loss'][0]))
+    active.append(bool(history['active'][0]))
+  stop = next((e for e in range(2, 6) if val_losses[e - 1] >= min(val_losses[:e - 1])), None)
+  assert stop is not None and stop < 5, (
+      f'precondition: val_loss should rise within 4 epochs at lr 1e-2, got {val_losses}')
+  stopped_state = states[stop]
+  assert bool(stopped_state.stopped) and not bool(stopped_state.diverged), (
+      f'val_loss rose at epoch {stop} ({val_losses}) but the state is not stopped')
+  assert int(stopped_state.epoch) == stop, (
+      f'stopped at epoch {stop}, state says epoch {int(stopped_state.epoch)}')
+  best_epoch = int(np.argmin(val_losses[:stop])) + 1
+  assert int(stopped_state.best_epoch) == best_epoch, (
+      f'best_epoch {int(stopped_state.best_epoch)}, val losses {val_losses[:stop]} say {best_epoch}')
+  assert float(stopped_state.best_val_loss) == min(val_losses[:stop])
+  _assert_trees_equal(stopped_state.best_params, states[best_epoch].params,
+                      f'best_params vs the params after best epoch {best_epoch}')
+  assert np.isclose(_mse(tiny, stopped_state.best_params, tiny.data.val_starts),
+                    min(val_losses[:stop]), rtol=1e-5, atol=1e-7), (
+                        'best_params do not give best_val_loss on the validation windows')
+  assert active == [True] * stop + [False] * (5 - stop), (
+      f'history active flags {active} for a stop at epoch {stop}')
+  for later in states[stop + 1:]:
+    _assert_trees_equal(later, stopped_state, 'a stopped state after another epoch')
+
+
+def _all_finite(tree):
+  return all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(tree))
+
+
+def test_nan_in_series_marks_diverged_and_keeps_last_finite_epoch(tiny):
+  good, _ = tiny.run(tiny.start(0), tiny.dd, 2)
+  assert not bool(good.stopped), 'precondition: two clean epochs should not stop'
+  # A NaN inside the first training window's inputs poisons the next epoch.
+  poisoned = tiny.dd._replace(series_TF=tiny.dd.series_TF.at[5, 0].set(jnp.nan))
+  after, history = tiny.run(good, poisoned, 2)
+  assert np.isnan(history['loss'][0]), f'epoch 3 on a NaN series should report NaN: {history}'
+  assert bool(after.diverged) and bool(after.stopped), (
+      f'non-finite loss: diverged={bool(after.diverged)} stopped={bool(after.stopped)}')
+  assert int(after.epoch) == 2, f'epoch should stay at the last finite one (2), got {after.epoch}'
+  assert _all_finite(after.params), 'diverged state holds non-finite params'
+  _assert_trees_equal(after.params, good.params, 'params after divergence vs last finite epoch')
+  _assert_trees_equal(after.opt_state, good.opt_state, 'opt_state after divergence')
+  _assert_trees_equal(after.best_params, good.best_params, 'best_params after divergence')
+  assert list(np.asarray(history['active'])) == [True, False], (
+      f'active flags {history["active"]}: the member should be inactive after diverging')
+
+
+def test_huge_learning_rate_diverges_with_finite_params(tiny):
+  start = tiny.start(0, learning_rate=1e10)
+  state, history = tiny.run(start, tiny.dd, 2)
+  loss = np.asarray(history['loss'])
+  assert bool(state.diverged), f'learning rate 1e10 should diverge, losses {loss}'
+  finite_epochs = int(np.argmin(np.isfinite(loss))) if not np.isfinite(loss).all() else len(loss)
+  assert int(state.epoch) == finite_epochs, (
+      f'state epoch {int(state.epoch)} != number of finite epochs {finite_epochs} ({loss})')
+  assert _all_finite(state.params) and _all_finite(state.opt_state), (
+      'a diverged run must keep the finite parameters of its last finite epoch')
+
+
+# ---------------------------------------------------------------------------- vmap
+
+
+def test_vmapped_members_equal_single_runs(tiny):
+  keys = jax.random.split(jax.random.PRNGKey(42), 3)
+  train = train_lib.make_train(tiny.config, tiny.data)
+  states, history = jax.jit(jax.vmap(train))(keys)
+  assert not np.asarray(states.stopped).any(), 'precondition: no member should stop in 2 epochs'
+  assert history['loss'].shape == (3, tiny.config.train.epochs), (
+      f'vmapped history shape {history["loss"].shape}, want (3 members, 2 epochs)')
+  for k in range(3):
+    single_state, single_history = tiny.run(tiny.start(key=keys[k]), tiny.dd, 2)
+    for name in ('loss', 'val_loss'):
+      np.testing.assert_allclose(history[name][k], single_history[name], rtol=1e-5, atol=1e-6,
+                                 err_msg=f'member {k} {name} differs from a single run with key {k}')
+    for (path, m), (_, s) in zip(_leaves_with_paths(jax.tree.map(lambda a: a[k], states.params)),
+                                 _leaves_with_paths(single_state.params)):
+      np.testing.assert_allclose(m, s, rtol=1e-4, atol=1e-5,
+                                 err_msg=f'member {k} params {path} differ from a single run')
