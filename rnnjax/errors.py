@@ -31,3 +31,32 @@ def exit_on_user_error(fn):
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(e.exit_code)
+
+
+def parse_flags_or_exit(argv):
+  """absl flags parser for `app.run(main, flags_parser=...)` that reports a bad command line
+  (an unknown or mistyped `--config.x.y` key, a missing or broken config file) as a message
+  and exit code 2, instead of a traceback."""
+  import sys
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # noqa: BLE001 - whatever the parser or config file raised
+    text = str(e).strip().strip("'\"").replace('\\n', ' ').replace('\\"', '"')
+    print(f'error: bad command line: {type(e).__name__}: {text}\n'
+          f'Run {argv[0]} --helpfull for the flags; config keys are listed in the README.',
+          file=sys.stderr)
+    sys.exit(2)
+
+
+def config_or_exit(config):
+  """The config from `config_flags`, or exit 2 with its message if the file failed to load
+  (config_flags defers that error to the first use of the config)."""
+  import sys
+  try:
+    config.to_dict()
+  except Exception as e:  # noqa: BLE001 - whatever loading the config file raised
+    text = ' '.join(str(e).split())
+    print(f'error: could not load the --config file: {text}', file=sys.stderr)
+    sys.exit(2)
+  return config

@@ -33,11 +33,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
+  config = errors.config_or_exit(FLAGS.config)
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   metrics = errors.exit_on_user_error(
-      lambda: run.train_and_evaluate(FLAGS.config, FLAGS.workdir, FLAGS.overwrite,
+      lambda: run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite,
                                      progress=jax.process_index() == 0))
   if jax.process_index() == 0:
     keys = ('val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
@@ -46,4 +47,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=errors.parse_flags_or_exit)
