@@ -98,6 +98,10 @@ def load_csv(path: str, time_column: str, columns: Sequence[str],
     values = values.set_axis(pd.DatetimeIndex(times))
     values = values.ffill() if fill == 'ffill' else values.interpolate(method='time')
     values = values.bfill()  # a gap at the very start has nothing before it
+    empty = [c for c in columns if values[c].isna().all()]
+    if empty:
+      raise UserError(f'{path!r}: column(s) {empty} hold no number at all, so data.fill={fill!r} '
+                      'has nothing to fill from. Choose other columns or fix the file.')
   return pd.DatetimeIndex(times), values.to_numpy(dtype=np.float64)
 
 
