@@ -1,0 +1,423 @@
+"""Runs that survive being killed: resume, damaged checkpoints, divergence, signals, overwrite.
+
+The reference for every resumed run is the same run left alone: a resumed run must end with the
+same history and bit-identical parameters, because the state a checkpoint holds (parameters,
+optimizer state, RNG key, epoch) is everything the next epoch reads.
+"""
+import glob
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from conftest import PYTHON, ROOT, script_env, tiny_config
+from rnnjax import checkpoint as ckpt_lib
+from rnnjax import forecast
+from rnnjax import run as run_lib
+from rnnjax.errors import Diverged, UserError
+
+TIMEOUT = 300  # seconds for a subprocess run; generous because others may share the machine
+POLL_TIMEOUT = 120  # seconds to wait for a checkpoint to appear
+EPOCHS = 12
+CHECKPOINT_EVERY = 2
+# The tutorial config shrunk so a run takes seconds but still spans six checkpoint chunks,
+# leaving time to kill it in the middle.
+TRAIN_ARGS = ['--config', 'configs/seed_gru.py', '--config.data.synthetic.num_days=30',
+              '--config.model.hidden_sizes=(8,8)', f'--config.train.epochs={EPOCHS}',
+              f'--config.train.checkpoint_every={CHECKPOINT_EVERY}']
+
+
+@pytest.fixture(scope='module', autouse=True)
+def compile_cache(tmp_path_factory):
+  """A persistent JAX compilation cache for this module, in-process and in its subprocesses.
+
+  Every train_and_evaluate jits fresh closures, and every script run is a fresh process, so a
+  resumed run would compile again the programs of the run it resumes (seconds each on CPU).
+  """
+  path = tmp_path_factory.getbasetemp() / 'jax_compilation_cache'
+  path.mkdir(exist_ok=True)
+  previous = jax.config.jax_compilation_cache_dir
+  compilation_cache.set_cache_dir(str(path))
+  compilation_cache.reset_cache()
+  yield str(path)
+  jax.config.update('jax_compilation_cache_dir', previous)
+  compilation_cache.reset_cache()
+
+
+def _train_cmd(workdir, *extra):
+  return [PYTHON, os.path.join(ROOT, 'scripts', 'train.py'), '--workdir', str(workdir),
+          *TRAIN_ARGS, *extra]
+
+
+def _start(cmd, log_dir, name, cache):
+  """Starts a script with stdout/stderr in files (a full pipe would stall the run)."""
+  out = open(os.path.join(log_dir, f'{name}.out'), 'w')
+  err = open(os.path.join(log_dir, f'{name}.err'), 'w')
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=script_env(JAX_COMPILATION_CACHE_DIR=cache),
+                          stdout=out, stderr=err)
+  proc.logs = (out.name, err.name)
+  out.close()
+  err.close()
+  return proc
+
+
+def _finish(proc):
+  """Waits for `proc`; returns (returncode, stdout, stderr)."""
+  try:
+    proc.wait(timeout=TIMEOUT)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+    pytest.fail(f'{proc.args} did not finish in {TIMEOUT} s')
+  with open(proc.logs[0]) as out, open(proc.logs[1]) as err:
+    return proc.returncode, out.read(), err.read()
+
+
+def _run_to_completion(cmd, log_dir, name, cache):
+  code, _, stderr = _finish(_start(cmd, log_dir, name, cache))
+  assert code == 0, f'{name}: train.py exited with {code}:\n{stderr[-3000:]}'
+
+
+def _steps(workdir):
+  """Finished checkpoint steps (Orbax renames a step's temporary directory when it is done)."""
+  directory = os.path.join(str(workdir), ckpt_lib.LATEST_DIR)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _wait_for_step(proc, workdir, min_step):
+  deadline = time.monotonic() + POLL_TIMEOUT
+  while time.monotonic() < deadline:
+    steps = _steps(workdir)
+    if steps and steps[-1] >= min_step:
+      return steps[-1]
+    if proc.poll() is not None:
+      break
+    time.sleep(0.02)
+  proc.kill()
+  code, _, stderr = _finish(proc)
+  pytest.fail(f'no checkpoint step >= {min_step} appeared in {workdir} (steps {_steps(workdir)}, '
+              f'exit code {code}):\n{stderr[-3000:]}')
+
+
+def _leaves(tree):
+  return {jax.tree_util.keystr(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _assert_trees_equal(actual, expected, what):
+  a, e = _leaves(actual), _leaves(expected)
+  assert a.keys() == e.keys(), f'{what}: leaves differ: {sorted(a.keys() ^ e.keys())}'
+  differing = [k for k in a if not np.array_equal(a[k], e[k])]
+  assert not differing, (
+      f'{what}: {len(differing)} of {len(a)} leaves differ from the uninterrupted run, e.g. '
+      f'{differing[:5]}')
+
+
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
+def _assert_same_run(resumed, reference, what):
+  """History, final state and metrics of a resumed workdir equal the uninterrupted one's."""
+  state, meta = ckpt_lib.load_for_inference(resumed)
+  ref_state, ref_meta = ckpt_lib.load_for_inference(reference)
+  assert meta['epochs_done'] == ref_meta['epochs_done'], (
+      f'{what}: newest checkpoint is epoch {meta["epochs_done"]}, uninterrupted run\'s is '
+      f'{ref_meta["epochs_done"]}')
+  _assert_trees_equal(state['params'], ref_state['params'], f'{what}: final params')
+  _assert_trees_equal(state, ref_state, f'{what}: final training state')
+  metrics = json.loads(_read(os.path.join(resumed, 'metrics.json')))
+  ref_metrics = json.loads(_read(os.path.join(reference, 'metrics.json')))
+  timings = {'train_seconds', 'compile_seconds'}
+  differing = {k for k in ref_metrics if k not in timings and metrics.get(k) != ref_metrics[k]}
+  assert not differing, f'{what}: metrics differ: ' + ', '.join(
+      f'{k}={metrics.get(k)!r} vs {ref_metrics[k]!r}' for k in sorted(differing))
+  history = pd.read_csv(os.path.join(resumed, 'history.csv'))
+  ref_history = pd.read_csv(os.path.join(reference, 'history.csv'))
+  assert list(history.columns) == list(ref_history.columns) and \
+      len(history) == len(ref_history), (
+          f'{what}: history.csv has columns {list(history.columns)} and {len(history)} rows; the '
+          f'uninterrupted run\'s {list(ref_history.columns)} and {len(ref_history)} rows')
+  # Losses are float32 on the device; compare them as float32 whatever the file's precision.
+  np.testing.assert_array_equal(
+      history.to_numpy(np.float32), ref_history.to_numpy(np.float32),
+      err_msg=f'{what}: history.csv values differ from the uninterrupted run\'s')
+  # The same run must leave the same file, not the same numbers printed at another precision.
+  text, ref_text = (_read(os.path.join(d, 'history.csv')) for d in (resumed, reference))
+  assert text == ref_text, (
+      f'{what}: history.csv holds the same float32 values but is written differently from the '
+      f'uninterrupted run\'s:\n{text[:300]}\nvs\n{ref_text[:300]}')
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory, compile_cache):
+  """The subprocess run of TRAIN_ARGS, left alone from start to finish."""
+  directory = tmp_path_factory.mktemp('uninterrupted')
+  workdir = directory / 'w'
+  _run_to_completion(_train_cmd(workdir), str(directory), 'uninterrupted', compile_cache)
+  return str(workdir)
+
+
+def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted, compile_cache):
+  workdir = tmp_path / 'w'
+  proc = _start(_train_cmd(workdir), str(tmp_path), 'killed', compile_cache)
+  step = _wait_for_step(proc, workdir, 2 * CHECKPOINT_EVERY)
+  proc.send_signal(signal.SIGKILL)
+  code, _, stderr = _finish(proc)
+  assert code == -signal.SIGKILL, (
+      f'the run was not killed mid-training (exit code {code} after checkpoint {step}); the test '
+      f'needs a longer run:\n{stderr[-2000:]}')
+  assert _steps(workdir)[-1] < EPOCHS and not (workdir / 'metrics.json').exists(), (
+      f'the run had finished before the kill (steps {_steps(workdir)}); nothing was resumed')
+
+  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed', compile_cache)
+  _assert_same_run(str(workdir), uninterrupted, 'killed at a checkpoint >= '
+                   f'{2 * CHECKPOINT_EVERY} and re-run')
+
+
+def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, uninterrupted,
+                                                                    compile_cache):
+  workdir = tmp_path / 'w'
+  proc = _start(_train_cmd(workdir), str(tmp_path), 'terminated', compile_cache)
+  _wait_for_step(proc, workdir, 1)
+  proc.send_signal(signal.SIGTERM)
+  code, _, stderr = _finish(proc)
+  assert code == 128 + signal.SIGTERM, (
+      f'train.py exited with {code} after SIGTERM, expected {128 + signal.SIGTERM}:\n'
+      f'{stderr[-3000:]}')
+  assert 'Traceback' not in stderr, f'SIGTERM printed a traceback:\n{stderr[-3000:]}'
+  assert re.search(r'run .* again to resume', stderr), (
+      f'stderr does not tell the user to re-run to resume:\n{stderr[-2000:]}')
+  said = re.search(r'checkpoint at epoch (\d+)', stderr)
+  assert said, f'stderr does not say at which epoch it saved:\n{stderr[-2000:]}'
+  stopped_at = int(said.group(1))
+  assert stopped_at in _steps(workdir) and stopped_at < EPOCHS, (
+      f'stderr says a checkpoint was saved at epoch {stopped_at}, but checkpoints/ holds '
+      f'steps {_steps(workdir)} of {EPOCHS} epochs')
+  _, meta = ckpt_lib.load_for_inference(str(workdir))
+  assert meta['epochs_done'] == stopped_at, (
+      f'the newest usable checkpoint is epoch {meta["epochs_done"]}, not {stopped_at}')
+  assert not (workdir / 'metrics.json').exists(), 'an interrupted run wrote metrics.json'
+
+  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed', compile_cache)
+  _assert_same_run(str(workdir), uninterrupted, 'SIGTERM then re-run')
+
+
+class _Crash(Exception):
+  """Stands in for the process dying right after a checkpoint was written."""
+
+
+def test_ensemble_resumed_after_a_crash_equals_uninterrupted_ensemble(tmp_path, monkeypatch):
+  config = tiny_config(**{'num_seeds': 3, 'train.epochs': 4, 'train.checkpoint_every': 2})
+  reference = str(tmp_path / 'reference')
+  run_lib.train_and_evaluate(config, reference, progress=False)
+
+  workdir = str(tmp_path / 'crashed')
+  save = ckpt_lib.Checkpointer.save
+
+  def save_then_crash(self, epoch, *args, **kwargs):
+    save(self, epoch, *args, **kwargs)
+    if epoch == 2:
+      raise _Crash(epoch)
+
+  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_crash)
+  with pytest.raises(_Crash):
+    run_lib.train_and_evaluate(config, workdir, progress=False)
+  monkeypatch.undo()
+  assert _steps(workdir) == [2], f'after the crash checkpoints/ holds {_steps(workdir)}'
+
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert metrics['num_members'] == 3, f'the resumed run has {metrics["num_members"]} members'
+  _assert_same_run(workdir, reference, 'ensemble of 3 crashed after epoch 2 and re-run')
+  state, _ = ckpt_lib.load_for_inference(workdir)
+  for leaf in jax.tree.leaves(state['params']):
+    assert leaf.shape[0] == 3, f'a saved parameter has {leaf.shape[0]} members, not 3'
+
+
+@pytest.fixture(scope='module')
+def three_checkpoints(tmp_path_factory):
+  """A finished 3-epoch run that kept a checkpoint after every epoch."""
+  workdir = str(tmp_path_factory.mktemp('three_checkpoints') / 'w')
+  config = tiny_config(**{'train.max_to_keep': 3})
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert _steps(workdir) == [1, 2, 3], f'checkpoints/ holds {_steps(workdir)}'
+  state, _ = ckpt_lib.load_for_inference(workdir)
+  return workdir, config, metrics, state
+
+
+def _truncate_newest_state(workdir):
+  """Cuts the newest step's array data files in half, as a write cut short would."""
+  step = _steps(workdir)[-1]
+  data_files = glob.glob(os.path.join(workdir, ckpt_lib.LATEST_DIR, str(step), 'state', 'd', '*'))
+  assert data_files, f'no array data files found in step {step}: the Orbax layout changed'
+  for path in data_files:
+    with open(path, 'r+b') as f:
+      f.truncate(os.path.getsize(path) // 2)
+  return step
+
+
+def test_truncated_newest_checkpoint_is_skipped_with_a_warning(three_checkpoints, tmp_path,
+                                                               caplog):
+  source, _, _, _ = three_checkpoints
+  workdir = str(tmp_path / 'w')
+  shutil.copytree(source, workdir)
+  damaged = _truncate_newest_state(workdir)
+
+  with caplog.at_level(logging.WARNING):
+    state, meta = ckpt_lib.load_for_inference(workdir)
+  assert meta['epochs_done'] == damaged - 1 and int(state['epoch']) == damaged - 1, (
+      f'with step {damaged} damaged, load_for_inference returned epoch {meta["epochs_done"]} '
+      f'(state epoch {int(state["epoch"])}), not the previous step {damaged - 1}')
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state['params'])), (
+      'the previous step restored non-finite parameters')
+  step_path = os.path.join(workdir, ckpt_lib.LATEST_DIR, str(damaged))
+  warned = [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.WARNING and step_path in r.getMessage()]
+  assert warned, (f'no warning names the skipped checkpoint {step_path}; warnings were: '
+                  f'{[r.getMessage()[:200] for r in caplog.records]}')
+
+
+def test_resume_over_a_truncated_checkpoint_replaces_it(three_checkpoints, tmp_path):
+  source, config, metrics, state_before = three_checkpoints
+  workdir = str(tmp_path / 'w')
+  shutil.copytree(source, workdir)
+  damaged = _truncate_newest_state(workdir)
+
+  rerun = run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert rerun['val_rmse'] == metrics['val_rmse'], (
+      f'resuming from step {damaged - 1} gave val_rmse {rerun["val_rmse"]}, the first run '
+      f'{metrics["val_rmse"]}')
+  # metrics.json describes the retrained final epoch; the checkpoints must hold it too, or
+  # scripts/predict.py forecasts with the older step's parameters.
+  state, meta = ckpt_lib.load_for_inference(workdir)
+  assert meta['epochs_done'] == damaged, (
+      f'after re-running, the newest usable checkpoint is epoch {meta["epochs_done"]}: the '
+      f'damaged step {damaged} was left in place instead of being saved again')
+  _assert_trees_equal(state['params'], state_before['params'],
+                      f'params of the re-saved step {damaged}')
+
+
+def test_divergence_raises_keeps_last_good_checkpoint(tmp_path):
+  # With a linear candidate and Adam steps of 0.3 the loss grows by orders of magnitude each
+  # epoch and overflows after a few finite ones (a larger step can overflow in epoch 1).
+  config = tiny_config(**{'model.activation': 'linear', 'train.learning_rate': 0.3,
+                          'train.epochs': 8})
+  workdir = str(tmp_path / 'w')
+  with pytest.raises(Diverged) as raised:
+    run_lib.train_and_evaluate(config, workdir, progress=False)
+  message = str(raised.value)
+  assert 'non-finite' in message and 'learning_rate' in message, (
+      f'the Diverged message neither says what happened nor what to change: {message}')
+  said = re.search(r'non-finite at epoch (\d+)', message)
+  assert said, f'the Diverged message does not name the epoch: {message}'
+  epoch = int(said.group(1))
+  assert epoch >= 2, f'diverged at epoch {epoch}: this setup must leave a good checkpoint first'
+  assert _steps(workdir) and _steps(workdir)[-1] == epoch - 1, (
+      f'diverged at epoch {epoch}, but checkpoints/ holds {_steps(workdir)} (checkpoint_every=1)')
+  assert str(epoch - 1) in message, f'the message does not name the kept checkpoint: {message}'
+  state, meta = ckpt_lib.load_for_inference(workdir)
+  assert meta['epochs_done'] == epoch - 1, f'restored epoch {meta["epochs_done"]}'
+  for name, leaf in _leaves(state['params']).items():
+    assert np.all(np.isfinite(leaf)), f'the kept checkpoint has non-finite params at {name}'
+  assert not os.path.exists(os.path.join(workdir, 'metrics.json')), (
+      'a diverged run wrote metrics.json')
+
+
+def test_divergence_through_the_cli_exits_3_without_traceback(tmp_path, compile_cache):
+  workdir = tmp_path / 'w'
+  proc = subprocess.run(
+      [PYTHON, os.path.join(ROOT, 'scripts', 'train.py'), '--config', 'configs/seed_gru.py',
+       '--workdir', str(workdir), '--config.data.synthetic.num_days=20',
+       '--config.model.hidden_sizes=(8,8)', '--config.model.activation=linear',
+       '--config.train.learning_rate=0.3', '--config.train.epochs=8',
+       '--config.train.checkpoint_every=1'],
+      cwd=ROOT, env=script_env(JAX_COMPILATION_CACHE_DIR=compile_cache), capture_output=True,
+      text=True, timeout=TIMEOUT)
+  assert proc.returncode == 3, (
+      f'a diverged run exited with {proc.returncode}, expected 3:\n{proc.stderr[-3000:]}')
+  assert 'Traceback' not in proc.stderr, f'divergence printed a traceback:\n{proc.stderr[-3000:]}'
+  assert 'diverged' in proc.stderr, f'stderr does not say the run diverged:\n{proc.stderr[-2000:]}'
+  assert not (workdir / 'metrics.json').exists(), 'a diverged run wrote metrics.json'
+
+
+def _snapshot(directory):
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out
+
+
+def test_different_config_in_a_used_workdir_is_refused_unless_overwrite(three_checkpoints,
+                                                                         tmp_path):
+  source, first, _, _ = three_checkpoints
+  workdir = str(tmp_path / 'w')
+  shutil.copytree(source, workdir)
+  before = _snapshot(workdir)
+
+  second = first.copy_and_resolve_references()
+  second.train.learning_rate = 0.002
+  with pytest.raises(UserError) as raised:
+    run_lib.train_and_evaluate(second, workdir, progress=False)
+  assert 'train.learning_rate' in str(raised.value), (
+      f'the refusal does not name the differing key: {raised.value}')
+  after = _snapshot(workdir)
+  changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+  assert not changed, f'a refused run changed files in the workdir: {changed[:10]}'
+
+  run_lib.train_and_evaluate(second, workdir, overwrite=True, progress=False)
+  saved = json.loads(_read(os.path.join(workdir, 'config.json')))
+  assert saved['train']['learning_rate'] == 0.002, (
+      f'after overwrite config.json has learning_rate {saved["train"]["learning_rate"]}')
+  _, meta = ckpt_lib.load_for_inference(workdir)
+  assert json.loads(meta['config'])['train']['learning_rate'] == 0.002, (
+      'after overwrite the newest checkpoint still comes from the first config')
+
+
+def test_early_stopping_stops_and_reports_the_best_epoch(tmp_path):
+  patience, epochs = 2, 30
+  # A large step on 20 days: validation loss stops improving within about ten epochs.
+  config = tiny_config(**{'train.learning_rate': 0.03, 'train.epochs': epochs,
+                          'train.early_stopping_patience': patience,
+                          'train.checkpoint_every': 5})
+  workdir = str(tmp_path / 'w')
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  epochs_run = metrics['epochs_run']
+  assert epochs_run < epochs, f'early stopping never stopped: {epochs_run} of {epochs} epochs'
+
+  history = np.genfromtxt(os.path.join(workdir, 'history.csv'), delimiter=',', names=True)
+  assert len(history) == epochs_run, (
+      f'history.csv has {len(history)} rows for {epochs_run} epochs run')
+  val = history['val_loss']
+  best_epoch = int(np.argmin(val)) + 1
+  assert epochs_run == best_epoch + patience, (
+      f'stopped after epoch {epochs_run}; the best val_loss was at epoch {best_epoch}, so with '
+      f'patience {patience} it should stop after epoch {best_epoch + patience}')
+
+  state, _ = ckpt_lib.load_for_inference(workdir)
+  assert int(state['best_epoch']) == best_epoch, (
+      f'checkpoint best_epoch={int(state["best_epoch"])}, history says {best_epoch}')
+  assert metrics['val_mse_scaled'] == pytest.approx(val.min(), rel=1e-5, abs=1e-7), (
+      f'val_mse_scaled={metrics["val_mse_scaled"]} is not the best epoch\'s val_loss '
+      f'{val.min()} (last epoch\'s: {val[-1]}): the reported params are not the best ones')
+
+  trained = forecast.load_run(workdir)
+  _assert_trees_equal(trained.params, state['best_params'], 'load_run params vs best_params')
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(state['params']), jax.tree.leaves(state['best_params']))), (
+          'the last and the best params are equal; the test cannot tell them apart')

@@ -1,0 +1,198 @@
+"""`rnnjax.run.train_and_evaluate`: what a finished workdir holds, against independent references.
+
+References: the pure `make_train` (the same training without the chunk loop, checkpoints or
+reloading), NumPy on the raw series for errors and baselines, and the window arithmetic of the
+tutorial (sample s reads x[s:s+window], target y[s+window-1+horizon]).
+"""
+import json
+import math
+import os
+import shutil
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from conftest import tiny_config
+from rnnjax import checkpoint as ckpt_lib
+from rnnjax import data as data_lib
+from rnnjax import forecast
+from rnnjax import models
+from rnnjax import run as run_lib
+from rnnjax import train as train_lib
+
+TIMINGS = ('train_seconds', 'compile_seconds')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+  """Every train_and_evaluate jits fresh closures, so equal programs would compile again (seconds
+  each on CPU); a persistent cache for this module lets them share the compiled code."""
+  path = tmp_path_factory.getbasetemp() / 'jax_compilation_cache'
+  path.mkdir(exist_ok=True)
+  previous = jax.config.jax_compilation_cache_dir
+  compilation_cache.set_cache_dir(str(path))
+  compilation_cache.reset_cache()
+  yield str(path)
+  jax.config.update('jax_compilation_cache_dir', previous)
+  compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  """(config, workdir, returned metrics) of one finished tiny run."""
+  config = tiny_config()
+  workdir = str(tmp_path_factory.mktemp('run') / 'w')
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  return config, workdir, metrics
+
+
+@pytest.fixture(scope='module')
+def pure_training(finished):
+  """(data, final TrainState, history) of the pure make_train with the run's config and seed."""
+  config = finished[0]
+  data = data_lib.prepare(config.data)
+  state, history = jax.jit(train_lib.make_train(config, data))(
+      jax.random.PRNGKey(config.train.seed))
+  return data, state, history
+
+
+@pytest.fixture(scope='module')
+def series(finished):
+  """The run's own raw series: (timestamps [T], values [T, 1])."""
+  s = finished[0].data.synthetic
+  times, values = data_lib.synthetic_series(s.num_days, s.slope, s.amplitude, s.noise, s.start)
+  return times, values[:, None]
+
+
+@pytest.fixture(scope='module')
+def frame(finished, series):
+  """forecast_frame of the reloaded workdir over the run's own series."""
+  return forecast.forecast_frame(forecast.load_run(finished[1]), *series)
+
+
+def _split(config, n_points):
+  """(n_windows, n_train) by the tutorial's arithmetic: the first 80 % of windows train."""
+  d = config.data
+  n_windows = n_points - d.window - d.horizon + 1
+  return n_windows, math.floor(n_windows * (1 - d.val_fraction))
+
+
+def test_metrics_json_is_what_train_and_evaluate_returned(finished):
+  _, workdir, metrics = finished
+  with open(os.path.join(workdir, 'metrics.json')) as f:
+    written = json.load(f)
+  assert written == pytest.approx(metrics, rel=1e-12), (
+      f'metrics.json differs from the returned metrics:\n{written}\nvs\n{metrics}')
+
+
+def test_reloaded_forecasts_equal_in_memory_training(finished, pure_training, series, frame):
+  config, _, _ = finished
+  data, state, _ = pure_training
+  window = config.data.window
+  starts = np.arange(len(series[1]) - window + 1)
+  x_BWF = data.scaled_TF[starts[:, None] + np.arange(window)[None, :]]
+  model = models.from_config(config.model)
+  expected = data.unscale_target(model.apply({'params': state.params}, x_BWF))
+  assert len(frame) == len(starts), f'{len(frame)} rows for {len(starts)} complete windows'
+  # make_train is one compiled scan over all epochs, the run one call per epoch: equal up to
+  # float32 rounding, not bit for bit.
+  np.testing.assert_allclose(
+      frame['forecast'].to_numpy(), expected, rtol=0, atol=1e-5,
+      err_msg='forecasts from the reloaded checkpoint differ from the parameters the pure '
+              'make_train trains with the same config and seed')
+
+
+def test_val_and_train_errors_match_numpy_on_forecast_frame(finished, series, frame):
+  config, _, metrics = finished
+  n_windows, n_train = _split(config, len(series[1]))
+  # Row s of the frame is the window starting at s; the last `horizon` rows have no target.
+  for part, rows in (('val', slice(n_train, n_windows)), ('train', slice(0, n_train))):
+    err = (frame['forecast'] - frame['actual']).to_numpy()[rows]
+    assert np.all(np.isfinite(err)), f'{part} rows of forecast_frame lack an actual value'
+    rmse, mae = np.sqrt(np.mean(err ** 2)), np.mean(np.abs(err))
+    assert metrics[f'{part}_rmse'] == pytest.approx(rmse, abs=1e-5), (
+        f'metrics {part}_rmse={metrics[f"{part}_rmse"]}, NumPy on the reloaded forecasts: {rmse}')
+    assert metrics[f'{part}_mae'] == pytest.approx(mae, abs=1e-5), (
+        f'metrics {part}_mae={metrics[f"{part}_mae"]}, NumPy on the reloaded forecasts: {mae}')
+
+
+def test_baselines_match_numpy_on_the_raw_series(finished, series):
+  config, _, metrics = finished
+  d = config.data
+  y = series[1][:, 0]
+  n_windows, n_train = _split(config, len(y))
+  target = np.arange(n_train, n_windows) + d.window - 1 + d.horizon
+  # Seasonal naive may only look back whole seasons to a value known at forecast time.
+  lag = d.season
+  while lag < d.horizon:
+    lag += d.season
+  for name, guess in (('persistence', y[target - d.horizon]),
+                      ('seasonal_naive', y[target - lag])):
+    rmse = np.sqrt(np.mean((guess - y[target]) ** 2))
+    mae = np.mean(np.abs(guess - y[target]))
+    assert metrics[f'baseline_{name}_rmse'] == pytest.approx(rmse, rel=1e-12), (
+        f'baseline_{name}_rmse={metrics[f"baseline_{name}_rmse"]}, NumPy: {rmse}')
+    assert metrics[f'baseline_{name}_mae'] == pytest.approx(mae, rel=1e-12), (
+        f'baseline_{name}_mae={metrics[f"baseline_{name}_mae"]}, NumPy: {mae}')
+
+
+def test_history_csv_matches_training_history(finished, pure_training):
+  config, workdir, _ = finished
+  history = pd.read_csv(os.path.join(workdir, 'history.csv'))
+  epochs = config.train.epochs
+  assert list(history['epoch']) == list(range(1, epochs + 1)), (
+      f'history.csv epochs are {list(history["epoch"])}, expected 1..{epochs}')
+
+  _, meta = ckpt_lib.load_for_inference(workdir)
+  for key in ('loss', 'val_loss'):
+    np.testing.assert_array_equal(
+        history[key].to_numpy(np.float32), np.asarray(meta['history'][key], np.float32),
+        err_msg=f'history.csv {key} differs from the history saved in the final checkpoint')
+
+  _, _, pure = pure_training
+  for key in ('loss', 'val_loss'):
+    np.testing.assert_allclose(
+        history[key].to_numpy(), np.asarray(pure[key]), rtol=1e-5,
+        err_msg=f'history.csv {key} differs from the pure make_train history of the same config')
+
+
+def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finished, tmp_path,
+                                                                       monkeypatch):
+  config, source, metrics = finished
+  workdir = str(tmp_path / 'w')
+  shutil.copytree(source, workdir)
+  state_before, _ = ckpt_lib.load_for_inference(workdir)
+  steps_before = sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR)))
+
+  chunks = []
+  make_program = run_lib.single_program
+
+  def counting_program(trainer, cfg):
+    program = make_program(trainer, cfg)
+    run_chunk = program.run
+
+    def counted(state, n):
+      chunks.append(n)
+      return run_chunk(state, n)
+    program.run = counted
+    return program
+
+  monkeypatch.setattr(run_lib, 'single_program', counting_program)
+  rerun = run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert not chunks, f'the re-run of a finished workdir trained {sum(chunks)} more epochs'
+
+  differing = sorted(k for k in metrics.keys() | rerun.keys()
+                     if k not in TIMINGS and rerun.get(k) != metrics.get(k))
+  assert not differing, 'the re-run changed metrics: ' + ', '.join(
+      f'{k}: {metrics.get(k)!r} -> {rerun.get(k)!r}' for k in differing)
+  assert sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR))) == steps_before, (
+      'the re-run changed the checkpoints directory')
+  state_after, _ = ckpt_lib.load_for_inference(workdir)
+  for before, after in zip(jax.tree.leaves(state_before), jax.tree.leaves(state_after)):
+    np.testing.assert_array_equal(after, before, err_msg='the re-run changed the saved state')
+  old = pd.read_csv(os.path.join(source, 'history.csv')).to_numpy(np.float32)
+  new = pd.read_csv(os.path.join(workdir, 'history.csv')).to_numpy(np.float32)
+  np.testing.assert_array_equal(new, old, err_msg='the re-run changed history.csv')
