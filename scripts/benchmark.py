@@ -76,11 +76,11 @@ def time_training(config, repeats: int) -> dict:
   Returns medians: compile_seconds (the chunk), train_seconds, and per-epoch figures.
   """
   data = data_lib.prepare(config.data)
-  trainer = train.make_trainer(config, data)
   members = ensemble.plan_members(config)
   epochs = config.train.epochs
   compiles, trains = [], []
   for _ in range(repeats):
+    trainer = train.make_trainer(config, data)  # new functions: nothing comes from jit caches
     program = (run.single_program(trainer, config) if members is None
                else ensemble.make_program(trainer, config, members))
     state = program.init()
