@@ -26,8 +26,8 @@ def _script(name):
   return os.path.join(ROOT, 'scripts', name)
 
 
-def _run(args, timeout=TIMEOUT):
-  return subprocess.run([PYTHON, *args], cwd=ROOT, env=script_env(), capture_output=True,
+def _run(args, env=None, timeout=TIMEOUT):
+  return subprocess.run([PYTHON, *args], cwd=ROOT, env=env or script_env(), capture_output=True,
                         text=True, timeout=timeout)
 
 
@@ -36,12 +36,22 @@ def _tail(text, n=3000):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-  """The tutorial config shortened to 2 epochs on 30 days, trained by scripts/train.py."""
+def compile_cache_env(tmp_path_factory):
+  """Script environment with the session's persistent JAX compilation cache (test_checkpoint.py
+  trains the same small GRU on the same 30 days, so this run need not compile it again)."""
+  path = tmp_path_factory.getbasetemp() / 'jax_compilation_cache'
+  path.mkdir(exist_ok=True)
+  return script_env(JAX_COMPILATION_CACHE_DIR=str(path))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, compile_cache_env):
+  """The tutorial config shortened to 2 epochs on 30 days and a GRU 8/8, by scripts/train.py."""
   workdir = str(tmp_path_factory.mktemp('scripts') / 'seed_gru')
   proc = _run([_script('train.py'), '--config', 'configs/seed_gru.py', '--workdir', workdir,
                f'--config.train.epochs={TUTORIAL_EPOCHS}',
-               f'--config.data.synthetic.num_days={TUTORIAL_DAYS}'])
+               f'--config.data.synthetic.num_days={TUTORIAL_DAYS}',
+               '--config.model.hidden_sizes=(8,8)'], env=compile_cache_env)
   assert proc.returncode == 0, (
       f'scripts/train.py exited with {proc.returncode} on the tutorial config:\n'
       f'{_tail(proc.stderr)}')
@@ -102,7 +112,7 @@ def test_train_script_writes_every_artifact(trained):
       f'{metrics["val_rmse"]}')
 
 
-def test_predict_script_writes_one_row_per_window(trained, tmp_path):
+def test_predict_script_writes_one_row_per_window(trained, tmp_path, compile_cache_env):
   workdir, _ = trained
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
@@ -112,7 +122,7 @@ def test_predict_script_writes_one_row_per_window(trained, tmp_path):
   pd.DataFrame({'time': times, 'temperature': values}).to_csv(csv_path, index=False)
 
   proc = _run([_script('predict.py'), '--workdir', workdir, '--csv', str(csv_path),
-               '--out', str(out_path)])
+               '--out', str(out_path)], env=compile_cache_env)
   assert proc.returncode == 0, f'predict.py exited with {proc.returncode}:\n{_tail(proc.stderr)}'
   assert 'Traceback' not in proc.stderr, _tail(proc.stderr)
 
