@@ -64,8 +64,19 @@ class Checkpointer:
       manager.wait_until_finished()
 
   def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
-    """The newest checkpoint that restores, as (state, meta); None when there is none."""
-    return restore_newest(self.latest, abstract_state)
+    """The newest checkpoint that restores, as (state, meta); None when there is none.
+
+    Newer steps that failed to restore are deleted, so the resumed run saves those epochs
+    afresh instead of leaving damaged checkpoints that look newest.
+    """
+    restored = restore_newest(self.latest, abstract_state)
+    good = restored[1]['epochs_done'] if restored is not None else -1
+    for step in self.latest.all_steps():
+      if step > good:
+        logging.warning('deleting damaged checkpoint %s; training redoes its epochs',
+                        os.path.join(str(self.latest.directory), str(step)))
+        self.latest.delete(step)
+    return restored
 
   def close(self) -> None:
     self.latest.close()

@@ -76,10 +76,8 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
                     predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))))
 
 
-def _step(times: pd.DatetimeIndex) -> pd.Timedelta | pd.DateOffset:
-  freq = pd.infer_freq(times) if len(times) >= 3 else None
-  if freq is not None:
-    return pd.tseries.frequencies.to_offset(freq)
+def _step(times: pd.DatetimeIndex) -> pd.Timedelta:
+  """The series' typical spacing (the median gap), used to date targets past its end."""
   return pd.Series(times).diff().median()
 
 

@@ -248,7 +248,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     state, meta = restored
     state = program.from_saved(state)
     done = meta['epochs_done']
-    history = {k: [np.asarray(v)] for k, v in meta['history'].items()}
+    # JSON gives float64; keep the dtypes a chunk returns so a resumed history matches.
+    history = {k: [np.asarray(v, bool if k == 'active' else np.float32)]
+               for k, v in meta['history'].items()}
     logging.info('resuming %s from epoch %d', workdir, done)
   else:
     state = program.init()
@@ -272,7 +274,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         history[k].append(np.asarray(chunk[k]))
       loss, val = np.asarray(chunk['loss'])[..., -1], np.asarray(chunk['val_loss'])[..., -1]
       bar.update(n)
-      bar.set_postfix(loss=f'{np.nanmean(loss):.5f}', val_loss=f'{np.nanmean(val):.5f}')
+      bar.set_postfix(loss=f'{_finite_mean(loss):.5f}', val_loss=f'{_finite_mean(val):.5f}')
       flags = ensemble.to_host({'diverged': state.diverged, 'stopped': state.stopped,
                                 'best': state.best_val_loss})
       diverged = flags['diverged']
@@ -308,6 +310,11 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   _atomic_write(os.path.join(workdir, 'metrics.json'),
                 lambda p: open(p, 'w').write(json.dumps(results, indent=1, sort_keys=True)))
   return results
+
+
+def _finite_mean(values) -> float:
+  finite = np.asarray(values)[np.isfinite(values)]
+  return float(finite.mean()) if finite.size else float('nan')
 
 
 def _joined(history: dict) -> dict:

@@ -8,6 +8,31 @@ import pytest
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CACHE = {}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def compile_cache(tmp_path_factory):
+  """One persistent JAX compilation cache for the test session, in-process and in subprocesses.
+
+  Tests build fresh closures and start fresh script processes, so the same small programs would
+  be compiled again and again (seconds each on CPU); the cache holds compiled code only, and it
+  starts empty every session.
+  """
+  from jax.experimental.compilation_cache import compilation_cache
+  path = str(tmp_path_factory.getbasetemp() / 'jax_compilation_cache')
+  os.makedirs(path, exist_ok=True)
+  previous = (jax.config.jax_compilation_cache_dir,
+              jax.config.jax_persistent_cache_min_compile_time_secs)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+  compilation_cache.set_cache_dir(path)
+  compilation_cache.reset_cache()
+  _CACHE['dir'] = path
+  yield path
+  _CACHE.clear()
+  jax.config.update('jax_compilation_cache_dir', previous[0])
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', previous[1])
+  compilation_cache.reset_cache()
 
 
 def tiny_config(**overrides):
@@ -40,6 +65,9 @@ def script_env(**extra):
   env = dict(os.environ)
   env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
   env.setdefault('JAX_PLATFORMS', 'cpu')
+  if 'dir' in _CACHE:
+    env['JAX_COMPILATION_CACHE_DIR'] = _CACHE['dir']
+    env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
   env.update(extra)
   return env
 

@@ -18,7 +18,6 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from conftest import PYTHON, ROOT, script_env, tiny_config
 from rnnjax import checkpoint as ckpt_lib
@@ -37,23 +36,6 @@ TRAIN_ARGS = ['--config', 'configs/seed_gru.py', '--config.data.synthetic.num_da
               f'--config.train.checkpoint_every={CHECKPOINT_EVERY}']
 
 
-@pytest.fixture(scope='module', autouse=True)
-def compile_cache(tmp_path_factory):
-  """A persistent JAX compilation cache for this module, in-process and in its subprocesses.
-
-  Every train_and_evaluate jits fresh closures, and every script run is a fresh process, so a
-  resumed run would compile again the programs of the run it resumes (seconds each on CPU).
-  """
-  path = tmp_path_factory.getbasetemp() / 'jax_compilation_cache'
-  path.mkdir(exist_ok=True)
-  previous = jax.config.jax_compilation_cache_dir
-  compilation_cache.set_cache_dir(str(path))
-  compilation_cache.reset_cache()
-  yield str(path)
-  jax.config.update('jax_compilation_cache_dir', previous)
-  compilation_cache.reset_cache()
-
-
 def _train_cmd(workdir, *extra):
   return [PYTHON, os.path.join(ROOT, 'scripts', 'train.py'), '--workdir', str(workdir),
           *TRAIN_ARGS, *extra]
@@ -63,7 +45,7 @@ def _start(cmd, log_dir, name, cache):
   """Starts a script with stdout/stderr in files (a full pipe would stall the run)."""
   out = open(os.path.join(log_dir, f'{name}.out'), 'w')
   err = open(os.path.join(log_dir, f'{name}.err'), 'w')
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=script_env(JAX_COMPILATION_CACHE_DIR=cache),
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=script_env(),
                           stdout=out, stderr=err)
   proc.logs = (out.name, err.name)
   out.close()

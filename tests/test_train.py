@@ -227,24 +227,4 @@ def test_huge_learning_rate_diverges_with_finite_params(tiny):
       f'state epoch {int(state.epoch)} != number of finite epochs {finite_epochs} ({loss})')
   assert _all_finite(state.params) and _all_finite(state.opt_state), (
       'a diverged run must keep the finite parameters of its last finite epoch')
-
-
-# ---------------------------------------------------------------------------- vmap
-
-
-def test_vmapped_members_equal_single_runs(tiny):
-  keys = jax.random.split(jax.random.PRNGKey(42), 3)
-  train = train_lib.make_train(tiny.config, tiny.data)
-  states, history = jax.jit(jax.vmap(train))(keys)
-  assert not np.asarray(states.stopped).any(), 'precondition: no member should stop in 2 epochs'
-  assert history['loss'].shape == (3, tiny.config.train.epochs), (
-      f'vmapped history shape {history["loss"].shape}, want (3 members, 2 epochs)')
-  for k in range(3):
-    single_state, single_history = tiny.run(tiny.start(key=keys[k]), tiny.dd, 2)
-    for name in ('loss', 'val_loss'):
-      np.testing.assert_allclose(history[name][k], single_history[name], rtol=1e-5, atol=1e-6,
-                                 err_msg=f'member {k} {name} differs from a single run with key {k}')
-    for (path, m), (_, s) in zip(_leaves_with_paths(jax.tree.map(lambda a: a[k], states.params)),
-                                 _leaves_with_paths(single_state.params)):
-      np.testing.assert_allclose(m, s, rtol=1e-4, atol=1e-5,
-                                 err_msg=f'member {k} params {path} differ from a single run')
+# Member k of jit(vmap(train)) equals the single run with seed k: tests/test_ensemble.py.
