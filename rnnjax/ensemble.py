@@ -1,9 +1,10 @@
-"""Many seeds at once: `jit(vmap(train))` over members, sharded over every device.
+"""Many seeds at once: `jit(vmap(train))` over members, split over every device.
 
 Member k of a run trains with seed `train.seed + k` and its own sweep values; a run with
 `num_seeds=1` and no sweep is a single run and goes through `rnnjax.run.single_program`.
-The member axis is sharded over `jax.devices()` with a 1-D `Mesh` ('members'): every local
-device of a host, and every host after `jax.distributed.initialize()`. A member count that the
+The member axis is split over `jax.devices()` with a 1-D `Mesh` ('members') and `shard_map`:
+every local device of a host, and every host after `jax.distributed.initialize()`, runs the
+vmapped program on its own members, with no communication between them. A member count that the
 device count does not divide is padded with copies of the last member, which are dropped from
 every result and never saved.
 """
@@ -145,20 +146,26 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
   device_data = jax.tree.map(lambda a: _global_array(np.asarray(a), replicated),
                              trainer.device_data)
   vinit = jax.vmap(trainer.init)
+  # shard_map: each device runs the vmapped program on its own members. Members never talk to
+  # each other, so the program has no collectives for the partitioner to insert.
+  sinit = jax.shard_map(vinit, mesh=mesh, in_specs=(P('members'), P('members')),
+                        out_specs=P('members'), check_vma=False)
   program = Program(init=None, run=None, abstract_state=None, members=members)
-  init = _timed_compile(program, jax.jit(vinit, out_shardings=shard), keys, hparams)
+  init = _timed_compile(program, jax.jit(sinit), keys, hparams)
   program.init = lambda: init(keys, hparams)
   saved_shapes = jax.eval_shape(vinit, keys[:size] if size == padded else keys, hparams)
   program.abstract_state = jax.tree.map(
       lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
       saved_shapes)
-  vrun = jax.vmap(trainer.run_epochs, in_axes=(0, None, None))
   compiled = {}
 
   def run(state, n):
     if n not in compiled:
-      fn = jax.jit(vrun, static_argnums=2, donate_argnums=0, out_shardings=shard)
-      compiled[n] = _timed_compile(program, fn, state, device_data, n)
+      vrun = jax.vmap(lambda s, dd: trainer.run_epochs(s, dd, n), in_axes=(0, None))
+      srun = jax.shard_map(vrun, mesh=mesh, in_specs=(P('members'), P()),
+                           out_specs=P('members'), check_vma=False)
+      fn = jax.jit(srun, donate_argnums=0)
+      compiled[n] = _timed_compile(program, fn, state, device_data)
     state, history = compiled[n](state, device_data)
     return state, jax.tree.map(lambda h: h[:size], history)
 
