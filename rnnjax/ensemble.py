@@ -130,6 +130,32 @@ def member_keys(seeds: np.ndarray) -> np.ndarray:
   return np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in seeds])
 
 
+def train_many(config, data: data_lib.Dataset, members: Members | None = None):
+  """Trains every member in one program: `jit(vmap(make_train(config, data)))`.
+
+  The same code path as a single run, so member k equals `jit(make_train(...))` with seed
+  `train.seed + k` and its sweep values. For one device; `make_program` splits members over
+  devices and chunks of epochs.
+
+  Args:
+    config: the run's config; members default to `plan_members(config)` (num_seeds, sweep).
+    data: from `rnnjax.data.prepare`.
+    members: an explicit member plan.
+
+  Returns:
+    (TrainState, history), every leaf with a leading member axis [M, ...].
+  """
+  members = members or plan_members(config)
+  if members is None:  # num_seeds=1 and no sweep: a one-member ensemble
+    members = Members(seeds=np.array([config.train.seed]),
+                      hparams={k: np.array([v], np.float32)
+                               for k, v in train_lib.default_hparams(config).items()},
+                      swept=())
+  train = train_lib.make_train(config, data)
+  hparams = {k: jnp.asarray(v) for k, v in members.hparams.items()}
+  return jax.jit(jax.vmap(train))(jnp.asarray(member_keys(members.seeds)), hparams)
+
+
 def make_program(trainer: train_lib.Trainer, config, members: Members):
   """The vmapped, member-sharded program with the same interface as a single run's."""
   from rnnjax.run import Program, _timed_compile  # the driver owns the interface

@@ -171,10 +171,16 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
       x, y = data_lib.gather_windows(dd.series_TF, dd.train_starts[idx_B], window, horizon)
       loss, grads = jax.value_and_grad(loss_fn)(params, x, y, mask_B, key)
       updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(mask_B)
+      count = jnp.sum(mask_B)
+      if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
+        count = jnp.where(jnp.isfinite(loss), count, 0.0)
+        loss = jnp.where(jnp.isfinite(loss), loss, 0.0)
+      return (optax.apply_updates(params, updates), opt_state), (loss * count, count)
 
     (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state), batches)
-    loss = jnp.sum(weighted) / n_train  # mean over windows, as Keras reports it
+    # Mean over windows, as Keras reports it (over the windows of applied steps when
+    # non-finite steps are skipped; no applied step at all gives NaN and stops the run).
+    loss = jnp.sum(weighted[0]) / jnp.sum(weighted[1])
     v_loss = val_loss(params, dd)
     finite = jnp.isfinite(loss) & jnp.isfinite(v_loss)
     active = ~state.stopped

@@ -26,12 +26,9 @@ def _single(config, seed, **hparams):
 
 
 def test_member_k_equals_single_run_with_seed_k():
+  config = tiny_config(num_seeds=3)
+  states, histories = ensemble.train_many(config, data_lib.prepare(config.data))
   config = tiny_config()
-  d = data_lib.prepare(config.data)
-  members = ensemble.plan_members(tiny_config(num_seeds=3))
-  keys = ensemble.member_keys(members.seeds)
-  hparams = {k: np.asarray(v) for k, v in members.hparams.items()}
-  states, histories = jax.jit(jax.vmap(train.make_train(config, d)))(keys, hparams)
   for k in range(3):
     history, params = _single(config, k)
     np.testing.assert_allclose(histories['loss'][k], history['loss'], rtol=1e-5, atol=1e-7,
@@ -189,3 +186,40 @@ def test_two_process_run_equals_single_process_run(tmp_path):
   for a, b in zip(multi['members'], single['members']):
     assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
         f'member {a["member"]} differs between the 2-process and the 1-process run'
+
+
+_CRASH_AFTER_EPOCH_2 = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, 'tests')
+    from conftest import tiny_config
+    from rnnjax import checkpoint, run
+    save = checkpoint.Checkpointer.save
+    def save_then_stop(self, epoch, *args, **kwargs):
+      save(self, epoch, *args, **kwargs)
+      if epoch == 2:
+        sys.exit(7)
+    checkpoint.Checkpointer.save = save_then_stop
+    run.train_and_evaluate(tiny_config(**{'num_seeds': 3, 'train.epochs': 4,
+                                          'train.checkpoint_every': 2}),
+                           sys.argv[1], progress=False)
+''')
+
+
+def test_ensemble_saved_on_4_devices_resumes_on_1(tmp_path):
+  """An ensemble checkpointed on 4 devices (3 members padded to 4) resumes on this process's
+  single device and ends equal to an uninterrupted single-device run."""
+  workdir = str(tmp_path / 'moved')
+  proc = subprocess.run(
+      [PYTHON, '-c', _CRASH_AFTER_EPOCH_2, workdir], cwd=ROOT, capture_output=True, text=True,
+      timeout=300, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
+  assert proc.returncode == 7, f'the 4-device run did not stop after epoch 2:\n{proc.stderr[-2000:]}'
+  config = tiny_config(**{'num_seeds': 3, 'train.epochs': 4, 'train.checkpoint_every': 2})
+  resumed = run.train_and_evaluate(config, workdir, progress=False)
+  plain = run.train_and_evaluate(config, str(tmp_path / 'plain'), progress=False)
+  for a, b in zip(resumed['members'], plain['members']):
+    assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
+        f'member {a["member"]} resumed on 1 device differs from the uninterrupted run'
+  moved, _ = ckpt_lib.load_for_inference(workdir)
+  reference, _ = ckpt_lib.load_for_inference(str(tmp_path / 'plain'))
+  for x, y in zip(jax.tree.leaves(moved['params']), jax.tree.leaves(reference['params'])):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)

@@ -228,3 +228,21 @@ def test_huge_learning_rate_diverges_with_finite_params(tiny):
   assert _all_finite(state.params) and _all_finite(state.opt_state), (
       'a diverged run must keep the finite parameters of its last finite epoch')
 # Member k of jit(vmap(train)) equals the single run with seed k: tests/test_ensemble.py.
+
+
+def test_skip_nonfinite_updates_steps_over_nan_batches():
+  """optax.apply_if_finite: batches whose loss is NaN leave the parameters alone, the epoch
+  loss averages the applied batches, and the run goes on instead of diverging."""
+  config = tiny_config(**{'train.skip_nonfinite_updates': True, 'train.epochs': 2})
+  data = data_lib.prepare(config.data)
+  trainer = train_lib.make_trainer(config, data)
+  poisoned = trainer.device_data._replace(
+      series_TF=trainer.device_data.series_TF.at[5, 0].set(jnp.nan))
+  state = trainer.init(jax.random.PRNGKey(0))
+  state, history = jax.jit(trainer.run_epochs, static_argnums=2)(state, poisoned, 2)
+  assert not bool(state.diverged), f'skipping NaN batches should not diverge: {history}'
+  assert np.all(np.isfinite(history['loss'])), f'epoch losses {history["loss"]}'
+  assert _all_finite(state.params), 'a skipped NaN update reached the parameters'
+  inner = state.opt_state
+  assert int(inner.notfinite_count) >= 0 and int(inner.total_notfinite) > 0, \
+      'apply_if_finite saw no non-finite step: the poisoned windows were never used'
