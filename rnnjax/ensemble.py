@@ -58,6 +58,29 @@ class Members:
     return out
 
 
+def avoid_cpu_pool_deadlock(config) -> None:
+  """On a CPU-only install, runs an ensemble on one core.
+
+  XLA:CPU (jax 0.10.2) deadlocks in its thread pool on the vmapped tutorial program with 8 or
+  more members on a 2-core machine, with or without multi-threaded Eigen; pinned to one core it
+  completes. Call before JAX first touches a device. A single run, or an install with a GPU or
+  TPU plugin, is left alone.
+  """
+  import importlib.util
+  import logging
+  import os
+  if config.num_seeds == 1 and all(config.sweep[k] is None for k in config_lib.SWEEPABLE):
+    return
+  accelerators = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin', 'libtpu')
+  if any(importlib.util.find_spec(name) for name in accelerators):
+    return
+  cores = sorted(os.sched_getaffinity(0))
+  if len(cores) > 1:
+    os.sched_setaffinity(0, {cores[0]})
+    logging.warning('ensemble on a CPU-only install: running on one core to avoid an XLA:CPU '
+                    'thread-pool deadlock (see rnnjax.ensemble.avoid_cpu_pool_deadlock)')
+
+
 def plan_members(config) -> Members | None:
   """Members from `num_seeds` and `sweep`; None for a single run. Checks before any compile.
 

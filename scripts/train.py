@@ -13,7 +13,7 @@ from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from rnnjax import errors, run
+from rnnjax import ensemble, errors, run
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
                                 'with --config.section.key=value.', lock_config=True)
@@ -34,6 +34,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
+  ensemble.avoid_cpu_pool_deadlock(config)
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
