@@ -64,12 +64,15 @@ def avoid_cpu_pool_deadlock(config) -> None:
   XLA:CPU (jax 0.10.2) deadlocks in its thread pool on the vmapped tutorial program with 8 or
   more members on a 2-core machine, with or without multi-threaded Eigen; pinned to one core it
   completes. Call before JAX first touches a device. A single run, or an install with a GPU or
-  TPU plugin, is left alone.
+  TPU plugin, is left alone, and so are several processes or forced host devices (one core
+  would be shared between devices that each wait on the other).
   """
   import importlib.util
   import logging
   import os
   if config.num_seeds == 1 and all(config.sweep[k] is None for k in config_lib.SWEEPABLE):
+    return
+  if 'xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', ''):
     return
   accelerators = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin', 'libtpu')
   if any(importlib.util.find_spec(name) for name in accelerators):

@@ -34,7 +34,8 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
-  ensemble.avoid_cpu_pool_deadlock(config)
+  if not FLAGS.distributed:
+    ensemble.avoid_cpu_pool_deadlock(config)
   if FLAGS.distributed:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
