@@ -79,6 +79,20 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
+def override(config, overrides: dict):
+  """Sets dotted keys in place, e.g. override(c, {'train.epochs': 5}); returns the config.
+
+  Unknown keys raise, as on the command line (the config is locked).
+  """
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
 def _positive_int(name: str, value) -> None:
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise UserError(f'{name} must be a positive integer, got {value!r}.')

@@ -103,14 +103,7 @@ def time_training(config, repeats: int) -> dict:
 
 
 def tutorial_config(**overrides):
-  config = config_lib.default_config()
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split('.')
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return config
+  return config_lib.override(config_lib.default_config(), overrides)
 
 
 def keras_fit_seconds(config, repeats: int) -> dict | None:

@@ -40,19 +40,13 @@ def tiny_config(**overrides):
 
   overrides: dotted keys, e.g. tiny_config(**{'train.epochs': 5}).
   """
-  from rnnjax.config import default_config
+  from rnnjax.config import default_config, override
   c = default_config()
   c.data.synthetic.num_days = 20
   c.model.hidden_sizes = (8, 8)
   c.train.epochs = 3
   c.train.checkpoint_every = 1
-  for key, value in overrides.items():
-    node = c
-    *path, last = key.split('.')
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return c
+  return override(c, overrides)
 
 
 @pytest.fixture
