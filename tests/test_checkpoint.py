@@ -403,3 +403,21 @@ def test_early_stopping_stops_and_reports_the_best_epoch(tmp_path):
   assert not all(np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(state['params']), jax.tree.leaves(state['best_params']))), (
           'the last and the best params are equal; the test cannot tell them apart')
+
+
+def test_checkpoints_from_an_incompatible_config_are_refused(tmp_path):
+  """config.json says one run, checkpoints/ holds another's (copied in by hand): refused with
+  the differing key named, and nothing in the workdir is touched."""
+  other = str(tmp_path / 'other')
+  run_lib.train_and_evaluate(tiny_config(**{'model.hidden_sizes': (4,)}), other, progress=False)
+  workdir = str(tmp_path / 'w')
+  config = tiny_config()
+  run_lib.train_and_evaluate(config, workdir, progress=False)
+  shutil.rmtree(os.path.join(workdir, ckpt_lib.LATEST_DIR))
+  shutil.copytree(os.path.join(other, ckpt_lib.LATEST_DIR),
+                  os.path.join(workdir, ckpt_lib.LATEST_DIR))
+  before = sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR)))
+  with pytest.raises(UserError, match='another config.*hidden_sizes'):
+    run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR))) == before, \
+      'the refused run changed the checkpoints'
