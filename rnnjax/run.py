@@ -261,8 +261,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   signals = _Signals()
   bar = tqdm.tqdm(total=config.train.epochs, initial=done, unit='epoch', disable=not progress,
                   dynamic_ncols=True)
+  all_stopped = bool(np.all(ensemble.to_host(state.stopped)))
   with signals.catching():
-    while done < config.train.epochs and not bool(np.all(ensemble.to_host(state.stopped))):
+    while done < config.train.epochs and not all_stopped:
       n = _chunk_length(config, done)
       start = time.perf_counter()
       compile_before = program.compile_seconds
@@ -278,16 +279,18 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       flags = ensemble.to_host({'diverged': state.diverged, 'stopped': state.stopped,
                                 'best': state.best_val_loss})
       diverged = flags['diverged']
+      all_stopped = bool(np.all(flags['stopped']))
       if members is None and bool(diverged):
         bar.close()
         raise Diverged(_divergence_message(workdir, history, checkpointer))
-      best_now = float(np.min(np.where(diverged, np.inf, flags['best'])))
-      meta = _meta(config, data, _joined(history), done, members)
-      is_best = best_now < best_saved
-      best_saved = min(best_saved, best_now)
       if done % config.train.checkpoint_every == 0 or done == config.train.epochs or \
-          signals.received or bool(np.all(flags['stopped'])):
-        checkpointer.save(done, program.to_saved(state), meta, is_best=is_best)
+          signals.received or all_stopped:
+        # best/ gets this state if validation improved since the last checkpoint was saved.
+        best_now = float(np.min(np.where(diverged, np.inf, flags['best'])))
+        checkpointer.save(done, program.to_saved(state),
+                          _meta(config, data, _joined(history), done, members),
+                          is_best=best_now < best_saved)
+        best_saved = min(best_saved, best_now)
       if signals.received:
         bar.close()
         checkpointer.close()
