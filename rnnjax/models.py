@@ -26,7 +26,22 @@ ACTIVATION_FNS: dict[str, Callable] = {
 }
 GATES = {'gru': 3, 'lstm': 4, 'simple': 1}
 KERNEL_INIT = nn.initializers.glorot_uniform()
-RECURRENT_INIT = nn.initializers.orthogonal()
+
+
+def _one_member_at_a_time(init: Callable) -> Callable:
+  """`init` whose vmap (an ensemble's init) runs it member by member in a loop.
+
+  The orthogonal initializer takes a QR decomposition. Batched over members, jaxlib 0.10.2's
+  CPU QR kernel splits the batch over XLA:CPU's thread pool and blocks a pool thread waiting for
+  it; with the layers' QRs running at once, every pool thread of a 2-core machine ends up
+  waiting and the program hangs. One member at a time never waits on the pool.
+  """
+  def member_init(key, shape, dtype=jnp.float32):
+    return jax.custom_batching.sequential_vmap(lambda k: init(k, shape, dtype))(key)
+  return member_init
+
+
+RECURRENT_INIT = _one_member_at_a_time(nn.initializers.orthogonal())
 
 
 def activation_fn(name: str) -> Callable:

@@ -223,3 +223,67 @@ def test_ensemble_saved_on_4_devices_resumes_on_1(tmp_path):
   reference, _ = ckpt_lib.load_for_inference(str(tmp_path / 'plain'))
   for x, y in zip(jax.tree.leaves(moved['params']), jax.tree.leaves(reference['params'])):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_member_groups_equal_all_members_at_once():
+  """Members trained in vmapped groups of 3 (4 members: a group and a remainder) equal the same
+  members vmapped all at once. (One at a time, the CPU default, is what the other ensemble
+  tests compare with single runs.)"""
+  histories = {}
+  for size in (4, 3):
+    config = tiny_config(**{'num_seeds': 4, 'ensemble_vmap_size': size, 'train.epochs': 2})
+    data = data_lib.prepare(config.data)
+    program = ensemble.make_program(train.make_trainer(config, data), config,
+                                    ensemble.plan_members(config))
+    _, history = program.run(program.init(), config.train.epochs)
+    histories[size] = jax.device_get(history)
+  np.testing.assert_allclose(histories[3]['val_loss'], histories[4]['val_loss'], rtol=1e-5,
+                             err_msg='groups of 3 differ from all 4 members at once')
+
+
+_TUTORIAL_ENSEMBLE_INIT = textwrap.dedent('''
+    import json, sys
+    import jax
+    from rnnjax import config as config_lib, data as data_lib, ensemble, train
+    config = config_lib.override(config_lib.default_config(), {'num_seeds': 16})
+    ensemble.use_every_cpu_core(config)
+    trainer = train.make_trainer(config, data_lib.prepare(config.data))
+    program = ensemble.make_program(trainer, config, ensemble.plan_members(config))
+    for _ in range(3):
+      jax.block_until_ready(program.init())
+    print(json.dumps({'devices': jax.device_count()}))
+''')
+
+
+def test_tutorial_ensemble_initialises_on_every_core_without_hanging():
+  """16 tutorial-sized members initialised on one CPU device per core. Batched over members,
+  the orthogonal initializer's QR blocked XLA:CPU's thread pool for good (models.RECURRENT_INIT
+  runs it member by member); a hang shows here as a timeout."""
+  proc = subprocess.run([PYTHON, '-c', _TUTORIAL_ENSEMBLE_INIT], cwd=ROOT, capture_output=True,
+                        text=True, timeout=180, env=script_env())
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  devices = json.loads(proc.stdout.strip().splitlines()[-1])['devices']
+  assert devices == len(os.sched_getaffinity(0)), f'{devices} devices, not one per core'
+
+
+_DEVICES_AFTER = textwrap.dedent('''
+    import sys
+    import jax
+    from rnnjax import config as config_lib, ensemble
+    config = config_lib.override(config_lib.default_config(), {'num_seeds': int(sys.argv[1])})
+    ensemble.use_every_cpu_core(config)
+    print(jax.device_count())
+''')
+
+
+@pytest.mark.parametrize('num_seeds,xla_flags,want', [
+    (1, '', 1),  # a single run keeps one device
+    (4, '--xla_force_host_platform_device_count=3', 3),  # the user's count wins
+])
+def test_use_every_cpu_core_leaves_single_runs_and_user_settings_alone(num_seeds, xla_flags,
+                                                                        want):
+  proc = subprocess.run([PYTHON, '-c', _DEVICES_AFTER, str(num_seeds)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120,
+                        env=script_env(XLA_FLAGS=xla_flags))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert int(proc.stdout.strip().splitlines()[-1]) == want
