@@ -74,6 +74,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.sweep[name] = ml_collections.FieldReference(None, field_type=tuple)
   c.sweep.grid = False               # False: one value per member; True: every combination
   c.ensemble_quantiles = (0.1, 0.9)  # band drawn and written for ensembles
+  # Members of a device vmapped together; larger ensembles run such groups one after another in
+  # the same program. 0: all of a device's members on GPU/TPU, one at a time on CPU.
+  c.ensemble_vmap_size = 0
 
   c.lock()
   return c
@@ -133,6 +136,10 @@ def validate(config) -> None:
     raise UserError(f'train.learning_rate must be > 0, got {t.learning_rate}.')
   if t.weight_decay < 0 or t.clip_norm < 0:
     raise UserError('train.weight_decay and train.clip_norm must be >= 0 (0 is off).')
+  if (isinstance(config.ensemble_vmap_size, bool) or not isinstance(config.ensemble_vmap_size, int)
+      or config.ensemble_vmap_size < 0):
+    raise UserError(f'ensemble_vmap_size must be an integer >= 0 (0 picks for the device), '
+                    f'got {config.ensemble_vmap_size!r}.')
   for q in config.ensemble_quantiles:
     if not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')

@@ -6,7 +6,9 @@ The member axis is split over `jax.devices()` with a 1-D `Mesh` ('members') and 
 every local device of a host, and every host after `jax.distributed.initialize()`, runs the
 vmapped program on its own members, with no communication between them. A member count that the
 device count does not divide is padded with copies of the last member, which are dropped from
-every result and never saved.
+every result and never saved. Inside a device, members train in vmapped groups of
+`ensemble_vmap_size` (all at once on a GPU or TPU, one at a time on a CPU, see
+`vmap_group_size`), and `use_every_cpu_core` makes each core of a CPU-only machine a device.
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ from rnnjax import metrics as metrics_lib
 from rnnjax import train as train_lib
 from rnnjax.errors import UserError
 
+# Members vmapped together on a CPU device when ensemble_vmap_size is 0. On a CPU a member
+# trains fastest alone: vmapping batches the small products without making them cheaper, and
+# a large group overflows the caches (16 members on 2 cores: 0.25 s per member-epoch one at a
+# time, 0.30 in groups of 4, 0.31 in groups of 8; docs/benchmarks.md).
+CPU_VMAP_SIZE = 1
 MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
 
 
@@ -58,30 +65,26 @@ class Members:
     return out
 
 
-def avoid_cpu_pool_deadlock(config) -> None:
-  """On a CPU-only install, runs an ensemble on one core.
+def use_every_cpu_core(config) -> None:
+  """Makes every CPU core a JAX device for an ensemble, so members train side by side.
 
-  XLA:CPU (jax 0.10.2) deadlocks in its thread pool on the vmapped tutorial program with 8 or
-  more members on a 2-core machine, with or without multi-threaded Eigen; pinned to one core it
-  completes. Call before JAX first touches a device. A single run, or an install with a GPU or
-  TPU plugin, is left alone, and so are several processes or forced host devices (one core
-  would be shared between devices that each wait on the other).
+  XLA:CPU runs a small recurrent program on one core: its time steps are sequential and each
+  step's products are too small to split between threads. Members are independent, so with one
+  CPU device per core `make_program` gives each core its own members (docs/benchmarks.md: a
+  member of an 8-member run costs about 0.6 of a single run on 2 cores, against 1.0 with one
+  device). Call before JAX first touches a device. Single runs are left alone, and so is a
+  CPU device count the user set (`jax_num_cpu_devices` or XLA_FLAGS). Only CPU devices are
+  affected: where a GPU or TPU is present, `jax.devices()` is still the accelerators.
   """
-  import importlib.util
-  import logging
   import os
   if config.num_seeds == 1 and all(config.sweep[k] is None for k in config_lib.SWEEPABLE):
     return
-  if 'xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', ''):
+  if ('xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', '')
+      or jax.config.jax_num_cpu_devices != -1):
     return
-  accelerators = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin', 'libtpu')
-  if any(importlib.util.find_spec(name) for name in accelerators):
-    return
-  cores = sorted(os.sched_getaffinity(0))
-  if len(cores) > 1:
-    os.sched_setaffinity(0, {cores[0]})
-    logging.warning('ensemble on a CPU-only install: running on one core to avoid an XLA:CPU '
-                    'thread-pool deadlock (see rnnjax.ensemble.avoid_cpu_pool_deadlock)')
+  cores = len(os.sched_getaffinity(0))
+  if cores > 1:
+    jax.config.update('jax_num_cpu_devices', cores)
 
 
 def plan_members(config) -> Members | None:
@@ -211,9 +214,12 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
       saved_shapes)
   compiled = {}
 
+  group = vmap_group_size(config, padded // num_devices)
+
   def run(state, n):
     if n not in compiled:
-      vrun = jax.vmap(lambda s, dd: trainer.run_epochs(s, dd, n), in_axes=(0, None))
+      def vrun(state, dd):  # this device's members, `group` at a time
+        return jax.lax.map(lambda s: trainer.run_epochs(s, dd, n), state, batch_size=group)
       srun = jax.shard_map(vrun, mesh=mesh, in_specs=(P('members'), P()),
                            out_specs=P('members'), check_vma=False)
       fn = jax.jit(srun, donate_argnums=0)
@@ -226,6 +232,18 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
   program.from_saved = lambda state: jax.tree.map(
       lambda a: jax.device_put(jnp.asarray(a)[take], shard), state)
   return program
+
+
+def vmap_group_size(config, members_per_device: int) -> int:
+  """How many of a device's members one vmapped group trains together.
+
+  `ensemble_vmap_size` > 0 is taken as given (at most the device's members); 0 means every
+  member at once on a GPU or TPU, and `CPU_VMAP_SIZE` on a CPU. Groups run one after another
+  inside the same compiled program (`lax.map` with a batch size).
+  """
+  size = config.ensemble_vmap_size or (
+      CPU_VMAP_SIZE if jax.default_backend() == 'cpu' else members_per_device)
+  return max(1, min(size, members_per_device))
 
 
 def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params, state,

@@ -35,8 +35,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
   if not FLAGS.distributed:
-    ensemble.avoid_cpu_pool_deadlock(config)
-  if FLAGS.distributed:
+    ensemble.use_every_cpu_core(config)
+  else:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   metrics = errors.exit_on_user_error(

@@ -42,6 +42,7 @@ INVALID = [
     ('data.val_fraction', 0.0), ('data.val_fraction', 1.0), ('data.val_fraction', -0.1),
     ('data.val_fraction', 1.5), ('model.implementation', 'cuda'), ('model.dropout', 1.0),
     ('train.learning_rate', 0.0), ('data.season', 0), ('num_seeds', 0),
+    ('ensemble_vmap_size', -1),
 ]
 
 
