@@ -206,7 +206,7 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
   sinit = jax.shard_map(vinit, mesh=mesh, in_specs=(P('members'), P('members')),
                         out_specs=P('members'), check_vma=False)
   program = Program(init=None, run=None, abstract_state=None, members=members)
-  init = _timed_compile(program, jax.jit(sinit), keys, hparams)
+  init = _timed_compile(program, jax.jit(sinit), keys, hparams, runs_once=True)
   program.init = lambda: init(keys, hparams)
   saved_shapes = jax.eval_shape(vinit, keys[:size] if size == padded else keys, hparams)
   program.abstract_state = jax.tree.map(

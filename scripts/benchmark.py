@@ -11,8 +11,9 @@ window costs models.count_flops_per_window, a training step about three forward 
 Sections:
   tutorial  GRU 24/50/24, window 24, batch 32, 30 epochs: compile s, train s, epochs/s,
             windows/s, GFLOP/s, efficiency; with --keras the same model fit by Keras.
-  seeds     1 / 8 / 64 members (--seed_epochs epochs): seconds per member, and a member's cost
-            relative to the single run.
+  seeds     1 / 8 / 64 members (--seed_epochs epochs) split over the CPU devices
+            (--cpu_devices): seconds per member, and a member's cost relative to the single
+            run.
   seqlen    window 24 / 96 / 384: seconds per epoch and compile seconds.
   hidden    3 layers of 64 and of 256.
   cells     gru / lstm / simple, fused and flax implementations.
@@ -38,13 +39,15 @@ from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import ensemble, models, run, train
 
-SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory')
+SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt')
 flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
 flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).')
 flags.DEFINE_integer('seed_epochs', 3, 'Epochs per repeat in the seeds section.')
 flags.DEFINE_list('seed_counts', ['1', '8', '64'], 'Member counts in the seeds section.')
 flags.DEFINE_bool('keras', False, 'Also fit the tutorial model with Keras (if importable).')
 flags.DEFINE_string('out', 'runs/benchmark.json', 'JSON file to write.')
+flags.DEFINE_integer('cpu_devices', 0, 'CPU devices (jax_num_cpu_devices); 0 is one per core, '
+                     'as scripts/train.py sets for an ensemble. Single runs use one device.')
 flags.DEFINE_integer('memory_child', 0, 'Internal: train on a series of this many points and '
                      'print the peak memory.')
 FLAGS = flags.FLAGS
@@ -100,6 +103,31 @@ def time_training(config, repeats: int) -> dict:
           'epochs_per_second': epochs / seconds,
           'train_windows_per_second': n * epochs * len(data.train_starts) / seconds,
           'gflops': n * epochs * epoch_flops(config, data) / seconds / 1e9}
+
+
+def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
+  """Compile and epoch seconds of the tutorial program at LLVM levels 3 and 1, alternating."""
+  config = tutorial_config(**{'train.epochs': epochs})
+  data = data_lib.prepare(config.data)
+  levels = (3, 1)
+  times = {level: {'compile': [], 'epoch': []} for level in levels}
+  for _ in range(repeats):
+    for level in levels:
+      trainer = train.make_trainer(config, data)
+      state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+      lowered = jax.jit(trainer.run_epochs, static_argnums=2).lower(
+          state, trainer.device_data, epochs)
+      start = time.perf_counter()
+      compiled = lowered.compile(compiler_options={'xla_backend_optimization_level': level})
+      times[level]['compile'].append(time.perf_counter() - start)
+      jax.block_until_ready(compiled(state, trainer.device_data))
+      start = time.perf_counter()
+      jax.block_until_ready(compiled(state, trainer.device_data))
+      times[level]['epoch'].append((time.perf_counter() - start) / epochs)
+  return [{'llvm_opt_level': level, 'compile_seconds': float(np.median(t['compile'])),
+           'seconds_per_epoch': float(np.median(t['epoch'])),
+           'compile_all': [round(x, 3) for x in t['compile']],
+           'epoch_all': [round(x, 4) for x in t['epoch']]} for level, t in times.items()]
 
 
 def tutorial_config(**overrides):
@@ -170,11 +198,13 @@ def main(argv):
   if FLAGS.memory_child:
     memory_child(FLAGS.memory_child)
     return
+  jax.config.update('jax_num_cpu_devices', FLAGS.cpu_devices or len(os.sched_getaffinity(0)))
   unknown = set(FLAGS.only) - set(SECTIONS)
   if unknown:
     raise app.UsageError(f'unknown sections {sorted(unknown)}; choose from {SECTIONS}')
   r = FLAGS.repeats
   results = {'device': str(jax.devices()[0]), 'device_kind': jax.devices()[0].device_kind,
+             'backend': jax.default_backend(),
              'num_devices': jax.device_count(), 'jax': jax.__version__, 'repeats': r,
              'cpu_count': os.cpu_count()}
   matmul = matmul_gflops()
@@ -223,6 +253,9 @@ def main(argv):
                                                'train.epochs': 3}), r)
         row.update(cell=cell, implementation=impl, seconds_per_epoch=row['train_seconds'] / 3)
         report('cells', row)
+  if 'xla_opt' in FLAGS.only:
+    for row in compile_options_ab(r):
+      report('xla_opt', row)
   if 'infer' in FLAGS.only:
     report('infer', inference_rate(tutorial_config(), r))
   if 'memory' in FLAGS.only:

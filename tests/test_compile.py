@@ -52,3 +52,42 @@ def test_jitted_train_traces_once_across_keys():
   losses = [np.asarray(jitted(jax.random.PRNGKey(seed))[1]['loss']) for seed in range(3)]
   assert count['traces'] == 1, f'3 calls with the same shapes traced {count["traces"]} times'
   assert not np.array_equal(losses[0], losses[1]), 'different keys gave the same run'
+
+
+_OPTIONS_VS_DEFAULT = '''
+import json
+import jax, numpy as np
+from rnnjax import config as config_lib, data as data_lib, run, train
+# conftest's tiny config, without importing conftest (which sets an optimisation level)
+config = config_lib.override(config_lib.default_config(), {
+    'data.synthetic.num_days': 20, 'model.hidden_sizes': (8, 8), 'train.epochs': 3})
+data = data_lib.prepare(config.data)
+trainer = train.make_trainer(config, data)
+program = run.single_program(trainer, config)
+_, history = program.run(program.init(), config.train.epochs)
+_, plain = jax.jit(train.make_train(config, data))(jax.random.PRNGKey(config.train.seed))
+print(json.dumps({'options': run.compiler_options(), 'init_options': run.compiler_options(True),
+                  'program': np.asarray(history['val_loss']).tolist(),
+                  'plain': np.asarray(plain['val_loss']).tolist()}))
+'''
+
+
+def test_cpu_compiler_options_change_speed_not_results():
+  """Without an optimisation level in XLA_FLAGS (the tests set one), the run's programs compile
+  at LLVM levels 1 (training) and 0 (init); they train as XLA's default level 3 does."""
+  import json
+  import os
+  import subprocess
+  from conftest import PYTHON, ROOT, script_env
+  env = script_env()
+  env['XLA_FLAGS'] = ' '.join(f for f in env.get('XLA_FLAGS', '').split()
+                              if 'xla_backend_optimization_level' not in f)
+  proc = subprocess.run([PYTHON, '-c', _OPTIONS_VS_DEFAULT], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert out['options'] == {'xla_backend_optimization_level': 1}, out['options']
+  assert out['init_options'] == {'xla_backend_optimization_level': 0}, out['init_options']
+  np.testing.assert_allclose(out['program'], out['plain'], rtol=1e-5,
+                             err_msg='the run compiled at level 1/0 trains differently')
+  assert os.environ['XLA_FLAGS'], 'the test session should have set an optimisation level'
