@@ -41,7 +41,7 @@ def _train_cmd(workdir, *extra):
           *TRAIN_ARGS, *extra]
 
 
-def _start(cmd, log_dir, name, cache):
+def _start(cmd, log_dir, name):
   """Starts a script with stdout/stderr in files (a full pipe would stall the run)."""
   out = open(os.path.join(log_dir, f'{name}.out'), 'w')
   err = open(os.path.join(log_dir, f'{name}.err'), 'w')
@@ -65,8 +65,8 @@ def _finish(proc):
     return proc.returncode, out.read(), err.read()
 
 
-def _run_to_completion(cmd, log_dir, name, cache):
-  code, _, stderr = _finish(_start(cmd, log_dir, name, cache))
+def _run_to_completion(cmd, log_dir, name):
+  code, _, stderr = _finish(_start(cmd, log_dir, name))
   assert code == 0, f'{name}: train.py exited with {code}:\n{stderr[-3000:]}'
 
 
@@ -149,13 +149,13 @@ def uninterrupted(tmp_path_factory, compile_cache):
   """The subprocess run of TRAIN_ARGS, left alone from start to finish."""
   directory = tmp_path_factory.mktemp('uninterrupted')
   workdir = directory / 'w'
-  _run_to_completion(_train_cmd(workdir), str(directory), 'uninterrupted', compile_cache)
+  _run_to_completion(_train_cmd(workdir), str(directory), 'uninterrupted')
   return str(workdir)
 
 
-def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted, compile_cache):
+def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   workdir = tmp_path / 'w'
-  proc = _start(_train_cmd(workdir), str(tmp_path), 'killed', compile_cache)
+  proc = _start(_train_cmd(workdir), str(tmp_path), 'killed')
   step = _wait_for_step(proc, workdir, 2 * CHECKPOINT_EVERY)
   proc.send_signal(signal.SIGKILL)
   code, _, stderr = _finish(proc)
@@ -165,15 +165,14 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted, co
   assert _steps(workdir)[-1] < EPOCHS and not (workdir / 'metrics.json').exists(), (
       f'the run had finished before the kill (steps {_steps(workdir)}); nothing was resumed')
 
-  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed', compile_cache)
+  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
   _assert_same_run(str(workdir), uninterrupted, 'killed at a checkpoint >= '
                    f'{2 * CHECKPOINT_EVERY} and re-run')
 
 
-def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, uninterrupted,
-                                                                    compile_cache):
+def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   workdir = tmp_path / 'w'
-  proc = _start(_train_cmd(workdir), str(tmp_path), 'terminated', compile_cache)
+  proc = _start(_train_cmd(workdir), str(tmp_path), 'terminated')
   _wait_for_step(proc, workdir, 1)
   proc.send_signal(signal.SIGTERM)
   code, _, stderr = _finish(proc)
@@ -194,7 +193,7 @@ def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, un
       f'the newest usable checkpoint is epoch {meta["epochs_done"]}, not {stopped_at}')
   assert not (workdir / 'metrics.json').exists(), 'an interrupted run wrote metrics.json'
 
-  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed', compile_cache)
+  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
   _assert_same_run(str(workdir), uninterrupted, 'SIGTERM then re-run')
 
 
