@@ -227,6 +227,8 @@ def test_huge_learning_rate_diverges_with_finite_params(tiny):
       f'state epoch {int(state.epoch)} != number of finite epochs {finite_epochs} ({loss})')
   assert _all_finite(state.params) and _all_finite(state.opt_state), (
       'a diverged run must keep the finite parameters of its last finite epoch')
+
+
 # Member k of jit(vmap(train)) equals the single run with seed k: tests/test_ensemble.py.
 
 
@@ -243,6 +245,5 @@ def test_skip_nonfinite_updates_steps_over_nan_batches():
   assert not bool(state.diverged), f'skipping NaN batches should not diverge: {history}'
   assert np.all(np.isfinite(history['loss'])), f'epoch losses {history["loss"]}'
   assert _all_finite(state.params), 'a skipped NaN update reached the parameters'
-  inner = state.opt_state
-  assert int(inner.notfinite_count) >= 0 and int(inner.total_notfinite) > 0, \
+  assert int(state.opt_state.total_notfinite) > 0, \
       'apply_if_finite saw no non-finite step: the poisoned windows were never used'
