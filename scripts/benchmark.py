@@ -108,12 +108,22 @@ def time_training(config, repeats: int) -> dict:
 
 
 def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
-  """Compile and epoch seconds of the tutorial program at LLVM levels 3 and 1, alternating."""
+  """Compile and epoch seconds of the tutorial program at LLVM levels 3 and 1, and compile
+  seconds of its init with XLA's defaults against `run.compiler_options(runs_once=True)`;
+  alternating, a fresh trace for every compile."""
   config = tutorial_config(**{'train.epochs': epochs})
   data = data_lib.prepare(config.data)
   levels = (3, 1)
   times = {level: {'compile': [], 'epoch': []} for level in levels}
+  init_options = {'defaults': {}, 'runs_once': run.compiler_options(runs_once=True)}
+  init_times = {name: [] for name in init_options}
   for _ in range(repeats):
+    for name, options in init_options.items():
+      trainer = train.make_trainer(config, data)
+      lowered = jax.jit(trainer.init).lower(jax.random.PRNGKey(0))
+      start = time.perf_counter()
+      lowered.compile(compiler_options=options)
+      init_times[name].append(time.perf_counter() - start)
     for level in levels:
       trainer = train.make_trainer(config, data)
       state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
@@ -126,10 +136,14 @@ def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
       start = time.perf_counter()
       jax.block_until_ready(compiled(state, trainer.device_data))
       times[level]['epoch'].append((time.perf_counter() - start) / epochs)
-  return [{'llvm_opt_level': level, 'compile_seconds': float(np.median(t['compile'])),
+  rows = [{'llvm_opt_level': level, 'compile_seconds': float(np.median(t['compile'])),
            'seconds_per_epoch': float(np.median(t['epoch'])),
            'compile_all': [round(x, 3) for x in t['compile']],
            'epoch_all': [round(x, 4) for x in t['epoch']]} for level, t in times.items()]
+  return rows + [{'init_options': json.dumps(init_options[name]),
+                  'init_compile_seconds': float(np.median(t)),
+                  'init_compile_all': [round(x, 3) for x in t]}
+                 for name, t in init_times.items()]
 
 
 def tutorial_config(**overrides):

@@ -74,7 +74,8 @@ print(json.dumps({'options': run.compiler_options(), 'init_options': run.compile
 
 def test_cpu_compiler_options_change_speed_not_results():
   """Without an optimisation level in XLA_FLAGS (the tests set one), the run's programs compile
-  at LLVM levels 1 (training) and 0 (init); they train as XLA's default level 3 does."""
+  at LLVM levels 1 (training) and 0 with the older kernel emitter (init); they train as XLA's
+  defaults do."""
   import json
   import os
   import subprocess
@@ -87,7 +88,17 @@ def test_cpu_compiler_options_change_speed_not_results():
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out['options'] == {'xla_backend_optimization_level': 1}, out['options']
-  assert out['init_options'] == {'xla_backend_optimization_level': 0}, out['init_options']
+  assert out['init_options'] == {'xla_backend_optimization_level': 0,
+                                 'xla_cpu_use_fusion_emitters': False}, out['init_options']
   np.testing.assert_allclose(out['program'], out['plain'], rtol=1e-5,
                              err_msg='the run compiled at level 1/0 trains differently')
   assert os.environ['XLA_FLAGS'], 'the test session should have set an optimisation level'
+
+
+def test_compiler_options_leave_xla_flags_settings_alone():
+  """The test session sets an LLVM level in XLA_FLAGS: only the options it does not set apply."""
+  import os
+  assert 'xla_backend_optimization_level' in os.environ['XLA_FLAGS']
+  assert run.compiler_options() == {}, run.compiler_options()
+  assert run.compiler_options(runs_once=True) == {'xla_cpu_use_fusion_emitters': False}, \
+      run.compiler_options(runs_once=True)
