@@ -187,7 +187,7 @@ def train_many(config, data: data_lib.Dataset, members: Members | None = None):
 
 def make_program(trainer: train_lib.Trainer, config, members: Members):
   """The vmapped, member-sharded program with the same interface as a single run's."""
-  from rnnjax.run import Program, _timed_compile  # the driver owns the interface
+  from rnnjax.run import Program  # the driver owns the interface
 
   mesh = member_mesh()
   num_devices = mesh.devices.size
@@ -205,33 +205,34 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
   # each other, so the program has no collectives for the partitioner to insert.
   sinit = jax.shard_map(vinit, mesh=mesh, in_specs=(P('members'), P('members')),
                         out_specs=P('members'), check_vma=False)
-  program = Program(init=None, run=None, abstract_state=None, members=members)
-  init = _timed_compile(program, jax.jit(sinit), keys, hparams, runs_once=True)
-  program.init = lambda: init(keys, hparams)
+  running_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=shard),
+                               jax.eval_shape(sinit, keys, hparams))
   saved_shapes = jax.eval_shape(vinit, keys[:size] if size == padded else keys, hparams)
-  program.abstract_state = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
-      saved_shapes)
-  compiled = {}
-
   group = vmap_group_size(config, padded // num_devices)
 
-  def run(state, n):
-    if n not in compiled:
-      def vrun(state, dd):  # this device's members, `group` at a time
-        return jax.lax.map(lambda s: trainer.run_epochs(s, dd, n), state, batch_size=group)
-      srun = jax.shard_map(vrun, mesh=mesh, in_specs=(P('members'), P()),
-                           out_specs=P('members'), check_vma=False)
-      fn = jax.jit(srun, donate_argnums=0)
-      compiled[n] = _timed_compile(program, fn, state, device_data)
-    state, history = compiled[n](state, device_data)
+  def lower_run(n):
+    def vrun(state, dd):  # this device's members, `group` at a time
+      return jax.lax.map(lambda s: trainer.run_epochs(s, dd, n), state, batch_size=group)
+    srun = jax.shard_map(vrun, mesh=mesh, in_specs=(P('members'), P()),
+                         out_specs=P('members'), check_vma=False)
+    return jax.jit(srun, donate_argnums=0).lower(running_state, device_data)
+
+  def call_run(compiled, state):
+    state, history = compiled(state, device_data)
     return state, jax.tree.map(lambda h: h[:size], history)
 
-  program.run = run
-  program.to_saved = lambda state: jax.tree.map(lambda a: a[:size], state)
-  program.from_saved = lambda state: jax.tree.map(
-      lambda a: jax.device_put(jnp.asarray(a)[take], shard), state)
-  return program
+  return Program(
+      lower_init=lambda: jax.jit(sinit).lower(keys, hparams),
+      lower_run=lower_run,
+      call_init=lambda compiled: compiled(keys, hparams),
+      call_run=call_run,
+      abstract_state=jax.tree.map(
+          lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
+          saved_shapes),
+      members=members,
+      to_saved=lambda state: jax.tree.map(lambda a: a[:size], state),
+      from_saved=lambda state: jax.tree.map(
+          lambda a: jax.device_put(jnp.asarray(a)[take], shard), state))
 
 
 def vmap_group_size(config, members_per_device: int) -> int:

@@ -46,39 +46,55 @@ OUTPUTS = ('config.json', 'history.csv', 'metrics.json', 'loss.png', 'prediction
 
 @dataclasses.dataclass
 class Program:
-  """Compiled pieces of one run or one ensemble, behind one interface.
+  """One run or one ensemble behind one interface; its XLA programs compile when first needed.
 
   init() -> state; run(state, num_epochs) -> (state, history of [n] or [M, n] arrays);
   abstract_state: shapes/shardings of a saved state; to_saved / from_saved: between the
   running state and the saved one (an ensemble drops its padding members); members: None for a
-  single run, else the ensemble's member plan.
+  single run, else the ensemble's member plan. The builders below give `lower_init` () -> the
+  init lowered, `lower_run` n -> the n-epoch chunk lowered, and `call_init` / `call_run`, which
+  call the compiled programs. A resumed run never compiles the init.
   """
-  init: Callable
-  run: Callable
+  lower_init: Callable[[], jax.stages.Lowered]
+  lower_run: Callable[[int], jax.stages.Lowered]
+  call_init: Callable[[jax.stages.Compiled], Any]
+  call_run: Callable[[jax.stages.Compiled, Any], tuple[Any, dict]]
   abstract_state: Any
   members: ensemble.Members | None
   compile_seconds: float = 0.0
   to_saved: Callable = lambda state: state
   from_saved: Callable = lambda state: state
+  compiled: dict = dataclasses.field(default_factory=dict)
+
+  def init(self):
+    return self.call_init(self._compile('init'))
+
+  def run(self, state, num_epochs: int):
+    return self.call_run(self._compile(num_epochs), state)
+
+  def _compile(self, piece):
+    """The compiled init (piece 'init') or n-epoch chunk (piece n); the seconds spent tracing,
+    lowering and compiling go to `compile_seconds`."""
+    if piece not in self.compiled:
+      start = time.perf_counter()
+      lowered = self.lower_init() if piece == 'init' else self.lower_run(piece)
+      self.compiled[piece] = lowered.compile(
+          compiler_options=compiler_options(runs_once=piece == 'init'))
+      self.compile_seconds += time.perf_counter() - start
+    return self.compiled[piece]
 
 
 def single_program(trainer: train_lib.Trainer, config) -> Program:
-  """The plain `jax.jit` program of one model with seed `train.seed`."""
+  """The plain `jax.jit` programs of one model with seed `train.seed`."""
   key = jax.random.PRNGKey(config.train.seed)
-  program = Program(init=None, run=None, abstract_state=None, members=None)
-  init = _timed_compile(program, jax.jit(trainer.init), key, runs_once=True)
-  program.init = lambda: init(key)
-  program.abstract_state = jax.eval_shape(trainer.init, key)
-  compiled = {}
-
-  def run(state, n):
-    if n not in compiled:
-      fn = jax.jit(trainer.run_epochs, static_argnums=2, donate_argnums=0)
-      compiled[n] = _timed_compile(program, fn, state, trainer.device_data, n)
-    return compiled[n](state, trainer.device_data)
-
-  program.run = run
-  return program
+  abstract_state = jax.eval_shape(trainer.init, key)
+  run_epochs = jax.jit(trainer.run_epochs, static_argnums=2, donate_argnums=0)
+  return Program(
+      lower_init=lambda: jax.jit(trainer.init).lower(key),
+      lower_run=lambda n: run_epochs.lower(abstract_state, trainer.device_data, n),
+      call_init=lambda compiled: compiled(key),
+      call_run=lambda compiled, state: compiled(state, trainer.device_data),
+      abstract_state=abstract_state, members=None)
 
 
 def compiler_options(runs_once: bool = False) -> dict:
@@ -99,14 +115,6 @@ def compiler_options(runs_once: bool = False) -> dict:
     options['xla_cpu_use_fusion_emitters'] = False
   flags = os.environ.get('XLA_FLAGS', '')
   return {k: v for k, v in options.items() if k not in flags}
-
-
-def _timed_compile(program: Program, jitted, *args, runs_once: bool = False):
-  """Lowers and compiles ahead of time, adding the seconds to `program.compile_seconds`."""
-  start = time.perf_counter()
-  compiled = jitted.lower(*args).compile(compiler_options=compiler_options(runs_once))
-  program.compile_seconds += time.perf_counter() - start
-  return compiled
 
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:

@@ -24,6 +24,9 @@ Sections:
             GRU 8) in a fresh subprocess: peak resident memory, and the bytes each extra point
             costs (the slope between the two), next to the 96 bytes a point would cost if its
             24-step float32 window were materialised.
+  xla_opt   the tutorial's training program compiled at LLVM levels 3 and 1 (compile seconds,
+            seconds per epoch), and its init with XLA's defaults and with the options
+            rnnjax.run.compiler_options gives a program that runs once.
 """
 import json
 import os
@@ -78,20 +81,17 @@ def epoch_flops(config, data) -> float:
 def time_training(config, repeats: int) -> dict:
   """Compile and run `config.train.epochs` epochs as one chunk through the run's own program.
 
-  Returns medians: compile_seconds (the chunk), train_seconds, and per-epoch figures.
+  Returns medians: compile_seconds (the init and the chunk: tracing, lowering and XLA),
+  train_seconds, and per-epoch figures.
   """
   data = data_lib.prepare(config.data)
   members = ensemble.plan_members(config)
   epochs = config.train.epochs
   compiles, trains = [], []
   for _ in range(repeats):
-    trainer = train.make_trainer(config, data)  # new functions: nothing comes from jit caches
-    program = (run.single_program(trainer, config) if members is None
-               else ensemble.make_program(trainer, config, members))
-    state = program.init()
-    before = program.compile_seconds
-    program.run(state, epochs)  # compiles; the donated state is spent, so start again
-    compiles.append(program.compile_seconds - before)
+    program = make_program(config, data, members)
+    program.run(program.init(), epochs)  # compiles both; the donated state is spent
+    compiles.append(program.compile_seconds)
     state = program.init()
     jax.block_until_ready(state)
     start = time.perf_counter()
@@ -105,6 +105,13 @@ def time_training(config, repeats: int) -> dict:
           'epochs_per_second': epochs / seconds,
           'train_windows_per_second': n * epochs * len(data.train_starts) / seconds,
           'gflops': n * epochs * epoch_flops(config, data) / seconds / 1e9}
+
+
+def make_program(config, data, members=None) -> run.Program:
+  """The run's own program, built from new functions so nothing comes from jit caches."""
+  trainer = train.make_trainer(config, data)
+  return (run.single_program(trainer, config) if members is None
+          else ensemble.make_program(trainer, config, members))
 
 
 def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:

@@ -167,11 +167,12 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
   state_before, _ = ckpt_lib.load_for_inference(workdir)
   steps_before = sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR)))
 
-  chunks = []
+  chunks, programs = [], []
   make_program = run_lib.single_program
 
   def counting_program(trainer, cfg):
     program = make_program(trainer, cfg)
+    programs.append(program)
     run_chunk = program.run
 
     def counted(state, n):
@@ -183,6 +184,9 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
   monkeypatch.setattr(run_lib, 'single_program', counting_program)
   rerun = run_lib.train_and_evaluate(config, workdir, progress=False)
   assert not chunks, f'the re-run of a finished workdir trained {sum(chunks)} more epochs'
+  assert not programs[0].compiled, (
+      f'the re-run compiled {sorted(map(str, programs[0].compiled))}: a restored run needs no '
+      'init, and a finished one no training program')
 
   differing = sorted(k for k in metrics.keys() | rerun.keys()
                      if k not in TIMINGS and rerun.get(k) != metrics.get(k))
