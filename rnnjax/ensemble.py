@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import time
 from typing import Any
 
 import jax
@@ -205,9 +206,11 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
   # each other, so the program has no collectives for the partitioner to insert.
   sinit = jax.shard_map(vinit, mesh=mesh, in_specs=(P('members'), P('members')),
                         out_specs=P('members'), check_vma=False)
+  start = time.perf_counter()  # tracing the init for its shapes counts as compiling
   running_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=shard),
                                jax.eval_shape(sinit, keys, hparams))
   saved_shapes = jax.eval_shape(vinit, keys[:size] if size == padded else keys, hparams)
+  trace_seconds = time.perf_counter() - start
   group = vmap_group_size(config, padded // num_devices)
 
   def lower_run(n):
@@ -229,7 +232,7 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
       abstract_state=jax.tree.map(
           lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
           saved_shapes),
-      members=members,
+      members=members, compile_seconds=trace_seconds,
       to_saved=lambda state: jax.tree.map(lambda a: a[:size], state),
       from_saved=lambda state: jax.tree.map(
           lambda a: jax.device_put(jnp.asarray(a)[take], shard), state))

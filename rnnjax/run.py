@@ -53,7 +53,8 @@ class Program:
   running state and the saved one (an ensemble drops its padding members); members: None for a
   single run, else the ensemble's member plan. The builders below give `lower_init` () -> the
   init lowered, `lower_run` n -> the n-epoch chunk lowered, and `call_init` / `call_run`, which
-  call the compiled programs. A resumed run never compiles the init.
+  call the compiled programs; a builder starts `compile_seconds` with its own tracing. A
+  resumed run never compiles the init.
   """
   lower_init: Callable[[], jax.stages.Lowered]
   lower_run: Callable[[int], jax.stages.Lowered]
@@ -87,14 +88,16 @@ class Program:
 def single_program(trainer: train_lib.Trainer, config) -> Program:
   """The plain `jax.jit` programs of one model with seed `train.seed`."""
   key = jax.random.PRNGKey(config.train.seed)
-  abstract_state = jax.eval_shape(trainer.init, key)
+  start = time.perf_counter()
+  abstract_state = jax.eval_shape(trainer.init, key)  # traces the init: counted as compiling
   run_epochs = jax.jit(trainer.run_epochs, static_argnums=2, donate_argnums=0)
   return Program(
       lower_init=lambda: jax.jit(trainer.init).lower(key),
       lower_run=lambda n: run_epochs.lower(abstract_state, trainer.device_data, n),
       call_init=lambda compiled: compiled(key),
       call_run=lambda compiled, state: compiled(state, trainer.device_data),
-      abstract_state=abstract_state, members=None)
+      abstract_state=abstract_state, members=None,
+      compile_seconds=time.perf_counter() - start)
 
 
 def compiler_options(runs_once: bool = False) -> dict:
