@@ -28,6 +28,7 @@ Sections:
             seconds per epoch), and its init with XLA's defaults and with the options
             rnnjax.run.compiler_options gives a program that runs once.
 """
+import itertools
 import json
 import os
 import resource
@@ -39,6 +40,7 @@ from absl import app, flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
@@ -295,10 +297,30 @@ def main(argv):
         rows[1]['points'] - rows[0]['points'])
     report('memory', {'bytes_per_extra_point': slope,
                       'bytes_per_point_if_windows_materialised': 24 * 4})
+  print(tables(results))
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   with open(FLAGS.out, 'w') as f:
     json.dump(results, f, indent=1)
   print(f'wrote {FLAGS.out}')
+
+
+def tables(results: dict) -> str:
+  """A table per section (per kind of row in a section): a row per figure, its scalar fields
+  as columns."""
+  out = [f"{results['device_kind']} ({results['backend']}, {results['num_devices']} devices), "
+         f"jax {results['jax']}, medians of {results['repeats']}; large matmul "
+         f"{results['matmul_gflops']:.1f} GFLOP/s"]
+  for section in SECTIONS:
+    rows = [{k: v for k, v in row.items() if not isinstance(v, (list, dict))}
+            for row in results.get(section, [])]
+    for _, group in itertools.groupby(rows, key=lambda row: tuple(row)):
+      frame = pd.DataFrame(list(group))
+      out += ['', f'== {section}', frame.to_string(index=False, float_format=_figure)]
+  return '\n'.join(out)
+
+
+def _figure(value: float) -> str:
+  return f'{value:.3g}' if abs(value) < 1 else f'{value:,.2f}'
 
 
 if __name__ == '__main__':
