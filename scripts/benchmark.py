@@ -48,13 +48,18 @@ from rnnjax import ensemble, models, run, train
 
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt')
 flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
-flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).')
-flags.DEFINE_integer('seed_epochs', 3, 'Epochs per repeat in the seeds section.')
+flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).',
+                     lower_bound=1)
+flags.DEFINE_integer('seed_epochs', 3, 'Epochs per repeat in the seeds section.', lower_bound=1)
 flags.DEFINE_list('seed_counts', ['1', '8', '64'], 'Member counts in the seeds section.')
+flags.register_validator('seed_counts',
+                         lambda counts: all(c.isdigit() and int(c) > 0 for c in counts),
+                         message='--seed_counts takes positive whole numbers, e.g. 1,8,64')
 flags.DEFINE_bool('keras', False, 'Also fit the tutorial model with Keras (if importable).')
 flags.DEFINE_string('out', 'runs/benchmark.json', 'JSON file to write.')
 flags.DEFINE_integer('cpu_devices', 0, 'CPU devices (jax_num_cpu_devices); 0 is one per core, '
-                     'as scripts/train.py sets for an ensemble. Single runs use one device.')
+                     'as scripts/train.py sets for an ensemble. Single runs use one device.',
+                     lower_bound=0)
 flags.DEFINE_integer('memory_child', 0, 'Internal: train on a series of this many points and '
                      'print the peak memory.')
 FLAGS = flags.FLAGS

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import PYTHON, ROOT, script_env
 
 _TINY = '''
@@ -49,12 +51,17 @@ def test_time_training_times_the_run_program_and_the_table_shows_it():
   assert f"{row['train_seconds']:.3g}" in table, f'the table lacks the training time:\n{table}'
 
 
-def test_unknown_section_is_refused_without_a_traceback(tmp_path):
+@pytest.mark.parametrize('flag, message', [
+    ('--only=tutorial,bogus', "unknown sections ['bogus']"),
+    ('--repeats=0', '--repeats=0: 0 is not a positive integer'),
+    ('--seed_counts=1,x', '--seed_counts takes positive whole numbers'),
+])
+def test_bad_flags_are_refused_without_a_traceback(tmp_path, flag, message):
   out = tmp_path / 'bench.json'
-  proc = subprocess.run([PYTHON, os.path.join(ROOT, 'scripts', 'benchmark.py'),
-                         '--only=tutorial,bogus', f'--out={out}'], cwd=ROOT, env=script_env(),
-                        capture_output=True, text=True, timeout=120)
-  assert proc.returncode != 0, 'an unknown section was accepted'
-  assert "unknown sections ['bogus']" in proc.stderr, proc.stderr[-2000:]
+  proc = subprocess.run([PYTHON, os.path.join(ROOT, 'scripts', 'benchmark.py'), flag,
+                         f'--out={out}'], cwd=ROOT, env=script_env(), capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode != 0, f'{flag} was accepted'
+  assert message in proc.stderr, proc.stderr[-2000:]
   assert 'Traceback' not in proc.stderr, proc.stderr[-2000:]
-  assert not out.exists(), 'a refused benchmark wrote its JSON'
+  assert not out.exists(), f'the benchmark refused {flag} but wrote its JSON'
