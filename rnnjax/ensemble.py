@@ -207,10 +207,10 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
   sinit = jax.shard_map(vinit, mesh=mesh, in_specs=(P('members'), P('members')),
                         out_specs=P('members'), check_vma=False)
   start = time.perf_counter()  # tracing the init for its shapes counts as compiling
-  running_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=shard),
-                               jax.eval_shape(sinit, keys, hparams))
-  saved_shapes = jax.eval_shape(vinit, keys[:size] if size == padded else keys, hparams)
+  shapes = jax.eval_shape(sinit, keys, hparams)
   trace_seconds = time.perf_counter() - start
+  running_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=shard),
+                               shapes)
   group = vmap_group_size(config, padded // num_devices)
 
   def lower_run(n):
@@ -229,9 +229,9 @@ def make_program(trainer: train_lib.Trainer, config, members: Members):
       lower_run=lower_run,
       call_init=lambda compiled: compiled(keys, hparams),
       call_run=call_run,
-      abstract_state=jax.tree.map(
+      abstract_state=jax.tree.map(  # the saved state: no padding members
           lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
-          saved_shapes),
+          shapes),
       members=members, compile_seconds=trace_seconds,
       to_saved=lambda state: jax.tree.map(lambda a: a[:size], state),
       from_saved=lambda state: jax.tree.map(
