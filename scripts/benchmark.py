@@ -140,7 +140,7 @@ def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
       init_times[name].append(time.perf_counter() - start)
     for level in levels:
       trainer = train.make_trainer(config, data)
-      state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+      state = run.single_program(trainer, config).init()
       lowered = jax.jit(trainer.run_epochs, static_argnums=2).lower(
           state, trainer.device_data, epochs)
       start = time.perf_counter()
