@@ -93,7 +93,7 @@ def lstm_gates(carry, xp, hp, _, act):
   """LSTM, gates [i | f | g | o] as flax's LSTMCell; carry (c, h):
   c' = sigmoid(f) * c + sigmoid(i) * act(g), h' = sigmoid(o) * act(c')."""
   c, _ = carry
-  i, f, g, o = (x + y for x, y in zip(_gates(xp, 4), jnp.split(hp, 4, axis=-1)))
+  i, f, g, o = (x + y for x, y in zip(_gates(xp, 4), jnp.split(hp, 4, axis=-1), strict=True))
   c = nn.sigmoid(f) * c + nn.sigmoid(i) * act(g)
   return c, nn.sigmoid(o) * act(c)
 

@@ -38,7 +38,7 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
   fig, axes = plt.subplots(4, 1, figsize=(20, 25))
   specs = [('train', 'All training', None), ('val', 'All validation', None),
            ('train', 'Last training', last), ('val', 'Last validation', last)]
-  for ax, (part, title, tail) in zip(axes, specs):
+  for ax, (part, title, tail) in zip(axes, specs, strict=True):
     real, pred, band = panels[part]
     x = np.arange(len(real))
     if tail:

@@ -26,7 +26,7 @@ Sections:
             24-step float32 window were materialised.
   xla_opt   the tutorial's training program compiled at LLVM levels 3 and 1 (compile seconds,
             seconds per epoch), and its init with XLA's defaults and with the options
-            rnnjax.run.compiler_options gives a program that runs once.
+            rnnjax.program.compiler_options gives a program that runs once.
 """
 import itertools
 import json
@@ -44,7 +44,8 @@ import pandas as pd
 
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
-from rnnjax import ensemble, models, run, train
+from rnnjax import ensemble, models, train
+from rnnjax import program as program_lib
 
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt')
 flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
@@ -114,22 +115,21 @@ def time_training(config, repeats: int) -> dict:
           'gflops': n * epochs * epoch_flops(config, data) / seconds / 1e9}
 
 
-def make_program(config, data, members=None) -> run.Program:
+def make_program(config, data, members=None) -> program_lib.Program:
   """The run's own program, built from new functions so nothing comes from jit caches."""
   trainer = train.make_trainer(config, data)
-  return (run.single_program(trainer, config) if members is None
-          else ensemble.make_program(trainer, config, members))
+  return program_lib.make_program(trainer, config, members)
 
 
 def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
   """Compile and epoch seconds of the tutorial program at LLVM levels 3 and 1, and compile
-  seconds of its init with XLA's defaults against `run.compiler_options(runs_once=True)`;
+  seconds of its init with XLA's defaults against `program.compiler_options(runs_once=True)`;
   alternating, a fresh trace for every compile."""
   config = tutorial_config(**{'train.epochs': epochs})
   data = data_lib.prepare(config.data)
   levels = (3, 1)
   times = {level: {'compile': [], 'epoch': []} for level in levels}
-  init_options = {'defaults': {}, 'runs_once': run.compiler_options(runs_once=True)}
+  init_options = {'defaults': {}, 'runs_once': program_lib.compiler_options(runs_once=True)}
   init_times = {name: [] for name in init_options}
   for _ in range(repeats):
     for name, options in init_options.items():
@@ -140,7 +140,7 @@ def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
       init_times[name].append(time.perf_counter() - start)
     for level in levels:
       trainer = train.make_trainer(config, data)
-      state = run.single_program(trainer, config).init()
+      state = program_lib.single_program(trainer, config).init()
       lowered = jax.jit(trainer.run_epochs, static_argnums=2).lower(
           state, trainer.device_data, epochs)
       start = time.perf_counter()

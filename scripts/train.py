@@ -13,7 +13,7 @@ from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from rnnjax import ensemble, errors, run
+from rnnjax import devices, errors, run
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
                                 'with --config.section.key=value.', lock_config=True)
@@ -35,7 +35,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
   if not FLAGS.distributed:
-    ensemble.use_every_cpu_core(config)
+    devices.use_every_cpu_core(config)
   else:
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)

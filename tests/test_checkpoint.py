@@ -317,7 +317,7 @@ def test_divergence_raises_keeps_last_good_checkpoint(tmp_path):
       'a diverged run wrote metrics.json')
 
 
-def test_divergence_through_the_cli_exits_3_without_traceback(tmp_path, compile_cache):
+def test_divergence_through_the_cli_exits_3_without_traceback(tmp_path):
   workdir = tmp_path / 'w'
   proc = subprocess.run(
       [PYTHON, os.path.join(ROOT, 'scripts', 'train.py'), '--config', 'configs/seed_gru.py',
@@ -325,7 +325,7 @@ def test_divergence_through_the_cli_exits_3_without_traceback(tmp_path, compile_
        '--config.model.hidden_sizes=(8,8)', '--config.model.activation=linear',
        '--config.train.learning_rate=0.3', '--config.train.epochs=8',
        '--config.train.checkpoint_every=1'],
-      cwd=ROOT, env=script_env(JAX_COMPILATION_CACHE_DIR=compile_cache), capture_output=True,
+      cwd=ROOT, env=script_env(), capture_output=True,
       text=True, timeout=TIMEOUT)
   assert proc.returncode == 3, (
       f'a diverged run exited with {proc.returncode}, expected 3:\n{proc.stderr[-3000:]}')
@@ -400,7 +400,7 @@ def test_early_stopping_stops_and_reports_the_best_epoch(tmp_path):
   trained = forecast.load_run(workdir)
   _assert_trees_equal(trained.params, state['best_params'], 'load_run params vs best_params')
   assert not all(np.array_equal(a, b) for a, b in zip(
-      jax.tree.leaves(state['params']), jax.tree.leaves(state['best_params']))), (
+      jax.tree.leaves(state['params']), jax.tree.leaves(state['best_params']), strict=True)), (
           'the last and the best params are equal; the test cannot tell them apart')
 
 

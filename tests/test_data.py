@@ -90,7 +90,7 @@ def test_windows_equal_tutorial_get_datos(window, adelanto):
   want = tutorial_windows(serie, window, adelanto)
   got = rnnjax_windows(serie, window, adelanto + 1)
   names = ('x_train', 'y_train', 'x_val', 'y_val')
-  for name, g, w in zip(names, got, want):
+  for name, g, w in zip(names, got, want, strict=True):
     w = w[:, 0] if name.startswith('y') else w
     assert g.shape == w.shape, (
         f'{name} shape {g.shape} != tutorial {w.shape} for window={window}, '

@@ -13,6 +13,7 @@ from conftest import PYTHON, ROOT, script_env, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import ensemble, forecast, run, train
+from rnnjax import program as program_lib
 from rnnjax.errors import UserError
 
 
@@ -35,7 +36,7 @@ def test_member_k_equals_single_run_with_seed_k():
                                err_msg=f'member {k} loss history differs from the seed-{k} run')
     np.testing.assert_allclose(histories['val_loss'][k], history['val_loss'], rtol=1e-5,
                                atol=1e-7, err_msg=f'member {k} val_loss differs')
-    for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(params)):
+    for a, b in zip(jax.tree.leaves(states.params), jax.tree.leaves(params), strict=True):
       np.testing.assert_allclose(np.asarray(a)[k], b, rtol=1e-5, atol=1e-6,
                                  err_msg=f'member {k} params differ from the seed-{k} run')
   assert not np.allclose(histories['loss'][0], histories['loss'][1]), 'members 0 and 1 coincide'
@@ -64,7 +65,7 @@ def test_grid_sweep_expands_every_combination():
   members = ensemble.plan_members(config)
   assert members.size == 12
   pairs = set(zip(members.hparams['learning_rate'].tolist(),
-                  members.hparams['weight_decay'].tolist()))
+                  members.hparams['weight_decay'].tolist(), strict=True))
   assert len(pairs) == 6, f'grid combinations missing: {pairs}'
   assert list(members.seeds) == list(range(12))
 
@@ -125,9 +126,9 @@ _SHARDED = textwrap.dedent('''
     import jax, numpy as np
     sys.path.insert(0, 'tests')
     from conftest import tiny_config
-    from rnnjax import data as data_lib, ensemble, run, train
+    from rnnjax import data as data_lib, ensemble, program as program_lib, run, train
     config = tiny_config(num_seeds=6)
-    program = ensemble.make_program(
+    program = program_lib.members_program(
         train.make_trainer(config, data_lib.prepare(config.data)), config,
         ensemble.plan_members(config))
     leaf = jax.tree.leaves(program.init())[0]
@@ -154,7 +155,8 @@ def test_sharded_run_equals_unsharded_run(tmp_path):
   run.train_and_evaluate(tiny_config(num_seeds=6), plain_dir, progress=False)
   sharded, _ = ckpt_lib.load_for_inference(sharded_dir)
   plain, _ = ckpt_lib.load_for_inference(plain_dir)
-  for a, b in zip(jax.tree.leaves(sharded['params']), jax.tree.leaves(plain['params'])):
+  for a, b in zip(jax.tree.leaves(sharded['params']), jax.tree.leaves(plain['params']),
+                  strict=True):
     assert np.asarray(a).shape == np.asarray(b).shape
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
                                err_msg='sharded params differ from the unsharded run')
@@ -176,14 +178,14 @@ def test_two_process_run_equals_single_process_run(tmp_path):
       cwd=ROOT, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=2'),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
   outputs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, err) in zip(procs, outputs):
+  for p, (_, err) in zip(procs, outputs, strict=True):
     assert p.returncode == 0, err[-3000:]
 
   config = tiny_config(**{'num_seeds': 5, 'train.epochs': 2, 'model.hidden_sizes': (8,),
                           'train.checkpoint_every': 10})
   single = run.train_and_evaluate(config, str(tmp_path / 'single'), progress=False)
   multi = json.load(open(os.path.join(workdir, 'metrics.json')))
-  for a, b in zip(multi['members'], single['members']):
+  for a, b in zip(multi['members'], single['members'], strict=True):
     assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
         f'member {a["member"]} differs between the 2-process and the 1-process run'
 
@@ -216,12 +218,13 @@ def test_ensemble_saved_on_4_devices_resumes_on_1(tmp_path):
   config = tiny_config(**{'num_seeds': 3, 'train.epochs': 4, 'train.checkpoint_every': 2})
   resumed = run.train_and_evaluate(config, workdir, progress=False)
   plain = run.train_and_evaluate(config, str(tmp_path / 'plain'), progress=False)
-  for a, b in zip(resumed['members'], plain['members']):
+  for a, b in zip(resumed['members'], plain['members'], strict=True):
     assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
         f'member {a["member"]} resumed on 1 device differs from the uninterrupted run'
   moved, _ = ckpt_lib.load_for_inference(workdir)
   reference, _ = ckpt_lib.load_for_inference(str(tmp_path / 'plain'))
-  for x, y in zip(jax.tree.leaves(moved['params']), jax.tree.leaves(reference['params'])):
+  for x, y in zip(jax.tree.leaves(moved['params']), jax.tree.leaves(reference['params']),
+                  strict=True):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
@@ -233,7 +236,7 @@ def test_member_groups_equal_all_members_at_once():
   for size in (4, 3):
     config = tiny_config(**{'num_seeds': 4, 'ensemble_vmap_size': size, 'train.epochs': 2})
     data = data_lib.prepare(config.data)
-    program = ensemble.make_program(train.make_trainer(config, data), config,
+    program = program_lib.members_program(train.make_trainer(config, data), config,
                                     ensemble.plan_members(config))
     _, history = program.run(program.init(), config.train.epochs)
     histories[size] = jax.device_get(history)
@@ -244,11 +247,12 @@ def test_member_groups_equal_all_members_at_once():
 _TUTORIAL_ENSEMBLE_INIT = textwrap.dedent('''
     import json, sys
     import jax
-    from rnnjax import config as config_lib, data as data_lib, ensemble, train
+    from rnnjax import config as config_lib, data as data_lib, devices, ensemble, train
+    from rnnjax import program as program_lib
     config = config_lib.override(config_lib.default_config(), {'num_seeds': 16})
-    ensemble.use_every_cpu_core(config)
+    devices.use_every_cpu_core(config)
     trainer = train.make_trainer(config, data_lib.prepare(config.data))
-    program = ensemble.make_program(trainer, config, ensemble.plan_members(config))
+    program = program_lib.members_program(trainer, config, ensemble.plan_members(config))
     for _ in range(3):
       jax.block_until_ready(program.init())
     print(json.dumps({'devices': jax.device_count()}))
@@ -269,9 +273,9 @@ def test_tutorial_ensemble_initialises_on_every_core_without_hanging():
 _DEVICES_AFTER = textwrap.dedent('''
     import sys
     import jax
-    from rnnjax import config as config_lib, ensemble
+    from rnnjax import config as config_lib, devices, ensemble
     config = config_lib.override(config_lib.default_config(), {'num_seeds': int(sys.argv[1])})
-    ensemble.use_every_cpu_core(config)
+    devices.use_every_cpu_core(config)
     print(jax.device_count())
 ''')
 

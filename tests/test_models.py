@@ -146,7 +146,7 @@ def test_one_step_matches_hand_computed_numpy(cell):
   _check_param_tree(stock, stock_params, carry, x)
   parts = ('c', 'h') if cell == 'lstm' else ('h',)
   got, out = stock.apply({'params': stock_params}, carry, x)
-  for g, wnt, part in zip(jax.tree.leaves(got), jax.tree.leaves(want), parts):
+  for g, wnt, part in zip(jax.tree.leaves(got), jax.tree.leaves(want), parts, strict=True):
     np.testing.assert_allclose(g, wnt, **TOL,
                                err_msg=f'flax {STOCK_NAME[cell]} step != NumPy step ({part})')
 
@@ -156,7 +156,7 @@ def test_one_step_matches_hand_computed_numpy(cell):
   xp = x @ W_i + b_i
   _check_param_tree(fused, fused_params, carry, xp)
   got, out = fused.apply({'params': fused_params}, carry, xp)
-  for g, wnt, part in zip(jax.tree.leaves(got), jax.tree.leaves(want), parts):
+  for g, wnt, part in zip(jax.tree.leaves(got), jax.tree.leaves(want), parts, strict=True):
     np.testing.assert_allclose(g, wnt, **TOL, err_msg=f'fused {cell} Recurrence step '
                                f'(gates {"|".join(GATE_NAMES[cell])}) != NumPy step ({part})')
   np.testing.assert_array_equal(out, jax.tree.leaves(got)[-1],
@@ -285,7 +285,8 @@ def test_fused_layer_gradients_match_flax_layer(cell):
                              err_msg=f'{cell}: fused layer output != flax nn.RNN layer output')
   want = fused_from_stock({f'{STOCK_NAME[cell]}_0': stock_grads[0]['cell'], 'head': {}},
                           cell, 1)['rnn_0']
-  for (path, g), (_, w) in zip(_leaves_with_paths(fused_grads[0]), _leaves_with_paths(want)):
+  for (path, g), (_, w) in zip(_leaves_with_paths(fused_grads[0]), _leaves_with_paths(want),
+                               strict=True):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5,
                                err_msg=f'{cell}: fused layer gradient {path} != flax gradient')
   np.testing.assert_allclose(fused_grads[1], stock_grads[1], rtol=1e-4, atol=1e-5,

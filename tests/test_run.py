@@ -13,31 +13,17 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from conftest import tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import models
+from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import train as train_lib
 
 TIMINGS = ('train_seconds', 'compile_seconds')
-
-
-@pytest.fixture(scope='module', autouse=True)
-def shared_compilation_cache(tmp_path_factory):
-  """Every train_and_evaluate jits fresh closures, so equal programs would compile again (seconds
-  each on CPU); a persistent cache for this module lets them share the compiled code."""
-  path = tmp_path_factory.getbasetemp() / 'jax_compilation_cache'
-  path.mkdir(exist_ok=True)
-  previous = jax.config.jax_compilation_cache_dir
-  compilation_cache.set_cache_dir(str(path))
-  compilation_cache.reset_cache()
-  yield str(path)
-  jax.config.update('jax_compilation_cache_dir', previous)
-  compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope='module')
@@ -168,7 +154,7 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
   steps_before = sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR)))
 
   chunks, programs = [], []
-  make_program = run_lib.single_program
+  make_program = program_lib.single_program
 
   def counting_program(trainer, cfg):
     program = make_program(trainer, cfg)
@@ -181,7 +167,7 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
     program.run = counted
     return program
 
-  monkeypatch.setattr(run_lib, 'single_program', counting_program)
+  monkeypatch.setattr(program_lib, 'single_program', counting_program)
   rerun = run_lib.train_and_evaluate(config, workdir, progress=False)
   assert not chunks, f'the re-run of a finished workdir trained {sum(chunks)} more epochs'
   assert not programs[0].compiled, (
@@ -195,7 +181,8 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
   assert sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR))) == steps_before, (
       'the re-run changed the checkpoints directory')
   state_after, _ = ckpt_lib.load_for_inference(workdir)
-  for before, after in zip(jax.tree.leaves(state_before), jax.tree.leaves(state_after)):
+  for before, after in zip(jax.tree.leaves(state_before), jax.tree.leaves(state_after),
+                           strict=True):
     np.testing.assert_array_equal(after, before, err_msg='the re-run changed the saved state')
   old = pd.read_csv(os.path.join(source, 'history.csv')).to_numpy(np.float32)
   new = pd.read_csv(os.path.join(workdir, 'history.csv')).to_numpy(np.float32)

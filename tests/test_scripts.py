@@ -36,22 +36,13 @@ def _tail(text, n=3000):
 
 
 @pytest.fixture(scope='module')
-def compile_cache_env(tmp_path_factory):
-  """Script environment with the session's persistent JAX compilation cache (test_checkpoint.py
-  trains the same small GRU on the same 30 days, so this run need not compile it again)."""
-  path = tmp_path_factory.getbasetemp() / 'jax_compilation_cache'
-  path.mkdir(exist_ok=True)
-  return script_env(JAX_COMPILATION_CACHE_DIR=str(path))
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory, compile_cache_env):
+def trained(tmp_path_factory):
   """The tutorial config shortened to 2 epochs on 30 days and a GRU 8/8, by scripts/train.py."""
   workdir = str(tmp_path_factory.mktemp('scripts') / 'seed_gru')
   proc = _run([_script('train.py'), '--config', 'configs/seed_gru.py', '--workdir', workdir,
                f'--config.train.epochs={TUTORIAL_EPOCHS}',
                f'--config.data.synthetic.num_days={TUTORIAL_DAYS}',
-               '--config.model.hidden_sizes=(8,8)'], env=compile_cache_env)
+               '--config.model.hidden_sizes=(8,8)'])
   assert proc.returncode == 0, (
       f'scripts/train.py exited with {proc.returncode} on the tutorial config:\n'
       f'{_tail(proc.stderr)}')
@@ -112,7 +103,7 @@ def test_train_script_writes_every_artifact(trained):
       f'{metrics["val_rmse"]}')
 
 
-def test_predict_script_writes_one_row_per_window(trained, tmp_path, compile_cache_env):
+def test_predict_script_writes_one_row_per_window(trained, tmp_path):
   workdir, _ = trained
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
@@ -122,7 +113,7 @@ def test_predict_script_writes_one_row_per_window(trained, tmp_path, compile_cac
   pd.DataFrame({'time': times, 'temperature': values}).to_csv(csv_path, index=False)
 
   proc = _run([_script('predict.py'), '--workdir', workdir, '--csv', str(csv_path),
-               '--out', str(out_path)], env=compile_cache_env)
+               '--out', str(out_path)])
   assert proc.returncode == 0, f'predict.py exited with {proc.returncode}:\n{_tail(proc.stderr)}'
   assert 'Traceback' not in proc.stderr, _tail(proc.stderr)
 

@@ -1,0 +1,145 @@
+"""Scores a finished run: one scorer for [members, windows] forecasts; a single run is one member.
+
+`evaluate` forecasts every training and validation window with the reported parameters
+(`train.final_params`), scores the forecast in the series' own units next to the naive
+baselines (`rnnjax.metrics`), and builds the plot panels and the history table. An ensemble is
+scored on the mean forecast of its members that did not diverge, and each member on its own;
+a single run's forecast is that mean over one member, so both go through the same lines.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pandas as pd
+
+from rnnjax import data as data_lib
+from rnnjax import devices
+from rnnjax import ensemble
+from rnnjax import metrics as metrics_lib
+from rnnjax import train as train_lib
+
+MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
+PARTS = ('train', 'val')
+
+
+def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, history: dict,
+             members: ensemble.Members | None) -> tuple[dict, dict, pd.DataFrame]:
+  """Forecasts and scores every training and validation window.
+
+  Args:
+    config: the run's config.
+    data: the run's dataset.
+    trainer: from `train.make_trainer`.
+    state: the final TrainState (leaves [M, ...] with padding members for an ensemble).
+    history: 'loss', 'val_loss', 'active': [E] arrays, or [M, E] for an ensemble.
+    members: the ensemble's plan, or None for a single run.
+
+  Returns:
+    (metrics, panels for plots.plot_predictions, history table for history.csv).
+  """
+  params = train_lib.final_params(state, config.train.early_stopping_patience > 0)
+  if members is None:
+    diverged_M = np.zeros(1, bool)  # a diverged single run stops before it is scored
+  else:
+    params = jax.tree.map(lambda a: a[:members.size], devices.to_host(params))
+    diverged_M = devices.to_host(state.diverged)[:members.size]
+  scaled = {part: member_forecasts(config, data, trainer, params, members is not None, starts)
+            for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True)}
+  results, panels, per_member = score(config, data, scaled, diverged_M)
+  if members is None:
+    return results, panels, history_frame(history, None)
+  active = np.asarray(history['active'], bool)
+  best_epoch = devices.to_host(state.best_epoch)[:members.size]
+  for k, record in enumerate(members.records()):
+    per_member[k] = {**record, **per_member[k], 'diverged': bool(diverged_M[k]),
+                     'epochs_run': int(active[k].sum()), 'best_epoch': int(best_epoch[k])}
+  results['members'] = per_member
+  results['num_members'] = members.size
+  results['diverged_members'] = [int(k) for k in np.flatnonzero(diverged_M)]
+  results['ensemble_quantiles'] = [min(config.ensemble_quantiles), max(config.ensemble_quantiles)]
+  alive = [m for m, dead in zip(per_member, diverged_M, strict=True) if not dead]
+  for key in MEMBER_METRICS:
+    values = np.array([m[key] for m in alive])
+    results[f'member_{key}_mean'] = float(values.mean())
+    results[f'member_{key}_std'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+  return results, panels, history_frame(history, diverged_M)
+
+
+def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
+                     member_axis: bool, starts: np.ndarray) -> np.ndarray:
+  """[M, N] scaled forecasts of the windows at `starts`; M = 1 for a single run."""
+  scaled = train_lib.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
+                                     config.train.val_batch_size, member_axis=member_axis)
+  return scaled if member_axis else scaled[None]
+
+
+def score(config, data: data_lib.Dataset, scaled_MN: dict,
+          diverged_M: np.ndarray) -> tuple[dict, dict, list[dict]]:
+  """Scores [M, N] scaled forecasts of the training and validation windows.
+
+  The reported forecast is the mean over members that did not diverge (a single run: its own).
+  With more than one member, the members' quantile band (`ensemble_quantiles`) is scored too.
+
+  Args:
+    config: the run's config (season, ensemble_quantiles).
+    data: the dataset the windows come from.
+    scaled_MN: {'train': [M, N_train], 'val': [M, N_val]} forecasts in scaled units.
+    diverged_M: [M] bool, members left out of the mean.
+
+  Returns:
+    (metrics, panels {part: (true [N], forecast [N], band or None)}, per-member metrics [M]).
+  """
+  alive = ~np.asarray(diverged_M, bool)
+  low_q, high_q = min(config.ensemble_quantiles), max(config.ensemble_quantiles)
+  results, panels = {}, {}
+  per_member = [dict() for _ in range(len(alive))]
+  for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True):
+    scaled = np.asarray(scaled_MN[part])
+    if scaled.shape != (len(alive), len(starts)):
+      raise ValueError(f'{part} forecasts have shape {scaled.shape}, expected '
+                       f'{(len(alive), len(starts))} (members, windows)')
+    forecast_MN = data.unscale_target(scaled)
+    true = data.targets(starts)
+    mean = forecast_MN[alive].mean(axis=0)
+    band = None
+    if len(alive) > 1:
+      band = (np.quantile(forecast_MN[alive], low_q, axis=0),
+              np.quantile(forecast_MN[alive], high_q, axis=0))
+    results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
+    panels[part] = (true, mean, band)
+    scaled_true = data.scaled_TF[data.target_positions(starts), 0]
+    if part == 'val':
+      results['val_mse_scaled'] = float(np.mean((scaled[alive].mean(0) - scaled_true) ** 2))
+      if band is not None:
+        results['val_spread_mean'] = float(forecast_MN[alive].std(axis=0).mean())
+        results['val_band_coverage'] = float(np.mean((true >= band[0]) & (true <= band[1])))
+    for k, member in enumerate(per_member):
+      member[f'{part}_rmse'] = metrics_lib.rmse(forecast_MN[k], true)
+      member[f'{part}_mae'] = metrics_lib.mae(forecast_MN[k], true)
+      if part == 'val':
+        member['val_mse_scaled'] = float(np.mean((scaled[k] - scaled_true) ** 2))
+  return results, panels, per_member
+
+
+def history_frame(history: dict, diverged_M: np.ndarray | None) -> pd.DataFrame:
+  """The table history.csv holds: epoch, loss, val_loss per epoch run.
+
+  A single run (`diverged_M` None) lists the epochs it ran. An ensemble lists every epoch: loss
+  and val_loss are means over the members that did not diverge and were still training, then
+  one loss/val_loss column pair per member (empty after the member stopped).
+  """
+  if diverged_M is None:
+    frame = pd.DataFrame({'epoch': np.arange(1, len(history['loss']) + 1),
+                          'loss': history['loss'], 'val_loss': history['val_loss']})
+    return frame[np.asarray(history['active'], bool)]
+  active = np.asarray(history['active'], bool)
+  loss = np.where(active, history['loss'], np.nan)
+  val = np.where(active, history['val_loss'], np.nan)
+  keep = ~np.asarray(diverged_M, bool)[:, None]
+  columns = {'epoch': np.arange(1, loss.shape[1] + 1),
+             'loss': np.nanmean(np.where(keep, loss, np.nan), axis=0),
+             'val_loss': np.nanmean(np.where(keep, val, np.nan), axis=0)}
+  for k in range(loss.shape[0]):
+    columns[f'loss_member{k}'] = loss[k]
+    columns[f'val_loss_member{k}'] = val[k]
+  return pd.DataFrame(columns)

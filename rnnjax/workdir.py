@@ -1,0 +1,114 @@
+"""The workdir: atomic writes, the config it belongs to, and refusing another run's workdir.
+
+A workdir holds one run. `prepare` writes its `config.json` once, refuses a different config
+(naming the keys that differ) unless told to overwrite, and checks that it can be written;
+`check_checkpoint_config` does the same for the config saved inside its checkpoints. Every file
+is written through a temporary file and renamed into place, so a kill never leaves half a file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable
+
+import jax
+from jax.experimental import multihost_utils
+
+from rnnjax import checkpoint as ckpt_lib
+from rnnjax import config as config_lib
+from rnnjax.errors import UserError
+
+OUTPUTS = ('config.json', 'history.csv', 'metrics.json', 'loss.png', 'predictions.png',
+           ckpt_lib.LATEST_DIR, ckpt_lib.BEST_DIR)
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+  """Writes through a temporary file in the same directory, then renames it into place.
+
+  Args:
+    path: the file to write.
+    write: called with the temporary file's path; writes the whole content there.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix=os.path.splitext(path)[1])
+  os.close(fd)
+  try:
+    write(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+  """`text` into `path`, atomically."""
+  def write(tmp):
+    with open(tmp, 'w') as f:
+      f.write(text)
+  atomic_write(path, write)
+
+
+def config_diff(old: dict, new: dict, prefix: str = '') -> list[str]:
+  """'key: old -> new' for every dotted key whose value differs between two config dicts."""
+  out = []
+  for k in sorted(set(old) | set(new)):
+    a, b = old.get(k), new.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += config_diff(a, b, f'{prefix}{k}.')
+    elif a != b:
+      out.append(f'{prefix}{k}: {a!r} -> {b!r}')
+  return out
+
+
+def prepare(workdir: str, config, overwrite: bool) -> None:
+  """Checks the workdir can take this run; with `overwrite`, removes a previous run's outputs.
+
+  Raises:
+    UserError: the workdir is a file or unwritable, or holds a run with another config.
+  """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f'--workdir={workdir!r} is a file, not a directory; choose another path.')
+  parent = workdir if os.path.isdir(workdir) else os.path.dirname(os.path.abspath(workdir))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f'--workdir={workdir!r} cannot be written ({parent!r} is not writable).')
+  saved = os.path.join(workdir, 'config.json')
+  if os.path.isfile(saved):
+    with open(saved) as f:
+      try:
+        old = json.load(f)
+      except json.JSONDecodeError:
+        old = {'<unreadable config.json>': True}
+    diff = config_diff(old, json.loads(config_lib.to_json(config)))
+    if diff and not overwrite:
+      raise UserError(
+          f'--workdir={workdir!r} holds a run with a different config ('
+          + '; '.join(diff[:5]) + (' ...' if len(diff) > 5 else '')
+          + '). Use another workdir, or pass --overwrite to replace that run.')
+    if diff and jax.process_index() == 0:
+      for name in OUTPUTS:
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path):
+          shutil.rmtree(path)
+        elif os.path.exists(path):
+          os.remove(path)
+  os.makedirs(workdir, exist_ok=True)
+  if not os.path.isfile(saved) and jax.process_index() == 0:
+    write_text(saved, config_lib.to_json(config))
+  if jax.process_count() > 1:  # every host sees the prepared workdir before going on
+    multihost_utils.sync_global_devices('rnnjax: workdir prepared')
+
+
+def check_checkpoint_config(workdir: str, config, meta: dict) -> None:
+  """Raises UserError when the checkpoints' saved config differs from `config`."""
+  diff = config_diff(json.loads(meta['config']), json.loads(config_lib.to_json(config)))
+  if diff:
+    raise UserError(f'the checkpoints in {workdir!r} come from another config ('
+                    + '; '.join(diff[:5]) + '). Pass --overwrite to start over, or use another '
+                    'workdir.')
