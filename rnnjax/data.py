@@ -105,6 +105,15 @@ def load_csv(path: str, time_column: str, columns: Sequence[str],
   return pd.DatetimeIndex(times), values.to_numpy(dtype=np.float64)
 
 
+def target_offset(window: int, horizon: int) -> int:
+  """Steps from a window's start to its target: the one place that defines a sample's target.
+
+  Sample `s` reads inputs `series[s : s + window]` and its target `series[s + target_offset]`,
+  `horizon` steps after the last input.
+  """
+  return window - 1 + horizon
+
+
 def window_starts(n_points: int, window: int, horizon: int) -> np.ndarray:
   """Start index of every complete (window, target) pair.
 
@@ -140,7 +149,7 @@ def gather_windows(series_TF, starts_B, window: int, horizon: int, target_index:
   """
   offsets = np.arange(window, dtype=np.int32)
   x_BWF = series_TF[starts_B[:, None] + offsets[None, :]]
-  y_B = series_TF[starts_B + (window - 1 + horizon), target_index]
+  y_B = series_TF[starts_B + target_offset(window, horizon), target_index]
   return x_BWF, y_B
 
 
@@ -177,7 +186,7 @@ class Dataset:
 
   def target_positions(self, starts: np.ndarray) -> np.ndarray:
     """[B] index into the series of each window's target."""
-    return starts + self.window - 1 + self.horizon
+    return starts + target_offset(self.window, self.horizon)
 
   def targets(self, starts: np.ndarray) -> np.ndarray:
     """[B] raw target values (series' own units) of the given windows."""

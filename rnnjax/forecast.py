@@ -105,7 +105,7 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
                                           member_axis=run.members is not None)
   pred = run.target_scaler.inverse_transform(scaled_pred.reshape(-1, 1)).reshape(
       scaled_pred.shape)
-  target_pos = starts + window - 1 + horizon
+  target_pos = starts + data_lib.target_offset(window, horizon)
   step = _step(times)
   last = len(times) - 1
   target_time = [times[p] if p <= last else times[last] + (p - last) * step for p in target_pos]

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from rnnjax import data as data_lib
+from rnnjax import losses
 from rnnjax import models
 
 Array = jax.Array
@@ -125,6 +126,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
   patience = config.train.early_stopping_patience
   skip_nonfinite = config.train.skip_nonfinite_updates
   tx = make_optimizer(default_hparams(config), skip_nonfinite)
+  loss_terms = losses.for_model(config.model)
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
     hparams = default_hparams(config) if hparams is None else hparams
@@ -149,8 +151,8 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
     def body(total, batch):
       starts_b, mask_b = batch
       _, y = data_lib.gather_windows(dd.series_TF, starts_b, window, horizon)
-      err = predict(params, dd.series_TF, starts_b) - y
-      return total + jnp.sum(jnp.where(mask_b, err * err, 0.0)), None
+      pred = predict(params, dd.series_TF, starts_b)
+      return total + losses.masked_sum(loss_terms(pred, y), mask_b), None
 
     total, _ = jax.lax.scan(body, jnp.float32(0.0), batches)
     return total / n_val
@@ -165,7 +167,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
     def loss_fn(params, x_BTF, y_B, mask_B, key):
       pred = model.apply({'params': params}, x_BTF, train=True,
                          dropout_rate=state.hparams['dropout'], rngs={'dropout': key})
-      return jnp.sum(jnp.where(mask_B, (pred - y_B) ** 2, 0.0)) / jnp.sum(mask_B)
+      return losses.masked_sum(loss_terms(pred, y_B), mask_B) / jnp.sum(mask_B)
 
     def step(carry, batch):
       params, opt_state = carry
