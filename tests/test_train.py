@@ -7,6 +7,8 @@ learning rate or dropout through `hparams`, which are traced values. That config
 stopping on (patience 1) so the early-stopping test needs no program of its own; tests that need
 every epoch to run check that their run did not stop.
 """
+import importlib.util
+import os
 import types
 
 import jax
@@ -14,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
 from rnnjax import data as data_lib
 from rnnjax import train as train_lib
 
@@ -59,7 +61,7 @@ def _leaves_with_paths(tree):
 
 def _assert_trees_equal(got, want, what):
   assert jax.tree.structure(got) == jax.tree.structure(want), f'{what}: tree structures differ'
-  for (path, g), (_, w) in zip(_leaves_with_paths(got), _leaves_with_paths(want)):
+  for (path, g), (_, w) in zip(_leaves_with_paths(got), _leaves_with_paths(want), strict=True):
     np.testing.assert_array_equal(g, w, err_msg=f'{what}: {path} differs')
 
 
@@ -84,7 +86,7 @@ def test_one_epoch_changes_every_parameter(tiny):
   state = tiny.start()
   new, history = tiny.run(state, tiny.dd, 1)
   unchanged = [path for (path, a), (_, b) in zip(_leaves_with_paths(state.params),
-                                                 _leaves_with_paths(new.params))
+                                                 _leaves_with_paths(new.params), strict=True)
                if np.array_equal(a, b)]
   assert not unchanged, f'one epoch left these parameters unchanged: {unchanged}'
   assert int(new.epoch) == 1, f'epoch counter is {int(new.epoch)} after one epoch'
@@ -247,3 +249,32 @@ def test_skip_nonfinite_updates_steps_over_nan_batches():
   assert _all_finite(state.params), 'a skipped NaN update reached the parameters'
   assert int(state.opt_state.total_notfinite) > 0, \
       'apply_if_finite saw no non-finite step: the poisoned windows were never used'
+
+
+# The first 3 epochs of each reference config (full size: 200 days, 3 layers of 24/50/24),
+# recorded once with jax 0.10.2 (python 3.11) through `jax.jit(make_train(...))`; jax 0.12
+# agrees to 3e-6. A change anywhere in data, model, loss or optimizer shows here, even one that
+# moves both sides of every other equality test.
+GOLDEN_LOSSES = {
+    'seed_gru': {'loss': (0.0550910495, 0.0114889052, 0.00975335483),
+                 'val_loss': (0.00805387367, 0.00991306361, 0.0102225775)},
+    'lstm': {'loss': (0.0218008775, 0.00432519475, 0.00249588047),
+             'val_loss': (0.00436513871, 0.00046788188, 0.00183803053)},
+    'simple_rnn': {'loss': (0.115142055, 0.0340907797, 0.0200685076),
+                   'val_loss': (0.0148458211, 0.00255315844, 0.00165247859)},
+}
+
+
+@pytest.mark.parametrize('name', sorted(GOLDEN_LOSSES))
+def test_first_epochs_match_the_recorded_golden_losses(name):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'configs', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.train.epochs = 3
+  data = data_lib.prepare(config.data)
+  _, history = jax.jit(train_lib.make_train(config, data))(jax.random.PRNGKey(config.train.seed))
+  for key, expected in GOLDEN_LOSSES[name].items():
+    np.testing.assert_allclose(
+        np.asarray(history[key]), expected, rtol=1e-5,
+        err_msg=f'configs/{name}.py: the first 3 epochs\' {key} moved from the recorded values')
