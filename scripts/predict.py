@@ -8,7 +8,7 @@ forecast_std and the quantile band; --member=K forecasts with one member. The wo
 """
 from absl import app, flags, logging
 
-from rnnjax import errors, forecast
+from rnnjax import compile_cache, errors, forecast
 
 flags.DEFINE_string('workdir', None, 'A workdir written by scripts/train.py.')
 flags.DEFINE_string('csv', None, 'CSV file with the series to forecast.')
@@ -22,6 +22,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
+  compile_cache.enable()
   frame = errors.exit_on_user_error(
       lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member))
   print(f'wrote {len(frame)} forecasts to {FLAGS.out}')

@@ -3,7 +3,9 @@
   python scripts/train.py --config configs/seed_gru.py --workdir runs/seed_gru
   python scripts/train.py --config configs/seed_gru.py --workdir runs/s5 --config.num_seeds=5
 
-Running the same command again resumes from the latest checkpoint. All the work is in
+Running the same command again resumes from the latest checkpoint, and reads its compiled
+programs from the persistent compilation cache (rnnjax.compile_cache; RNNJAX_COMPILATION_CACHE=off
+turns it off). All the work is in
 `rnnjax.run.train_and_evaluate`, tested there; this file only reads flags.
 """
 import json
@@ -13,7 +15,7 @@ from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from rnnjax import devices, errors, run
+from rnnjax import compile_cache, devices, errors, run
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
                                 'with --config.section.key=value.', lock_config=True)
@@ -34,6 +36,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
+  compile_cache.enable()
   if not FLAGS.distributed:
     devices.use_every_cpu_core(config)
   else:

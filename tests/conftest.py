@@ -27,12 +27,12 @@ def compile_cache(tmp_path_factory):
   starts empty every session.
   """
   from jax.experimental.compilation_cache import compilation_cache
-  path = str(tmp_path_factory.getbasetemp() / 'jax_compilation_cache')
-  os.makedirs(path, exist_ok=True)
+  from rnnjax import compile_cache as compile_cache_lib
   previous = (jax.config.jax_compilation_cache_dir,
               jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
-  compilation_cache.set_cache_dir(path)
+  jax.config.update('jax_compilation_cache_dir', None)
+  path = compile_cache_lib.enable(
+      {compile_cache_lib.ENV_VAR: str(tmp_path_factory.getbasetemp() / 'jax_compilation_cache')})
   compilation_cache.reset_cache()
   _CACHE['dir'] = path
   yield path
