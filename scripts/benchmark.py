@@ -2,6 +2,8 @@
 
   python scripts/benchmark.py                     # everything, medians of 3 repeats
   python scripts/benchmark.py --only=tutorial,seeds --repeats=5 --out=runs/bench.json
+  python scripts/benchmark.py --only=seqlen --num_days=30 --hidden_sizes=8 --epochs=1 \
+      --repeats=1 --matmul_size=256                 # a smoke run: a tiny task, seconds on a CPU
   KERAS_BACKEND=jax python scripts/benchmark.py --only=tutorial --keras   # needs keras
 
 Every figure is a median over --repeats runs in this process, next to a large matrix product
@@ -18,7 +20,7 @@ Sections:
             run.
   seqlen    window 24 / 96 / 384: seconds per epoch and compile seconds.
   hidden    3 layers of 64 and of 256.
-  cells     gru / lstm / simple, fused and flax implementations.
+  cells     gru / lstm / simple (--cells), fused and flax implementations.
   infer     forecasts per second over the validation windows.
   memory    series of 1 and 10 million points, each trained for one epoch (batch 65,536,
             GRU 8) in a fresh subprocess: peak resident memory, and the bytes each extra point
@@ -27,6 +29,13 @@ Sections:
   xla_opt   the tutorial's training program compiled at LLVM levels 3 and 1 (compile seconds,
             seconds per epoch), and its init with XLA's defaults and with the options
             rnnjax.program.compiler_options gives a program that runs once.
+Shrinking the task (for smoke runs; each default keeps the tutorial's own value):
+  --num_days      days of the synthetic hourly series (the tutorial's 200) in every section but
+                  memory.
+  --hidden_sizes  layer sizes (the tutorial's 24,50,24) in every section but hidden and memory.
+  --epochs        epochs per timed training in tutorial (30), seqlen and hidden (2), cells and
+                  xla_opt (3); the seeds section takes --seed_epochs.
+  --matmul_size   side of the reference matrix product (2048).
 """
 import itertools
 import json
@@ -56,6 +65,21 @@ flags.DEFINE_list('seed_counts', ['1', '8', '64'], 'Member counts in the seeds s
 flags.register_validator('seed_counts',
                          lambda counts: all(c.isdigit() and int(c) > 0 for c in counts),
                          message='--seed_counts takes positive whole numbers, e.g. 1,8,64')
+flags.DEFINE_list('cells', list(config_lib.CELLS), 'Cells in the cells section.')
+flags.register_validator('cells',
+                         lambda cells: bool(cells) and set(cells) <= set(config_lib.CELLS),
+                         message=f'--cells takes names from {config_lib.CELLS}, e.g. gru,lstm')
+flags.DEFINE_integer('num_days', 0, 'Days of the synthetic series; 0 is the tutorial\'s 200.',
+                     lower_bound=0)
+flags.DEFINE_list('hidden_sizes', [], 'Layer sizes, e.g. 8 or 16,16; empty is the tutorial\'s '
+                  '24,50,24.')
+flags.register_validator('hidden_sizes',
+                         lambda sizes: all(s.isdigit() and int(s) > 0 for s in sizes),
+                         message='--hidden_sizes takes positive whole numbers, e.g. 8 or 16,16')
+flags.DEFINE_integer('epochs', 0, 'Epochs per timed training outside the seeds section; 0 is '
+                     'each section\'s own (tutorial 30, seqlen and hidden 2, cells and xla_opt 3).',
+                     lower_bound=0)
+flags.DEFINE_integer('matmul_size', 2048, 'Side of the reference matrix product.', lower_bound=1)
 flags.DEFINE_bool('keras', False, 'Also fit the tutorial model with Keras (if importable).')
 flags.DEFINE_string('out', 'runs/benchmark.json', 'JSON file to write.')
 flags.DEFINE_integer('cpu_devices', 0, 'CPU devices (jax_num_cpu_devices); 0 is one per core, '
@@ -161,7 +185,16 @@ def compile_options_ab(repeats: int, epochs: int = 3) -> list[dict]:
 
 
 def tutorial_config(**overrides):
-  return config_lib.override(config_lib.default_config(), overrides)
+  """The tutorial's config with --num_days, --hidden_sizes and --epochs applied, then
+  `overrides` (dotted keys)."""
+  shrink = {}
+  if FLAGS.num_days:
+    shrink['data.synthetic.num_days'] = FLAGS.num_days
+  if FLAGS.hidden_sizes:
+    shrink['model.hidden_sizes'] = tuple(int(size) for size in FLAGS.hidden_sizes)
+  if FLAGS.epochs:
+    shrink['train.epochs'] = FLAGS.epochs
+  return config_lib.override(config_lib.default_config(), {**shrink, **overrides})
 
 
 def keras_fit_seconds(config, repeats: int) -> dict | None:
@@ -237,7 +270,7 @@ def main(argv):
              'backend': jax.default_backend(),
              'num_devices': jax.device_count(), 'jax': jax.__version__, 'repeats': r,
              'cpu_count': os.cpu_count()}
-  matmul = matmul_gflops()
+  matmul = matmul_gflops(FLAGS.matmul_size)
   results['matmul_gflops'] = matmul
   print(f'large matmul: {matmul:.1f} GFLOP/s')
 
@@ -270,24 +303,26 @@ def main(argv):
       report('seeds', row)
   if 'seqlen' in FLAGS.only:
     for window in (24, 96, 384):
-      row = time_training(tutorial_config(**{'data.window': window, 'train.epochs': 2}), r)
-      row.update(window=window, seconds_per_epoch=row['train_seconds'] / 2)
+      row = time_training(tutorial_config(**{'data.window': window,
+                                             'train.epochs': FLAGS.epochs or 2}), r)
+      row.update(window=window, seconds_per_epoch=row['train_seconds'] / row['epochs'])
       report('seqlen', row)
   if 'hidden' in FLAGS.only:
     for size in (64, 256):
       row = time_training(tutorial_config(**{'model.hidden_sizes': (size,) * 3,
-                                             'train.epochs': 2}), r)
-      row.update(hidden=size, seconds_per_epoch=row['train_seconds'] / 2)
+                                             'train.epochs': FLAGS.epochs or 2}), r)
+      row.update(hidden=size, seconds_per_epoch=row['train_seconds'] / row['epochs'])
       report('hidden', row)
   if 'cells' in FLAGS.only:
-    for cell in ('gru', 'lstm', 'simple'):
+    for cell in FLAGS.cells:
       for impl in ('fused', 'flax'):
         row = time_training(tutorial_config(**{'model.cell': cell, 'model.implementation': impl,
-                                               'train.epochs': 3}), r)
-        row.update(cell=cell, implementation=impl, seconds_per_epoch=row['train_seconds'] / 3)
+                                               'train.epochs': FLAGS.epochs or 3}), r)
+        row.update(cell=cell, implementation=impl,
+                   seconds_per_epoch=row['train_seconds'] / row['epochs'])
         report('cells', row)
   if 'xla_opt' in FLAGS.only:
-    for row in compile_options_ab(r):
+    for row in compile_options_ab(r, FLAGS.epochs or 3):
       report('xla_opt', row)
   if 'infer' in FLAGS.only:
     report('infer', inference_rate(tutorial_config(), r))

@@ -55,6 +55,8 @@ def test_time_training_times_the_run_program_and_the_table_shows_it():
     ('--only=tutorial,bogus', "unknown sections ['bogus']"),
     ('--repeats=0', '--repeats=0: 0 is not a positive integer'),
     ('--seed_counts=1,x', '--seed_counts takes positive whole numbers'),
+    ('--cells=gru,gruu', '--cells takes names from'),
+    ('--hidden_sizes=8,0', '--hidden_sizes takes positive whole numbers'),
 ])
 def test_bad_flags_are_refused_without_a_traceback(tmp_path, flag, message):
   out = tmp_path / 'bench.json'
