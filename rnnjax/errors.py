@@ -33,14 +33,40 @@ def exit_on_user_error(fn):
     sys.exit(e.exit_code)
 
 
+def last_config_value_wins(argv: list[str]) -> list[str]:
+  """`argv` with every `--config.KEY` flag given more than once kept only at its last place.
+
+  ml_collections joins repeated flags of a tuple field into one tuple, so
+  `--config.model.hidden_sizes="(8,)" --config.model.hidden_sizes="(4,4)"` would train an
+  (8, 4, 4) model. In rnnjax a repeated flag means what it means for every other flag: the last
+  value wins. A tuple is given whole: `--config.model.hidden_sizes="(4,4)"`.
+  """
+  groups = []  # (key or None, the tokens of one flag)
+  i = 0
+  while i < len(argv):
+    token = argv[i]
+    if token.startswith('--config.'):
+      key, eq, _ = token.partition('=')
+      takes_next = not eq and i + 1 < len(argv) and not argv[i + 1].startswith('-')
+      groups.append((key, argv[i:i + 1 + takes_next]))
+      i += 1 + takes_next
+    else:
+      groups.append((None, [token]))
+      i += 1
+  last = {key: k for k, (key, _) in enumerate(groups) if key is not None}
+  return [token for k, (key, tokens) in enumerate(groups) if key is None or last[key] == k
+          for token in tokens]
+
+
 def parse_flags_or_exit(argv):
   """absl flags parser for `app.run(main, flags_parser=...)` that reports a bad command line
   (an unknown or mistyped `--config.x.y` key, a missing or broken config file) as a message
-  and exit code 2, instead of a traceback."""
+  and exit code 2, instead of a traceback. A `--config.KEY` given twice takes its last value
+  (`last_config_value_wins`)."""
   import sys
   from absl import flags
   try:
-    return flags.FLAGS(argv)
+    return flags.FLAGS(last_config_value_wins(argv))
   except Exception as e:  # noqa: BLE001 - whatever the parser or config file raised
     text = str(e).strip().strip("'\"").replace('\\n', ' ').replace('\\"', '"')
     print(f'error: bad command line: {type(e).__name__}: {text}\n'
