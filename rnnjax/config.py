@@ -7,12 +7,14 @@ a config file or a `--config.x.y=` override) is an error instead of a silently i
 from __future__ import annotations
 
 import json
+import math
 
 import ml_collections
 
 from rnnjax.errors import UserError
 
 CELLS = ('gru', 'lstm', 'simple')
+FILLS = ('none', 'ffill', 'interpolate')
 ACTIVATIONS = ('tanh', 'swish', 'silu', 'relu', 'gelu', 'sigmoid', 'elu', 'softplus', 'linear')
 # Hyper-parameters that change no array shape, so members of one vmapped run may differ in them.
 SWEEPABLE = ('learning_rate', 'weight_decay', 'clip_norm', 'dropout')
@@ -118,6 +120,15 @@ def validate(config) -> None:
   if t.early_stopping_patience < 0:
     raise UserError(f'train.early_stopping_patience must be >= 0 (0 is off), '
                     f'got {t.early_stopping_patience}.')
+  if d.fill not in FILLS:
+    raise UserError(f'data.fill={d.fill!r} is not one of {FILLS}.')
+  repeated = sorted({f for f in d.features if list(d.features).count(f) > 1})
+  if repeated:
+    raise UserError(f'data.features names {repeated} more than once; list each column once.')
+  if d.source == 'synthetic' and d.path:
+    raise UserError(f'data.path={d.path!r} is set but data.source is "synthetic", which reads no '
+                    'file: pass --config.data.source=csv to train on the file, or drop '
+                    'data.path.')
   if not 0.0 < d.val_fraction < 1.0:
     raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {d.val_fraction}.')
   if m.cell not in CELLS:
@@ -132,6 +143,11 @@ def validate(config) -> None:
     _positive_int('every entry of model.hidden_sizes', size)
   if not 0.0 <= m.dropout < 1.0:
     raise UserError(f'model.dropout must be in [0, 1), got {m.dropout}.')
+  for name, value in (('train.learning_rate', t.learning_rate),
+                      ('train.weight_decay', t.weight_decay), ('train.clip_norm', t.clip_norm),
+                      ('model.dropout', m.dropout)):
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+      raise UserError(f'{name} must be a finite number, got {value!r}.')
   if t.learning_rate <= 0:
     raise UserError(f'train.learning_rate must be > 0, got {t.learning_rate}.')
   if t.weight_decay < 0 or t.clip_norm < 0:

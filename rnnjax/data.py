@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from sklearn import preprocessing
 
+from rnnjax.config import FILLS
 from rnnjax.errors import UserError
 
 SCALERS = {'minmax': preprocessing.MinMaxScaler, 'standard': preprocessing.StandardScaler}
-FILLS = ('none', 'ffill', 'interpolate')
 
 
 def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float = 5.0,

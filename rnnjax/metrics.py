@@ -1,6 +1,7 @@
 """Errors in the series' own units and the naive baselines every forecast is held against."""
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -43,6 +44,19 @@ def seasonal_naive_forecast(values_T: np.ndarray, target_positions: np.ndarray, 
   return values_T[target_positions - lag]
 
 
+def skill(model_rmse: float, baseline_rmse: float) -> float | None:
+  """1 - model / baseline; None (null in metrics.json) when the baseline's error is 0.
+
+  A baseline with no error (a series flat over the validation part) leaves the skill
+  undefined: it is reported as missing, with a warning, rather than as a division by zero.
+  """
+  if baseline_rmse == 0.0:
+    logging.warning('a naive baseline has zero error on the validation part (the series is flat '
+                    'there): its skill score is undefined and written as null')
+    return None
+  return 1.0 - model_rmse / baseline_rmse
+
+
 def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.ndarray,
                      season: int, prefix: str) -> dict:
   """RMSE and MAE of `forecast` (original units) and of both baselines on the same windows.
@@ -65,5 +79,6 @@ def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.nd
                                                    data.horizon))):
       out[f'baseline_{name}_rmse'] = rmse(base, true)
       out[f'baseline_{name}_mae'] = mae(base, true)
-    out['val_rmse_skill_vs_persistence'] = 1.0 - out['val_rmse'] / out['baseline_persistence_rmse']
+    out['val_rmse_skill_vs_persistence'] = skill(out['val_rmse'],
+                                                 out['baseline_persistence_rmse'])
   return out

@@ -133,7 +133,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       all_stopped = bool(np.all(flags['stopped']))
       if members is None and bool(diverged):
         bar.close()
-        raise Diverged(_divergence_message(workdir, history, checkpointer))
+        raise Diverged(_divergence_message(config, workdir, history, checkpointer))
       if done % config.train.checkpoint_every == 0 or done == config.train.epochs or \
           signals.received or all_stopped:
         # best/ gets this state if validation improved since the last checkpoint was saved.
@@ -181,12 +181,15 @@ def _joined(history: dict) -> dict:
   return {k: (np.concatenate(v, axis=-1) if v else np.zeros((0,))) for k, v in history.items()}
 
 
-def _divergence_message(workdir: str, history: dict, checkpointer) -> str:
+def _divergence_message(config, workdir: str, history: dict, checkpointer) -> str:
   loss = np.concatenate(history['loss'])
   val = np.concatenate(history['val_loss'])
   epoch = int(np.flatnonzero(~(np.isfinite(loss) & np.isfinite(val)))[0]) + 1
   steps = checkpointer.latest.all_steps()
   kept = (f'the last good checkpoint is epoch {max(steps)} in '
           f'{os.path.join(workdir, ckpt_lib.LATEST_DIR)}' if steps else 'no checkpoint was saved')
-  return (f'training diverged: the loss became non-finite at epoch {epoch}; {kept}. Lower '
-          'train.learning_rate, set train.clip_norm, or set train.skip_nonfinite_updates=True.')
+  fixes = ('Lower train.learning_rate or set train.clip_norm (train.skip_nonfinite_updates is '
+           'already on: no step was applied in that epoch).' if config.train.skip_nonfinite_updates
+           else 'Lower train.learning_rate, set train.clip_norm, or set '
+           'train.skip_nonfinite_updates=True.')
+  return f'training diverged: the loss became non-finite at epoch {epoch}; {kept}. {fixes}'

@@ -43,6 +43,11 @@ INVALID = [
     ('data.val_fraction', 1.5), ('model.implementation', 'cuda'), ('model.dropout', 1.0),
     ('train.learning_rate', 0.0), ('data.season', 0), ('num_seeds', 0),
     ('ensemble_vmap_size', -1),
+    ('train.learning_rate', float('nan')), ('train.learning_rate', float('inf')),
+    ('train.weight_decay', float('nan')), ('train.weight_decay', float('inf')),
+    ('train.clip_norm', float('nan')), ('model.dropout', float('nan')),
+    ('data.fill', 'backfill'), ('data.features', ('wind', 'wind')),
+    ('data.path', 'weather.csv'),
 ]
 
 

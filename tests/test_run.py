@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import types
 
 import jax
 import numpy as np
@@ -187,3 +188,41 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
   old = pd.read_csv(os.path.join(source, 'history.csv')).to_numpy(np.float32)
   new = pd.read_csv(os.path.join(workdir, 'history.csv')).to_numpy(np.float32)
   np.testing.assert_array_equal(new, old, err_msg='the re-run changed history.csv')
+
+
+def _csv(tmp_path, values):
+  path = tmp_path / 'series.csv'
+  times = pd.date_range('2025-01-01', periods=len(values), freq='h')
+  pd.DataFrame({'time': times, 'temperature': values}).to_csv(path, index=False)
+  return str(path)
+
+
+@pytest.mark.parametrize('flat_from', [300, 0])
+def test_flat_validation_part_or_flat_series_finishes_with_a_null_skill(tmp_path, flat_from):
+  """A series flat over its validation part (or flat throughout) gives the persistence baseline
+  zero error: the run finishes, the skill is null in metrics.json, and a rerun finishes too."""
+  values = data_lib.synthetic_series(num_days=20)[1]
+  values[flat_from:] = 12.5
+  config = tiny_config(**{'data.source': 'csv', 'data.path': _csv(tmp_path, values),
+                          'train.epochs': 1})
+  workdir = str(tmp_path / 'w')
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert metrics['baseline_persistence_rmse'] == 0.0, metrics['baseline_persistence_rmse']
+  assert metrics['val_rmse_skill_vs_persistence'] is None, metrics
+  assert math.isfinite(metrics['val_rmse']), metrics['val_rmse']
+  with open(os.path.join(workdir, 'metrics.json')) as f:
+    assert json.load(f)['val_rmse_skill_vs_persistence'] is None
+  rerun = run_lib.train_and_evaluate(config, workdir, progress=False)
+  assert rerun['val_rmse'] == metrics['val_rmse'], 'the rerun of a finished flat run differs'
+
+
+def test_divergence_message_advises_only_what_is_not_already_set(tmp_path):
+  history = {'loss': [np.array([0.5, np.nan], np.float32)],
+             'val_loss': [np.array([0.4, np.nan], np.float32)]}
+  checkpointer = types.SimpleNamespace(latest=types.SimpleNamespace(all_steps=lambda: [1]))
+  off = run_lib._divergence_message(tiny_config(), str(tmp_path), history, checkpointer)
+  assert 'non-finite at epoch 2' in off and 'skip_nonfinite_updates=True' in off, off
+  on = run_lib._divergence_message(tiny_config(**{'train.skip_nonfinite_updates': True}),
+                                   str(tmp_path), history, checkpointer)
+  assert 'skip_nonfinite_updates=True' not in on and 'already on' in on, on
+  assert 'learning_rate' in on and 'epoch 1' in on, on

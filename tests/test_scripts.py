@@ -155,6 +155,9 @@ BAD_INPUTS = {
                            'temperature'),
     'csv_nan_values': (['--config.data.source=csv', '--config.data.path={dir}/with_nan.csv'],
                        'line 7'),  # the first NaN is data row 5, file line 7 (after the header)
+    'path_without_csv_source': (['--config.data.path={dir}/absent.csv'],
+                                'data.source is "synthetic"'),
+    'learning_rate_nan': (['--config.train.learning_rate=nan'], 'train.learning_rate'),
 }
 
 
