@@ -122,6 +122,29 @@ def newest_meta(manager: ocp.CheckpointManager) -> dict | None:
   return None
 
 
+def _read_only_manager(directory: str) -> ocp.CheckpointManager:
+  """A manager that reads `directory` and never creates or writes anything."""
+  options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                               item_handlers=_handlers())
+
+
+def saved_config(workdir: str) -> str | None:
+  """The config (JSON text) in the newest readable checkpoint of `workdir`, or None.
+
+  Reads only: a workdir without checkpoints is left as it is.
+  """
+  directory = os.path.join(workdir, LATEST_DIR)
+  if not os.path.isdir(directory):
+    return None
+  manager = _read_only_manager(directory)
+  try:
+    meta = newest_meta(manager)
+  finally:
+    manager.close()
+  return None if meta is None else meta['config']
+
+
 def load_for_inference(workdir: str) -> tuple[dict, dict]:
   """The newest usable checkpoint of a finished or running workdir, without its config.
 
@@ -135,9 +158,7 @@ def load_for_inference(workdir: str) -> tuple[dict, dict]:
   if not os.path.isdir(directory):
     raise UserError(f'{workdir!r} holds no checkpoints ({LATEST_DIR}/ is missing); train there '
                     'first with scripts/train.py --workdir.')
-  options = ocp.CheckpointManagerOptions(create=False, read_only=True)
-  manager = ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                                  item_handlers=_handlers())
+  manager = _read_only_manager(directory)
   restored = restore_newest(manager)
   manager.close()
   if restored is None:

@@ -156,8 +156,11 @@ def validate(config) -> None:
       or config.ensemble_vmap_size < 0):
     raise UserError(f'ensemble_vmap_size must be an integer >= 0 (0 picks for the device), '
                     f'got {config.ensemble_vmap_size!r}.')
+  if len(config.ensemble_quantiles) < 2:
+    raise UserError(f'ensemble_quantiles must hold the two ends of the band, e.g. (0.1, 0.9); '
+                    f'got {tuple(config.ensemble_quantiles)}.')
   for q in config.ensemble_quantiles:
-    if not 0.0 < q < 1.0:
+    if not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
 
 

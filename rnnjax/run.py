@@ -41,7 +41,7 @@ from rnnjax.errors import Diverged, Interrupted
 
 
 def _meta(config, data: data_lib.Dataset, history: dict, epochs_done: int,
-          members: ensemble.Members | None) -> dict:
+          members: ensemble.Members | None, train_seconds: float) -> dict:
   return {
       'config': config_lib.to_json(config),
       'scaler': data_lib.scaler_state(data.scaler),
@@ -49,6 +49,7 @@ def _meta(config, data: data_lib.Dataset, history: dict, epochs_done: int,
       'columns': list(data.columns),
       'window': data.window, 'horizon': data.horizon,
       'epochs_done': epochs_done,
+      'train_seconds': train_seconds,  # over every process that trained this run
       'history': {k: np.asarray(v).tolist() for k, v in history.items()},
       'members': None if members is None else members.records(),
   }
@@ -90,15 +91,14 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   program = program_lib.make_program(trainer, config, members)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.max_to_keep)
   history = {'loss': [], 'val_loss': [], 'active': []}
-  done, train_seconds = 0, 0.0
-  latest_meta = ckpt_lib.newest_meta(checkpointer.latest)
-  if latest_meta is not None:
-    workdir_lib.check_checkpoint_config(workdir, config, latest_meta)
+  # Training seconds of this process, and of the processes before it that this run resumes.
+  done, train_seconds, earlier_seconds = 0, 0.0, 0.0
   restored = checkpointer.restore_latest(program.abstract_state)
   if restored is not None:
     state, meta = restored
     state = program.from_saved(state)
     done = meta['epochs_done']
+    earlier_seconds = meta.get('train_seconds', 0.0)
     # JSON gives float64; keep the dtypes a chunk returns so a resumed history matches.
     history = {k: [np.asarray(v, bool if k == 'active' else np.float32)]
                for k, v in meta['history'].items()}
@@ -139,7 +139,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         # best/ gets this state if validation improved since the last checkpoint was saved.
         best_now = float(np.min(np.where(diverged, np.inf, flags['best'])))
         checkpointer.save(done, program.to_saved(state),
-                          _meta(config, data, _joined(history), done, members),
+                          _meta(config, data, _joined(history), done, members,
+                                earlier_seconds + train_seconds),
                           is_best=best_now < best_saved)
         best_saved = min(best_saved, best_now)
       if signals.received:
@@ -149,7 +150,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                           f'{done}; run the same command again to resume.', signals.received)
   bar.close()
   checkpointer.save(done, program.to_saved(state),
-                    _meta(config, data, _joined(history), done, members))
+                    _meta(config, data, _joined(history), done, members,
+                          earlier_seconds + train_seconds))
   checkpointer.close()
   if members is not None and np.all(to_host(state.diverged)):
     raise Diverged('every member of the ensemble diverged (non-finite loss); lower '
@@ -165,7 +167,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   workdir_lib.atomic_write(os.path.join(workdir, 'predictions.png'),
                            lambda p: plots.plot_predictions(panels, p))
   results['compile_seconds'] = program.compile_seconds
-  results['train_seconds'] = train_seconds
+  results['train_seconds'] = earlier_seconds + train_seconds
+  results['train_seconds_this_process'] = train_seconds
   results['epochs_run'] = int(np.max(np.sum(history['active'], axis=-1)))
   workdir_lib.write_text(os.path.join(workdir, 'metrics.json'),
                          json.dumps(results, indent=1, sort_keys=True))

@@ -1,9 +1,9 @@
 """The workdir: atomic writes, the config it belongs to, and refusing another run's workdir.
 
-A workdir holds one run. `prepare` writes its `config.json` once, refuses a different config
-(naming the keys that differ) unless told to overwrite, and checks that it can be written;
-`check_checkpoint_config` does the same for the config saved inside its checkpoints. Every file
-is written through a temporary file and renamed into place, so a kill never leaves half a file.
+A workdir holds one run. `prepare` checks that it can be written, refuses a config that
+differs from the one in its `config.json` or inside its checkpoints (naming the keys that
+differ) unless told to overwrite, and only then writes `config.json`, once. Every file is
+written through a temporary file and renamed into place, so a kill never leaves half a file.
 """
 from __future__ import annotations
 
@@ -68,36 +68,44 @@ def config_diff(old: dict, new: dict, prefix: str = '') -> list[str]:
 def prepare(workdir: str, config, overwrite: bool) -> None:
   """Checks the workdir can take this run; with `overwrite`, removes a previous run's outputs.
 
+  A run's config is recorded twice: in config.json and inside every checkpoint. Either one
+  differing from `config` means the workdir holds another run: refused (nothing is written),
+  or with `overwrite` that run's outputs are removed. Only then is config.json written, once.
+
   Raises:
-    UserError: the workdir is a file or unwritable, or holds a run with another config.
+    UserError: the workdir is a file, lies inside a file or is unwritable, or holds a run with
+      another config.
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f'--workdir={workdir!r} is a file, not a directory; choose another path.')
   parent = workdir if os.path.isdir(workdir) else os.path.dirname(os.path.abspath(workdir))
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UserError(f'--workdir={workdir!r} lies inside {parent!r}, which is a file, not a '
+                    'directory; choose another path.')
   if not os.access(parent, os.W_OK | os.X_OK):
     raise UserError(f'--workdir={workdir!r} cannot be written ({parent!r} is not writable).')
   saved = os.path.join(workdir, 'config.json')
-  if os.path.isfile(saved):
-    with open(saved) as f:
-      try:
-        old = json.load(f)
-      except json.JSONDecodeError:
-        old = {'<unreadable config.json>': True}
-    diff = config_diff(old, json.loads(config_lib.to_json(config)))
+  new = json.loads(config_lib.to_json(config))
+  differs = False
+  for where, old in _recorded_configs(workdir):
+    diff = config_diff(old, new)
     if diff and not overwrite:
+      listed = '; '.join(diff[:5]) + (' ...' if len(diff) > 5 else '')
       raise UserError(
-          f'--workdir={workdir!r} holds a run with a different config ('
-          + '; '.join(diff[:5]) + (' ...' if len(diff) > 5 else '')
-          + '). Use another workdir, or pass --overwrite to replace that run.')
-    if diff and jax.process_index() == 0:
-      for name in OUTPUTS:
-        path = os.path.join(workdir, name)
-        if os.path.isdir(path):
-          shutil.rmtree(path)
-        elif os.path.exists(path):
-          os.remove(path)
+          (f'--workdir={workdir!r} holds a run with a different config ({listed}). '
+           if where == 'config.json' else
+           f'the checkpoints in {workdir!r} come from another config ({listed}). ')
+          + 'Use another workdir, or pass --overwrite to replace that run.')
+    differs = differs or bool(diff)
+  if differs and jax.process_index() == 0:
+    for name in OUTPUTS:
+      path = os.path.join(workdir, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path)
+      elif os.path.exists(path):
+        os.remove(path)
   os.makedirs(workdir, exist_ok=True)
   if not os.path.isfile(saved) and jax.process_index() == 0:
     write_text(saved, config_lib.to_json(config))
@@ -105,10 +113,17 @@ def prepare(workdir: str, config, overwrite: bool) -> None:
     multihost_utils.sync_global_devices('rnnjax: workdir prepared')
 
 
-def check_checkpoint_config(workdir: str, config, meta: dict) -> None:
-  """Raises UserError when the checkpoints' saved config differs from `config`."""
-  diff = config_diff(json.loads(meta['config']), json.loads(config_lib.to_json(config)))
-  if diff:
-    raise UserError(f'the checkpoints in {workdir!r} come from another config ('
-                    + '; '.join(diff[:5]) + '). Pass --overwrite to start over, or use another '
-                    'workdir.')
+def _recorded_configs(workdir: str) -> list[tuple[str, dict]]:
+  """(where, config dict) for config.json and the newest readable checkpoint, where present."""
+  found = []
+  saved = os.path.join(workdir, 'config.json')
+  if os.path.isfile(saved):
+    with open(saved) as f:
+      try:
+        found.append(('config.json', json.load(f)))
+      except json.JSONDecodeError:
+        found.append(('config.json', {'<unreadable config.json>': True}))
+  in_checkpoints = ckpt_lib.saved_config(workdir)
+  if in_checkpoints is not None:
+    found.append(('checkpoints', json.loads(in_checkpoints)))
+  return found

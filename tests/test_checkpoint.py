@@ -123,7 +123,7 @@ def _assert_same_run(resumed, reference, what):
   _assert_trees_equal(state, ref_state, f'{what}: final training state')
   metrics = json.loads(_read(os.path.join(resumed, 'metrics.json')))
   ref_metrics = json.loads(_read(os.path.join(reference, 'metrics.json')))
-  timings = {'train_seconds', 'compile_seconds'}
+  timings = {'train_seconds', 'compile_seconds', 'train_seconds_this_process'}
   differing = {k for k in ref_metrics if k not in timings and metrics.get(k) != ref_metrics[k]}
   assert not differing, f'{what}: metrics differ: ' + ', '.join(
       f'{k}={metrics.get(k)!r} vs {ref_metrics[k]!r}' for k in sorted(differing))
@@ -165,9 +165,17 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   assert _steps(workdir)[-1] < EPOCHS and not (workdir / 'metrics.json').exists(), (
       f'the run had finished before the kill (steps {_steps(workdir)}); nothing was resumed')
 
+  _, kept_meta = ckpt_lib.load_for_inference(str(workdir))
   _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
   _assert_same_run(str(workdir), uninterrupted, 'killed at a checkpoint >= '
                    f'{2 * CHECKPOINT_EVERY} and re-run')
+  metrics = json.loads(_read(str(workdir / 'metrics.json')))
+  assert kept_meta['train_seconds'] > 0, kept_meta
+  assert metrics['train_seconds'] == pytest.approx(
+      kept_meta['train_seconds'] + metrics['train_seconds_this_process'], rel=1e-9), (
+          f"train_seconds {metrics['train_seconds']} is not the killed process's "
+          f"{kept_meta['train_seconds']} (in the checkpoint it resumed from) plus the resumed "
+          f"process's {metrics['train_seconds_this_process']}")
 
 
 def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
@@ -420,3 +428,34 @@ def test_checkpoints_from_an_incompatible_config_are_refused(tmp_path):
     run_lib.train_and_evaluate(config, workdir, progress=False)
   assert sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR))) == before, \
       'the refused run changed the checkpoints'
+
+
+def test_missing_config_json_with_another_runs_checkpoints_is_refused_then_overwritten(tmp_path):
+  """checkpoints/ of one config, config.json deleted by hand: another config is refused without
+  writing anything (the original command still resumes), and --overwrite replaces the run."""
+  workdir = str(tmp_path / 'w')
+  first = tiny_config(**{'model.hidden_sizes': (4,)})
+  run_lib.train_and_evaluate(first, workdir, progress=False)
+  os.remove(os.path.join(workdir, 'config.json'))
+  before = _tree(workdir)
+  with pytest.raises(UserError, match='another config.*hidden_sizes.*--overwrite'):
+    run_lib.train_and_evaluate(tiny_config(), workdir, progress=False)
+  assert _tree(workdir) == before, 'the refused run wrote into the workdir'
+  metrics = run_lib.train_and_evaluate(first, workdir, progress=False)  # its own run resumes
+  assert metrics['epochs_run'] == first.train.epochs
+  os.remove(os.path.join(workdir, 'config.json'))
+  replaced = run_lib.train_and_evaluate(tiny_config(), workdir, overwrite=True, progress=False)
+  assert replaced['epochs_run'] == tiny_config().train.epochs
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['model']['hidden_sizes'] == [8, 8], 'config.json is not the new run'
+
+
+def _tree(directory):
+  """{relative path: bytes} of every file under `directory`."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out

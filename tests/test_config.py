@@ -47,7 +47,7 @@ INVALID = [
     ('train.weight_decay', float('nan')), ('train.weight_decay', float('inf')),
     ('train.clip_norm', float('nan')), ('model.dropout', float('nan')),
     ('data.fill', 'backfill'), ('data.features', ('wind', 'wind')),
-    ('data.path', 'weather.csv'),
+    ('data.path', 'weather.csv'), ('ensemble_quantiles', ()), ('ensemble_quantiles', (0.5,)),
 ]
 
 

@@ -24,7 +24,7 @@ from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import train as train_lib
 
-TIMINGS = ('train_seconds', 'compile_seconds')
+TIMINGS = ('compile_seconds', 'train_seconds_this_process')
 
 
 @pytest.fixture(scope='module')
@@ -179,6 +179,8 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
                      if k not in TIMINGS and rerun.get(k) != metrics.get(k))
   assert not differing, 'the re-run changed metrics: ' + ', '.join(
       f'{k}: {metrics.get(k)!r} -> {rerun.get(k)!r}' for k in differing)
+  assert rerun['train_seconds_this_process'] == 0.0 and rerun['train_seconds'] > 0, (
+      'the re-run of a finished run should report the run\'s training seconds, none its own')
   assert sorted(os.listdir(os.path.join(workdir, ckpt_lib.LATEST_DIR))) == steps_before, (
       'the re-run changed the checkpoints directory')
   state_after, _ = ckpt_lib.load_for_inference(workdir)

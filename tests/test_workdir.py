@@ -1,0 +1,33 @@
+"""rnnjax.workdir: atomic writes, and a workdir that cannot hold the run refused with its reason."""
+import os
+
+import pytest
+
+from conftest import tiny_config
+from rnnjax import workdir as workdir_lib
+from rnnjax.errors import UserError
+
+
+def test_workdir_inside_a_file_names_the_file(tmp_path):
+  blocker = tmp_path / 'notes.txt'
+  blocker.write_bytes(b'precious\n')
+  with pytest.raises(UserError, match=r"lies inside .*notes.txt.*which is a file"):
+    workdir_lib.prepare(str(blocker / 'runs' / 'w'), tiny_config(), overwrite=False)
+  assert blocker.read_bytes() == b'precious\n' and sorted(os.listdir(tmp_path)) == ['notes.txt']
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path):
+  path = tmp_path / 'metrics.json'
+  workdir_lib.write_text(str(path), 'first')
+  workdir_lib.write_text(str(path), 'second')
+  assert path.read_text() == 'second'
+  assert sorted(os.listdir(tmp_path)) == ['metrics.json'], os.listdir(tmp_path)
+
+  def fails(tmp):
+    with open(tmp, 'w') as f:
+      f.write('half')
+    raise OSError('disk full')
+  with pytest.raises(OSError):
+    workdir_lib.atomic_write(str(path), fails)
+  assert path.read_text() == 'second', 'a failed write replaced the file'
+  assert sorted(os.listdir(tmp_path)) == ['metrics.json'], 'a failed write left a temporary file'
