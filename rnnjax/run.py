@@ -110,6 +110,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                 else float(np.min(to_host(state.best_val_loss))))
 
   signals = preemption.Signals()
+  if restored is not None:
+    signals.kept = _kept(workdir, done)
   bar = tqdm.tqdm(total=config.train.epochs, initial=done, unit='epoch', disable=not progress,
                   dynamic_ncols=True)
   all_stopped = bool(np.all(to_host(state.stopped)))
@@ -119,6 +121,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       start = time.perf_counter()
       compile_before = program.compile_seconds
       state, chunk = program.run(state, n)
+      signals.wait(chunk)
       chunk = to_host(chunk)
       train_seconds += time.perf_counter() - start - (program.compile_seconds - compile_before)
       done += n
@@ -143,6 +146,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                                 earlier_seconds + train_seconds),
                           is_best=best_now < best_saved)
         best_saved = min(best_saved, best_now)
+        signals.kept = _kept(workdir, done)
       if signals.received:
         bar.close()
         checkpointer.close()
@@ -173,6 +177,11 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   workdir_lib.write_text(os.path.join(workdir, 'metrics.json'),
                          json.dumps(results, indent=1, sort_keys=True))
   return results
+
+
+def _kept(workdir: str, epoch: int) -> str:
+  return (f'the checkpoint of epoch {epoch} in {os.path.join(workdir, ckpt_lib.LATEST_DIR)} is '
+          'kept: run the same command again to resume from it')
 
 
 def _finite_mean(values) -> float:
