@@ -1,0 +1,64 @@
+"""rnnjax.evaluate.score: [members, windows] forecasts scored against NumPy on the raw series."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tiny_config
+from rnnjax import data as data_lib
+from rnnjax import evaluate
+
+
+def _dataset():
+  config = tiny_config()
+  config.data.window, config.data.horizon = 5, 3
+  values = np.sin(np.arange(200) / 4.0)[:, None] * 10 + 20
+  data = data_lib.prepare(config.data, pd.date_range('2025-01-01', periods=200, freq='h'),
+                          values, ('temperature',))
+  return config, data
+
+
+def _scaled_forecasts(data, offsets_M):
+  """[M, N] scaled forecasts: each member's forecast is the truth plus its offset (degrees)."""
+  out = {}
+  for part, starts in (('train', data.train_starts), ('val', data.val_starts)):
+    true = data.values_TF[starts + 5 - 1 + 3, 0]
+    raw = true[None, :] + np.asarray(offsets_M, float)[:, None]
+    out[part] = data.target_scaler.transform(raw.reshape(-1, 1)).reshape(raw.shape)
+  return out
+
+
+def test_members_mean_band_and_per_member_errors_match_numpy():
+  config, data = _dataset()
+  offsets = np.array([1.0, -0.5, 2.0, 40.0])  # member 3 diverged: left out of mean and band
+  diverged = np.array([False, False, False, True])
+  results, panels, members = evaluate.score(config, data, _scaled_forecasts(data, offsets),
+                                            diverged)
+  alive = offsets[~diverged]
+  assert results['val_rmse'] == pytest.approx(abs(alive.mean()), rel=1e-6), results['val_rmse']
+  assert results['val_mae'] == pytest.approx(abs(alive.mean()), rel=1e-6)
+  true, mean, band = panels['val']
+  np.testing.assert_allclose(mean - true, alive.mean(), rtol=1e-6)
+  low, high = np.quantile(alive, 0.1), np.quantile(alive, 0.9)
+  np.testing.assert_allclose(band[0] - true, low, rtol=1e-6)
+  np.testing.assert_allclose(band[1] - true, high, rtol=1e-6)
+  assert results['val_band_coverage'] == (1.0 if low <= 0 <= high else 0.0)
+  assert len(members) == 4
+  for k, member in enumerate(members):
+    assert member['val_rmse'] == pytest.approx(abs(offsets[k]), rel=1e-6), (k, member)
+    assert member['train_mae'] == pytest.approx(abs(offsets[k]), rel=1e-6), (k, member)
+
+
+def test_a_single_run_is_one_member_with_no_band():
+  config, data = _dataset()
+  results, panels, _ = evaluate.score(config, data, _scaled_forecasts(data, [0.25]),
+                                      np.zeros(1, bool))
+  assert results['val_rmse'] == pytest.approx(0.25, rel=1e-6)
+  assert panels['val'][2] is None and 'val_band_coverage' not in results
+
+
+def test_forecasts_of_the_wrong_shape_are_refused():
+  config, data = _dataset()
+  scaled = _scaled_forecasts(data, [0.0, 1.0])
+  scaled['val'] = scaled['val'][:, :-1]
+  with pytest.raises(ValueError, match='val forecasts have shape'):
+    evaluate.score(config, data, scaled, np.zeros(2, bool))
