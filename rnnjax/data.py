@@ -41,27 +41,106 @@ def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float
 
 
 def _first_rows(mask: np.ndarray, times: pd.Series, limit: int = 5) -> str:
-  rows = np.flatnonzero(mask)[:limit]
+  return ', '.join(_line(r, times) for r in np.flatnonzero(mask)[:limit])
+
+
+def _line(row: int, times: pd.Series) -> str:
   # Data row i is line i + 2 of the file: line 1 is the header.
-  return ', '.join(f'line {r + 2} ({times.iloc[r]!s})' for r in rows)
+  return f'line {row + 2} ({times.iloc[row]!s})'
+
+
+def _duration(step: pd.Timedelta) -> str:
+  """'1 h', '15 min', '1 d 12 h': a step as a reader writes it."""
+  c = step.components
+  units = ((c.days, 'd'), (c.hours, 'h'), (c.minutes, 'min'), (c.seconds, 's'),
+           (c.milliseconds, 'ms'), (c.microseconds, 'us'), (c.nanoseconds, 'ns'))
+  return ' '.join(f'{value} {unit}' for value, unit in units if value) or '0 s'
+
+
+def _most_common(deltas: pd.TimedeltaIndex) -> pd.Timedelta:
+  """The most frequent value; the smallest of those tied for most frequent."""
+  counts = pd.Series(deltas).value_counts()
+  return counts.index[counts.to_numpy() == counts.max()].min()
+
+
+def infer_step(times: pd.DatetimeIndex) -> pd.Timedelta | None:
+  """The series' step: the most common difference between consecutive timestamps.
+
+  Args:
+    times: [T] distinct timestamps, in any order.
+
+  Returns:
+    The step (the smallest of the most common differences if several tie), or None when T < 2.
+  """
+  times = pd.DatetimeIndex(times).sort_values()
+  if len(times) < 2:
+    return None
+  return _most_common(times[1:] - times[:-1])
+
+
+def _parse_times(path: str, time_column: str, raw_times: pd.Series) -> pd.Series:
+  """Timestamps of the time column: naive ones stay naive, ones with a UTC offset become UTC."""
+  try:
+    times = pd.to_datetime(raw_times, errors='coerce')
+  except ValueError:
+    # Offsets that differ between rows (local time across a daylight-saving change).
+    times = None
+  if times is not None and not times.isna().any():
+    return times if times.dt.tz is None else times.dt.tz_convert('UTC')
+  # Row by row: the format pandas infers from the first row fails rows that carry an offset
+  # when the first does not, and the other way round.
+  stamps = {}
+  for value in raw_times.unique():
+    try:
+      stamps[value] = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+      stamps[value] = pd.NaT
+  each = [stamps[value] for value in raw_times]
+  aware = np.array([t is not pd.NaT and t.tz is not None for t in each])
+  if times is not None and not aware.any():
+    unparsed = times.isna().to_numpy()
+  else:
+    unparsed = np.array([t is pd.NaT for t in each])
+  if unparsed.any():
+    raise UserError(f'{path!r}: column {time_column!r} has values that are not timestamps at '
+                    f'{_first_rows(unparsed, raw_times)}.')
+  if not aware.all():
+    naive = ~aware
+    minority, kind = (naive, 'none') if naive.sum() <= aware.sum() else (aware, 'one')
+    raise UserError(f'{path!r}: column {time_column!r} mixes timestamps with and without a UTC '
+                    f'offset: {minority.sum()} of {len(raw_times)} have {kind}, at '
+                    f'{_first_rows(minority, raw_times)}. Give every timestamp an offset '
+                    '(e.g. 2025-03-30 03:00:00+02:00) or none.')
+  return pd.to_datetime(pd.Series(each, index=raw_times.index), utc=True)
 
 
 def load_csv(path: str, time_column: str, columns: Sequence[str],
              fill: str = 'none') -> tuple[pd.DatetimeIndex, np.ndarray]:
   """Reads a time column and value columns from a CSV file, parsed, sorted and checked.
 
+  Timestamps without a UTC offset stay naive. Timestamps with one (e.g. local time across a
+  daylight-saving change: ...01:00:00+01:00, ...03:00:00+02:00) are instants, returned in UTC.
+  The step of the series is the most common difference between consecutive timestamps; every
+  timestamp must lie on that grid (first timestamp + k steps). A series that follows one pandas
+  frequency throughout, calendar ones included (month starts, business days), is taken as it is.
+
   Args:
     path: CSV file with a header row.
     time_column: name of the timestamp column.
     columns: value columns to read, in this order.
-    fill: what to do with missing or non-numeric values: 'none' (an error naming the first bad
-      lines), 'ffill' (carry the last good value forward) or 'interpolate' (linear in time).
+    fill: what to do with missing, non-numeric or infinite values and with missing timestamps
+      (gaps in the grid): 'none' (an error naming the first bad lines or gaps), 'ffill' (carry
+      the last good value forward) or 'interpolate' (linear in time). Both fills first add a row
+      at every missing step, so the series is regular from its first timestamp to its last.
 
   Returns:
-    (timestamps [T], values float64 [T, len(columns)]) sorted by time.
+    (timestamps [T], values float64 [T, len(columns)]) sorted by time, all values finite; with
+    a fill, T counts the added steps.
 
   Raises:
-    UserError: missing file or column, unparseable times, duplicate timestamps, bad values.
+    UserError: missing file or column, unparseable times, times that mix zone-aware and naive,
+      duplicate timestamps, timestamps off the grid, bad values or missing timestamps with
+      fill='none', a column with no finite number to fill from.
   """
   if fill not in FILLS:
     raise UserError(f'data.fill={fill!r} is not one of {FILLS}.')
@@ -78,31 +157,77 @@ def load_csv(path: str, time_column: str, columns: Sequence[str],
     raise UserError(f'{path!r} has no column(s) {missing}; its columns are {list(frame.columns)}. '
                     'Set data.time_column, data.target and data.features to existing names.')
   raw_times = frame[time_column]
-  times = pd.to_datetime(raw_times, errors='coerce')
-  if times.isna().any():
-    raise UserError(f'{path!r}: column {time_column!r} has values that are not timestamps at '
-                    f'{_first_rows(times.isna().to_numpy(), raw_times)}.')
-  values = frame[list(columns)].apply(pd.to_numeric, errors='coerce')
+  times = _parse_times(path, time_column, raw_times)
+  values = frame[list(columns)].apply(pd.to_numeric, errors='coerce').astype(np.float64)
+  values = values.mask(np.isinf(values))
   bad = values.isna().any(axis=1).to_numpy()
   if bad.any() and fill == 'none':
-    raise UserError(f'{path!r}: missing or non-numeric values in {list(columns)} at '
-                    f'{_first_rows(bad, raw_times)} ({bad.sum()} rows in all). Fix the file, or '
-                    'pass --config.data.fill=ffill or --config.data.fill=interpolate.')
+    raise UserError(f'{path!r}: missing or non-numeric values (inf and -inf count as missing) in '
+                    f'{list(columns)} at {_first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
+                    'Fix the file, or pass --config.data.fill=ffill or '
+                    '--config.data.fill=interpolate.')
   duplicated = times.duplicated(keep=False).to_numpy()
   if duplicated.any():
     raise UserError(f'{path!r}: duplicate timestamps in {time_column!r} at '
                     f'{_first_rows(duplicated, raw_times)}. Keep one row per timestamp.')
   order = np.argsort(times.to_numpy(), kind='stable')
-  times, values = times.iloc[order], values.iloc[order]
-  if bad.any():
-    values = values.set_axis(pd.DatetimeIndex(times))
+  index = pd.DatetimeIndex(times.iloc[order])
+  values = values.iloc[order].set_axis(index)
+  grid = _regular_grid(path, time_column, index, order, raw_times, fill)
+  if grid is not None:
+    values = values.reindex(grid)
+  if bad.any() or grid is not None:
     values = values.ffill() if fill == 'ffill' else values.interpolate(method='time')
     values = values.bfill()  # a gap at the very start has nothing before it
     empty = [c for c in columns if values[c].isna().all()]
     if empty:
-      raise UserError(f'{path!r}: column(s) {empty} hold no number at all, so data.fill={fill!r} '
-                      'has nothing to fill from. Choose other columns or fix the file.')
-  return pd.DatetimeIndex(times), values.to_numpy(dtype=np.float64)
+      raise UserError(f'{path!r}: column(s) {empty} hold no finite number at all, so '
+                      f'data.fill={fill!r} has nothing to fill from. Choose other columns or fix '
+                      'the file.')
+  return pd.DatetimeIndex(values.index), values.to_numpy(dtype=np.float64)
+
+
+def _regular_grid(path: str, time_column: str, index: pd.DatetimeIndex, order: np.ndarray,
+                  raw_times: pd.Series, fill: str, limit: int = 5) -> pd.DatetimeIndex | None:
+  """The full grid when `index` (sorted) has missing steps and `fill` fills them, else None.
+
+  Raises UserError for timestamps off the grid, and for missing steps when fill is 'none'.
+  `order[i]` is the file row of `index[i]`.
+  """
+  step = infer_step(index)
+  if step is None:
+    return None  # fewer than 2 points: the length checks report it
+  if len(index) >= 3 and pd.DatetimeIndex(index, freq='infer').freq is not None:
+    # Regular in calendar terms (month starts, business days) though the step in time varies.
+    return None
+  offsets = (index - index[0]) % step
+  # The grid's phase is the one most timestamps share, so a stray first row is the one named.
+  off_grid = np.asarray(offsets != _most_common(offsets))
+  if off_grid.any():
+    rows = order[np.flatnonzero(off_grid)]
+    on_grid_row = order[np.flatnonzero(~off_grid)[0]]
+    lines = ', '.join(_line(r, raw_times) for r in rows[:limit])
+    raise UserError(f'{path!r}: timestamps off the series\' {_duration(step)} grid in '
+                    f'{time_column!r} at {lines} ({off_grid.sum()} rows in all): the step is the '
+                    'most common difference between consecutive timestamps and the grid runs '
+                    f'through {_line(on_grid_row, raw_times)}. Remove these rows or move them onto '
+                    'the grid; data.fill cannot place them.')
+  positions = np.asarray((index - index[0]) // step)
+  n_missing = int(positions[-1]) + 1 - len(index)
+  if n_missing == 0:
+    return None
+  if fill == 'none':
+    gaps = np.flatnonzero(np.diff(positions) > 1)
+    described = '; '.join(
+        f'{positions[g + 1] - positions[g] - 1} missing between {_line(order[g], raw_times)} '
+        f'and {_line(order[g + 1], raw_times)}' for g in gaps[:limit])
+    more = f'; and {len(gaps) - limit} more gaps' if len(gaps) > limit else ''
+    raise UserError(f'{path!r}: timestamps are missing: the series steps by {_duration(step)} '
+                    f'(the most common difference between consecutive timestamps) and '
+                    f'{n_missing} steps are missing in {len(gaps)} gaps: {described}{more}. Pass '
+                    '--config.data.fill=ffill or --config.data.fill=interpolate to fill them, or '
+                    'fix the file.')
+  return pd.date_range(index[0], index[-1], freq=step, unit=index.unit)
 
 
 def target_offset(window: int, horizon: int) -> int:

@@ -320,19 +320,25 @@ def test_load_csv_bad_value_names_first_bad_line(tmp_path, bad_value):
 
 
 def test_load_csv_ffill_and_interpolate_fill_gaps_in_time_order(tmp_path):
-  # Uneven times, shuffled on disk, a gap at 01:00 between 00:00 and 03:00 and one at the start.
+  # Shuffled on disk, bad values at the start (23:00) and at 01:00, and no row at all for 02:00:
+  # the fills add the 02:00 step and fill it like the bad values.
   frame = pd.DataFrame({
       'time': ['2025-01-01 03:00', '2024-12-31 23:00', '2025-01-01 01:00', '2025-01-01 00:00'],
       'temp': ['7.0', '', 'x', '1.0']})
   path = _write(tmp_path, frame)
-  _, ffilled = data_lib.load_csv(path, 'time', ['temp'], fill='ffill')
-  # time order: 23:00 (missing, nothing before -> next value), 00:00=1, 01:00 (missing), 03:00=7
-  np.testing.assert_array_equal(ffilled[:, 0], [1.0, 1.0, 1.0, 7.0],
+  want_times = pd.DatetimeIndex(['2024-12-31 23:00', '2025-01-01 00:00', '2025-01-01 01:00',
+                                 '2025-01-01 02:00', '2025-01-01 03:00'])
+  times, ffilled = data_lib.load_csv(path, 'time', ['temp'], fill='ffill')
+  assert times.equals(want_times), f'ffill should add the missing 02:00 step: got {list(times)}'
+  # time order: 23:00 (missing, nothing before -> next value), 00:00=1, 01:00, 02:00 (missing),
+  # 03:00=7
+  np.testing.assert_array_equal(ffilled[:, 0], [1.0, 1.0, 1.0, 1.0, 7.0],
                                 err_msg='ffill did not carry the last good value forward')
-  _, interpolated = data_lib.load_csv(path, 'time', ['temp'], fill='interpolate')
-  np.testing.assert_allclose(interpolated[:, 0], [1.0, 1.0, 3.0, 7.0], rtol=1e-12,
-                             err_msg='interpolate is not linear in time (01:00 is 1/3 of the '
-                             'way from 00:00 to 03:00)')
+  times, interpolated = data_lib.load_csv(path, 'time', ['temp'], fill='interpolate')
+  assert times.equals(want_times), f'interpolate should add the 02:00 step: got {list(times)}'
+  np.testing.assert_allclose(interpolated[:, 0], [1.0, 1.0, 3.0, 5.0, 7.0], rtol=1e-12,
+                             err_msg='interpolate is not linear in time (01:00 and 02:00 are 1/3 '
+                             'and 2/3 of the way from 00:00 to 03:00)')
 
 
 @pytest.mark.parametrize('fill', ['ffill', 'interpolate'])
@@ -381,3 +387,242 @@ def test_load_csv_through_prepare_config(tmp_path):
   assert d.columns == ('temp', 'wind'), f'columns should be target first, got {d.columns}'
   np.testing.assert_array_equal(d.values_TF, frame[['temp', 'wind']].to_numpy(),
                                 err_msg='prepare did not load the CSV values')
+
+
+# ---------------------------------------------------------------------------- load_csv: time zones
+
+
+def _local_frame(start, periods, zone='Europe/Berlin'):
+  """Hourly local times written with their UTC offset, as a logger on local time writes them."""
+  local = pd.date_range(start, periods=periods, freq='h', tz=zone)
+  frame = pd.DataFrame({'time': [t.isoformat(sep=' ') for t in local],
+                        'temp': np.arange(periods, dtype=np.float64)})
+  return local, frame
+
+
+@pytest.mark.parametrize('start', ['2025-03-29 22:00', '2025-10-25 22:00'],
+                         ids=['spring_forward', 'fall_back'])
+def test_load_csv_offsets_across_daylight_saving_are_utc_instants(tmp_path, start):
+  local, frame = _local_frame(start, 8)
+  offsets = {t[-6:] for t in frame['time']}
+  assert offsets == {'+01:00', '+02:00'}, f'the test file should cross a DST change: {offsets}'
+  shuffled = frame.sample(frac=1.0, random_state=1)
+  times, values = data_lib.load_csv(_write(tmp_path, shuffled), 'time', ['temp'])
+  want = pd.DatetimeIndex(local.tz_convert('UTC'))
+  assert times.equals(want), f'times should be the UTC instants in order: got {list(times)}'
+  assert str(times.tz) == 'UTC', f'zone-aware times should come back in UTC, got {times.tz}'
+  np.testing.assert_array_equal(np.diff(times.asi8), np.full(7, np.diff(want.asi8)[0]),
+                                err_msg='an hourly series across DST should be evenly spaced')
+  np.testing.assert_array_equal(values[:, 0], np.arange(8.0),
+                                err_msg='values are not in time order')
+
+
+@pytest.mark.parametrize('suffix', ['+05:30', 'Z'])
+def test_load_csv_one_offset_or_z_becomes_utc(tmp_path, suffix):
+  naive = pd.date_range('2025-06-01 00:00', periods=5, freq='h')
+  frame = pd.DataFrame({'time': [t.isoformat() + suffix for t in naive], 'temp': np.arange(5.0)})
+  times, _ = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+  shift = pd.Timedelta(hours=5, minutes=30) if suffix != 'Z' else pd.Timedelta(0)
+  want = (naive - shift).tz_localize('UTC')
+  assert times.equals(want), f'{suffix} times should be converted to UTC: got {list(times)}'
+
+
+def test_load_csv_naive_times_stay_naive(tmp_path):
+  frame = _frame(n=5)
+  times, _ = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+  assert times.tz is None, f'naive timestamps should stay naive, got tz={times.tz}'
+  assert times.equals(pd.DatetimeIndex(pd.to_datetime(frame['time'])))
+
+
+@pytest.mark.parametrize('first_aware', [True, False])
+def test_load_csv_mixing_aware_and_naive_names_the_odd_lines(tmp_path, first_aware):
+  # Rows 2 and 5 (lines 4 and 7) are the odd kind: naive among aware rows, or the other way round.
+  _, frame = _local_frame('2025-03-29 22:00', 8)
+  strip = [2, 5] if first_aware else [0, 1, 3, 4, 6, 7]
+  frame.loc[strip, 'time'] = frame.loc[strip, 'time'].str[:-6]
+  with pytest.raises(UserError) as info:
+    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+  message = str(info.value)
+  assert 'with and without a UTC offset' in message, f'message should say what is mixed: {message}'
+  for row in (2, 5):
+    line = f'line {row + 2} ({frame.loc[row, "time"]})'
+    assert line in message, f'message should name {line}: {message}'
+  assert 'line 2 ' not in message, f'line 2 is of the common kind, not offending: {message}'
+
+
+# ---------------------------------------------------------------------------- load_csv: inf
+
+
+@pytest.mark.parametrize('text', ['inf', '-inf', '1e999'])
+def test_load_csv_infinite_value_is_reported_like_a_missing_one(tmp_path, text):
+  frame = _frame(n=10).astype({'temp': object})
+  frame.loc[4, 'temp'] = text   # line 6
+  with pytest.raises(UserError) as info:
+    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'])
+  message = str(info.value)
+  assert 'line 6' in message and 'fill' in message, (
+      f'message should name line 6 and point to data.fill: {message}')
+  assert 'inf' in message, f'message should say that inf counts as missing: {message}'
+
+
+def test_load_csv_infinite_values_are_filled(tmp_path):
+  frame = _frame(n=10)
+  want = frame[['temp', 'wind']].to_numpy().copy()
+  frame = frame.astype({'temp': object, 'wind': object})
+  frame.loc[3, 'temp'], frame.loc[7, 'wind'] = 'inf', '-inf'
+  path = _write(tmp_path, frame)
+  hours = np.arange(10.0)
+  _, ffilled = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
+  want_ffill = want.copy()
+  want_ffill[3, 0], want_ffill[7, 1] = want[2, 0], want[6, 1]
+  np.testing.assert_array_equal(ffilled, want_ffill, err_msg='ffill did not replace inf/-inf')
+  _, interpolated = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
+  want_interp = want.copy()
+  keep_t, keep_w = hours != 3, hours != 7
+  want_interp[:, 0] = np.interp(hours, hours[keep_t], want[keep_t, 0])
+  want_interp[:, 1] = np.interp(hours, hours[keep_w], want[keep_w, 1])
+  np.testing.assert_allclose(interpolated, want_interp, rtol=1e-12,
+                             err_msg='interpolate did not replace inf/-inf linearly')
+
+
+@pytest.mark.parametrize('fill', ['ffill', 'interpolate'])
+def test_load_csv_column_of_only_inf_cannot_be_filled(tmp_path, fill):
+  frame = _frame(n=6)
+  frame['temp'] = 'inf'
+  with pytest.raises(UserError, match="'temp'.*no finite number"):
+    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'], fill=fill)
+
+
+# ---------------------------------------------------------------------------- load_csv: time grid
+
+
+def test_infer_step_is_the_most_common_difference():
+  hours = pd.to_datetime(['2025-01-01 00:00', '2025-01-01 01:00', '2025-01-01 03:00',
+                          '2025-01-01 04:00', '2025-01-01 05:00'])
+  assert data_lib.infer_step(hours[::-1]) == pd.Timedelta(hours=1)
+  # Tied counts (one 1 h, one 2 h difference): the smallest.
+  assert data_lib.infer_step(hours[:3]) == pd.Timedelta(hours=1)
+  days = pd.date_range('2025-01-01', periods=9, freq='D').delete([2, 5])
+  assert data_lib.infer_step(days) == pd.Timedelta(days=1)
+  assert data_lib.infer_step(hours[:2]) == pd.Timedelta(hours=1)
+  assert data_lib.infer_step(hours[:1]) is None and data_lib.infer_step(hours[:0]) is None
+
+
+def _gappy(tmp_path, drop=(5, 6, 20), n=30):
+  """An hourly frame without rows `drop`, shuffled on disk; returns it as written and its path."""
+  full = _frame(n=n)
+  written = full.drop(list(drop)).sample(frac=1.0, random_state=2).reset_index(drop=True)
+  return full, written, _write(tmp_path, written)
+
+
+def test_load_csv_missing_timestamps_are_refused_by_default(tmp_path):
+  full, written, path = _gappy(tmp_path)
+  with pytest.raises(UserError) as info:
+    data_lib.load_csv(path, 'time', ['temp'])
+  message = str(info.value)
+  line = {t: i + 2 for i, t in enumerate(written['time'])}
+  for before, after, n in ((4, 7, 2), (19, 21, 1)):
+    t0, t1 = full.loc[before, 'time'], full.loc[after, 'time']
+    gap = f'{n} missing between line {line[t0]} ({t0}) and line {line[t1]} ({t1})'
+    assert gap in message, f'message should name the gap {gap!r}: {message}'
+  assert message.index(full.loc[4, 'time']) < message.index(full.loc[19, 'time']), (
+      f'gaps should be listed in time order: {message}')
+  for words in ('1 h', '3 steps are missing', '--config.data.fill=ffill',
+                '--config.data.fill=interpolate'):
+    assert words in message, f'message should mention {words!r}: {message}'
+
+
+def test_load_csv_many_gaps_lists_the_first_few(tmp_path):
+  _, _, path = _gappy(tmp_path, drop=range(2, 30, 3), n=32)
+  with pytest.raises(UserError) as info:
+    data_lib.load_csv(path, 'time', ['temp'])
+  message = str(info.value)
+  assert '10 steps are missing in 10 gaps' in message and 'and 5 more gaps' in message, (
+      f'message should count all gaps and list the first 5: {message}')
+  assert message.count('missing between') == 5, f'5 gaps should be listed: {message}'
+
+
+def test_load_csv_fills_missing_timestamps_on_the_regular_grid(tmp_path):
+  full, _, path = _gappy(tmp_path)
+  want_times = pd.date_range(full['time'][0], periods=30, freq='h')
+  present = ~np.isin(np.arange(30), [5, 6, 20])
+  hours = np.arange(30.0)
+  times, ffilled = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
+  assert times.equals(want_times), f'ffill should give every hour: got {list(times)}'
+  want_ffill = full[['temp', 'wind']].copy()
+  want_ffill.loc[~present] = np.nan
+  want_ffill = want_ffill.ffill().to_numpy()
+  np.testing.assert_array_equal(ffilled, want_ffill, err_msg='ffill of missing steps is wrong')
+  times, interpolated = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
+  assert times.equals(want_times), f'interpolate should give every hour: got {list(times)}'
+  for k, column in enumerate(('temp', 'wind')):
+    want = np.interp(hours, hours[present], full[column].to_numpy()[present])
+    np.testing.assert_allclose(interpolated[:, k], want, rtol=1e-12,
+                               err_msg=f'interpolation of missing steps in {column} is wrong')
+  np.testing.assert_array_equal(interpolated[present], full[['temp', 'wind']].to_numpy()[present],
+                                err_msg='filling changed values that were in the file')
+
+
+def test_load_csv_fills_missing_local_hour_across_daylight_saving(tmp_path):
+  local, frame = _local_frame('2025-03-29 22:00', 8)
+  times, values = data_lib.load_csv(_write(tmp_path, frame.drop([4])), 'time', ['temp'],
+                                    fill='interpolate')
+  assert times.equals(pd.DatetimeIndex(local.tz_convert('UTC'))), (
+      f'the missing hour should be added on the UTC grid: got {list(times)}')
+  np.testing.assert_allclose(values[:, 0], np.arange(8.0), rtol=1e-12,
+                             err_msg='the missing hour should be interpolated')
+
+
+@pytest.mark.parametrize('fill', ['none', 'ffill', 'interpolate'])
+def test_load_csv_timestamp_off_the_grid_is_named(tmp_path, fill):
+  frame = _frame(n=12, start='2025-03-01 00:00')
+  stray = pd.DataFrame({'time': ['2025-03-01 10:30:00'], 'temp': [1.0], 'wind': [2.0]})
+  written = pd.concat([frame.iloc[:6], stray, frame.iloc[6:]], ignore_index=True)
+  with pytest.raises(UserError) as info:
+    data_lib.load_csv(_write(tmp_path, written), 'time', ['temp'], fill=fill)
+  message = str(info.value)
+  assert 'off the series' in message and 'line 8 (2025-03-01 10:30:00)' in message, (
+      f'message should name the off-grid line 8 (10:30): {message}')
+  assert '1 h' in message and '(1 rows in all)' in message, message
+
+
+def test_load_csv_stray_first_timestamp_is_the_one_named(tmp_path):
+  frame = _frame(n=10, start='2025-03-01 00:00')
+  stray = pd.DataFrame({'time': ['2025-02-28 23:45:00'], 'temp': [1.0], 'wind': [2.0]})
+  written = pd.concat([frame, stray], ignore_index=True)
+  with pytest.raises(UserError) as info:
+    data_lib.load_csv(_write(tmp_path, written), 'time', ['temp'])
+  message = str(info.value)
+  assert 'line 12 (2025-02-28 23:45:00)' in message and '(1 rows in all)' in message, (
+      f'message should name only the stray first timestamp (line 12): {message}')
+
+
+@pytest.mark.parametrize('fill', ['none', 'ffill', 'interpolate'])
+@pytest.mark.parametrize('n', [1, 2])
+def test_load_csv_one_or_two_points_load(tmp_path, n, fill):
+  frame = _frame(n=n)
+  times, values = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'], fill=fill)
+  assert len(times) == n and values.shape == (n, 1), (
+      f'{n} points should load as they are, got {len(times)} times, values {values.shape}')
+
+
+@pytest.mark.parametrize('freq', ['MS', 'B'])
+def test_load_csv_regular_calendar_series_is_unchanged(tmp_path, freq):
+  # Months and business days have no single step in time, but no timestamp is missing.
+  times = pd.date_range('2024-01-01', periods=30, freq=freq)
+  values = np.arange(30.0)
+  frame = pd.DataFrame({'time': times, 'temp': values})
+  for fill in ('none', 'interpolate'):
+    got_times, got = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'], fill=fill)
+    assert got_times.equals(times), f'fill={fill!r} changed a regular {freq} series'
+    np.testing.assert_array_equal(got[:, 0], values)
+
+
+def test_load_csv_of_the_tutorial_series_is_unchanged(tmp_path):
+  times, values = data_lib.synthetic_series(num_days=20)
+  frame = pd.DataFrame({'time': times, 'temperature': values})
+  for fill in ('none', 'ffill', 'interpolate'):
+    got_times, got = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temperature'], fill=fill)
+    assert got_times.equals(times), f'fill={fill!r} changed the tutorial timestamps'
+    np.testing.assert_array_equal(got[:, 0], values,
+                                  err_msg=f'fill={fill!r} changed the tutorial values')
