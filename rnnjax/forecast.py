@@ -1,11 +1,18 @@
 """Forecasts from a trained workdir for a new series: every complete window, future included.
 
 `load_run(workdir)` rebuilds the model, its parameters (stacked for an ensemble) and the fitted
-scalers from the newest checkpoint; `forecast_frame` forecasts a series with them.
+scalers from the newest checkpoint; `forecast_frame` forecasts a series with them;
+`forecast_csv` is scripts/predict.py: it checks the paths and that the run finished, reads the CSV
+and writes the forecast.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
+import logging
+import os
+import sys
 
 import jax
 import numpy as np
@@ -16,6 +23,7 @@ from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import models
 from rnnjax import train as train_lib
+from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 
 
@@ -31,6 +39,8 @@ class TrainedRun:
     members: per-member records of an ensemble, else None.
     predict_jit: `predict(params, series_TF, starts_B) -> [B]` (or [M, B]) scaled forecasts.
     predict_members_jit: the member-vmapped version.
+    epochs_done: epochs the restored checkpoint holds.
+    finished: the run wrote metrics.json; False while it trains or after it was stopped.
   """
   config: object
   params: object
@@ -40,21 +50,91 @@ class TrainedRun:
   members: list | None
   predict_jit: object
   predict_members_jit: object
+  epochs_done: int = 0
+  finished: bool = True
+
+
+def _is_loop_closed(error: BaseException) -> bool:
+  return isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'
+
+
+def _is_read_only_notice(record: logging.LogRecord) -> bool:
+  message = record.getMessage()
+  return 'read_only=True' in message or 'directory is read only' in message
+
+
+@contextlib.contextmanager
+def _quiet_restore():
+  """Silences Orbax's noise while checkpoints are read; rnnjax's own warnings still show.
+
+  A step that fails to restore leaves TensorStore callbacks calling into Orbax's closed event
+  loop (dozens of 'Event loop is closed' tracebacks, reported as unraisable exceptions) and
+  unretrieved task errors on the 'asyncio' logger; a read-only manager also warns that it is
+  read-only. The one useful line is rnnjax.checkpoint's 'skipping checkpoint ...' warning.
+  """
+  asyncio_logger, absl_logger = logging.getLogger('asyncio'), logging.getLogger('absl')
+  previous_level, previous_hook = asyncio_logger.level, sys.unraisablehook
+
+  def hook(unraisable):
+    if not _is_loop_closed(unraisable.exc_value):
+      previous_hook(unraisable)
+
+  def keep(record):
+    return not _is_read_only_notice(record)
+
+  asyncio_logger.setLevel(logging.CRITICAL + 1)
+  absl_logger.addFilter(keep)
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    gc.collect()  # failed tasks report 'never retrieved' when collected: do it while silenced
+    sys.unraisablehook = previous_hook
+    absl_logger.removeFilter(keep)
+    asyncio_logger.setLevel(previous_level)
+
+
+def alive_members(diverged_M, workdir: str) -> np.ndarray:
+  """Which members of an ensemble can forecast: those that never diverged.
+
+  Args:
+    diverged_M: bool [M], the checkpoint's `diverged` flags.
+    workdir: named in the error.
+
+  Returns:
+    bool [M], True for members that never diverged.
+
+  Raises:
+    UserError: every member diverged.
+  """
+  alive = ~np.asarray(diverged_M, bool)
+  if not alive.any():
+    raise UserError(f'every member of the ensemble in {workdir!r} diverged during training '
+                    '(non-finite loss), so there is no member to forecast with. Retrain with a '
+                    'lower train.learning_rate or with train.clip_norm set (in another --workdir, '
+                    'or pass --overwrite).')
+  return alive
 
 
 def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   """Reads the newest usable checkpoint of `workdir` (see rnnjax.checkpoint).
 
   Args:
-    workdir: a workdir written by `rnnjax.run.train_and_evaluate`.
+    workdir: a workdir written by `rnnjax.run.train_and_evaluate`, finished or not (see
+      `TrainedRun.finished`).
     member: for an ensemble workdir, extract this member as a single model; None keeps the
       whole ensemble (without diverged members).
+
+  Raises:
+    UserError: no usable checkpoint, a bad `member`, or an ensemble whose members all diverged.
   """
-  state, meta = ckpt_lib.load_for_inference(workdir)
+  with _quiet_restore():
+    state, meta = ckpt_lib.load_for_inference(workdir)
   config = config_lib.from_json(meta['config'])
   early = config.train.early_stopping_patience > 0
   params = state['best_params'] if early else state['params']
   members = meta['members']
+  alive = None if members is None else alive_members(state['diverged'], workdir)
   if member is not None:
     if members is None:
       raise UserError(f'{workdir!r} holds a single model, not an ensemble: drop --member.')
@@ -64,7 +144,6 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
     params = jax.tree.map(lambda a: np.asarray(a)[member], params)
     members = None
   elif members is not None:  # diverged members take no part in the ensemble's forecast
-    alive = ~np.asarray(state['diverged'], bool)
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
   model = models.from_config(config.model)
   predict = train_lib.window_predictor(model, meta['window'], meta['horizon'])
@@ -73,7 +152,9 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
                     target_scaler=data_lib.scaler_from_state(meta['target_scaler']),
                     columns=tuple(meta['columns']), members=members,
                     predict_jit=jax.jit(predict),
-                    predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))))
+                    predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
+                    epochs_done=int(meta['epochs_done']),
+                    finished=os.path.isfile(os.path.join(workdir, 'metrics.json')))
 
 
 def _step(times: pd.DatetimeIndex) -> pd.Timedelta:
@@ -125,12 +206,83 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   return frame
 
 
-def forecast_csv(workdir: str, csv_path: str, out_path: str,
-                 member: int | None = None) -> pd.DataFrame:
-  """Forecasts the series in `csv_path` with the run in `workdir` and writes `out_path`."""
+def check_paths(csv_path: str, out_path: str) -> None:
+  """Refuses paths scripts/predict.py cannot use, before any work.
+
+  Raises:
+    UserError: `csv_path` is not a file; `out_path` is a folder, lies in a folder that does not
+      exist or cannot be written, or is `csv_path` itself (by any spelling or link).
+  """
+  if not os.path.isfile(csv_path):
+    raise UserError(f'--csv={csv_path!r} does not exist or is not a file.')
+  if os.path.isdir(out_path):
+    raise UserError(f'--out={out_path!r} is a folder; name a file to write, e.g. '
+                    f'--out={os.path.join(out_path, "forecast.csv")}.')
+  folder = os.path.dirname(os.path.abspath(out_path))
+  if not os.path.isdir(folder):
+    raise UserError(f'--out={out_path!r}: the folder {folder!r} does not exist; create it first '
+                    f'(mkdir -p {folder}) or name a file in an existing folder.')
+  if not os.access(folder, os.W_OK | os.X_OK):
+    raise UserError(f'--out={out_path!r} cannot be written: the folder {folder!r} is not '
+                    'writable.')
+  if os.path.realpath(out_path) == os.path.realpath(csv_path) or (
+      os.path.exists(out_path) and os.path.samefile(out_path, csv_path)):
+    raise UserError(f'--out={out_path!r} is the input --csv={csv_path!r}: the forecast would '
+                    'overwrite the series. Name another file for --out.')
+
+
+def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> None:
+  """Refuses a run that has not finished, or with `allow_unfinished` warns about it.
+
+  Raises:
+    UserError: `run.finished` is False and `allow_unfinished` is not set.
+  """
+  if run.finished:
+    return
+  state = (f'{workdir!r} holds an unfinished run: its newest usable checkpoint has '
+           f'{run.epochs_done} of {run.config.train.epochs} epochs and there is no metrics.json '
+           '(the run was stopped or is still training)')
+  if not allow_unfinished:
+    raise UserError(f'{state}. Run the same scripts/train.py command again to resume it, or pass '
+                    '--allow_unfinished to forecast with this checkpoint.')
+  logging.warning('%s; forecasting with it (--allow_unfinished).', state)
+
+
+def _for_predict(message: str, time_column: str, columns: tuple) -> str:
+  """A `data.load_csv` error with its advice in scripts/predict.py's flags."""
+  for config_words, predict_words in (
+      ('--config.data.fill', '--fill'), ('data.fill', '--fill'), ('data.path', '--csv'),
+      ('Set data.time_column, data.target and data.features to existing names.',
+       f'The run needs the columns {[time_column, *columns]}.'),
+      ('Choose other columns or fix the file.', 'Fix the file.')):
+    message = message.replace(config_words, predict_words)
+  return message
+
+
+def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None = None,
+                 fill: str | None = None, allow_unfinished: bool = False) -> pd.DataFrame:
+  """Forecasts the series in `csv_path` with the run in `workdir` and writes `out_path`.
+
+  Args:
+    workdir, member: as for `load_run`.
+    csv_path: the run's time column and value columns.
+    out_path: CSV file to write (replaced whole, or left as it was on failure).
+    fill: missing values and timestamps, as `data.load_csv`; None is the run's data.fill.
+    allow_unfinished: forecast with a run that has not finished, with a warning.
+
+  Raises:
+    UserError: bad paths (`check_paths`), an unfinished run, a CSV that does not load, or
+      anything `load_run` refuses; messages name scripts/predict.py's flags.
+  """
+  check_paths(csv_path, out_path)
   run = load_run(workdir, member)
+  check_finished(run, workdir, allow_unfinished)
   d = run.config.data
-  times, values = data_lib.load_csv(csv_path, d.time_column, run.columns, d.fill)
+  try:
+    times, values = data_lib.load_csv(csv_path, d.time_column, run.columns,
+                                      d.fill if fill is None else fill)
+  except UserError as e:
+    raise UserError(_for_predict(str(e), d.time_column, run.columns)) from None
   frame = forecast_frame(run, times, values, run.config.train.val_batch_size)
-  frame.to_csv(out_path, index=False)
+  workdir_lib.atomic_write(out_path, lambda path: frame.to_csv(path, index=False))
   return frame

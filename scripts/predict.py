@@ -2,18 +2,25 @@
 
   python scripts/predict.py --workdir runs/seed_gru --csv new_series.csv --out forecast.csv
 
-The CSV needs the run's time column and value columns (see config.json in the workdir).
-Output columns: input_end, target_time, forecast (original units), actual; ensembles add
-forecast_std and the quantile band; --member=K forecasts with one member. The work is in `rnnjax.forecast`, tested there.
+The CSV needs the run's time column and value columns (see config.json in the workdir); --fill
+handles its missing values and timestamps (default: the run's data.fill). Output columns:
+input_end, target_time, forecast (original units), actual; ensembles add forecast_std and the
+quantile band; --member=K forecasts with one member. A run that has not finished (no
+metrics.json) is refused unless --allow_unfinished. The work is in `rnnjax.forecast`, tested there.
 """
 from absl import app, flags, logging
 
 from rnnjax import compile_cache, errors, forecast
+from rnnjax.config import FILLS
 
 flags.DEFINE_string('workdir', None, 'A workdir written by scripts/train.py.')
 flags.DEFINE_string('csv', None, 'CSV file with the series to forecast.')
-flags.DEFINE_string('out', None, 'CSV file to write.')
+flags.DEFINE_string('out', None, 'CSV file to write (its folder must exist).')
 flags.DEFINE_integer('member', None, 'Ensemble workdirs: forecast with this member alone.')
+flags.DEFINE_enum('fill', None, FILLS, 'Missing values and timestamps in --csv: none (an error '
+                  'naming them), ffill or interpolate. Default: the run\'s data.fill.')
+flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
+                  'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])
 FLAGS = flags.FLAGS
 
@@ -24,7 +31,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   compile_cache.enable()
   frame = errors.exit_on_user_error(
-      lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member))
+      lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member,
+                                    FLAGS.fill, FLAGS.allow_unfinished))
   print(f'wrote {len(frame)} forecasts to {FLAGS.out}')
 
 

@@ -61,6 +61,17 @@ def config():
   return tiny_config()
 
 
+def file_tree(directory):
+  """{relative path: bytes} of every file under `directory`: compare two to see what changed."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out
+
+
 def script_env(**extra):
   """Environment for running scripts/*.py in a subprocess with this checkout importable.
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, ROOT, script_env, tiny_config
+from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
@@ -342,22 +342,12 @@ def test_divergence_through_the_cli_exits_3_without_traceback(tmp_path):
   assert not (workdir / 'metrics.json').exists(), 'a diverged run wrote metrics.json'
 
 
-def _snapshot(directory):
-  out = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, directory)] = f.read()
-  return out
-
-
 def test_different_config_in_a_used_workdir_is_refused_unless_overwrite(three_checkpoints,
                                                                          tmp_path):
   source, first, _, _ = three_checkpoints
   workdir = str(tmp_path / 'w')
   shutil.copytree(source, workdir)
-  before = _snapshot(workdir)
+  before = file_tree(workdir)
 
   second = first.copy_and_resolve_references()
   second.train.learning_rate = 0.002
@@ -365,7 +355,7 @@ def test_different_config_in_a_used_workdir_is_refused_unless_overwrite(three_ch
     run_lib.train_and_evaluate(second, workdir, progress=False)
   assert 'train.learning_rate' in str(raised.value), (
       f'the refusal does not name the differing key: {raised.value}')
-  after = _snapshot(workdir)
+  after = file_tree(workdir)
   changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
   assert not changed, f'a refused run changed files in the workdir: {changed[:10]}'
 
@@ -437,10 +427,10 @@ def test_missing_config_json_with_another_runs_checkpoints_is_refused_then_overw
   first = tiny_config(**{'model.hidden_sizes': (4,)})
   run_lib.train_and_evaluate(first, workdir, progress=False)
   os.remove(os.path.join(workdir, 'config.json'))
-  before = _tree(workdir)
+  before = file_tree(workdir)
   with pytest.raises(UserError, match='another config.*hidden_sizes.*--overwrite'):
     run_lib.train_and_evaluate(tiny_config(), workdir, progress=False)
-  assert _tree(workdir) == before, 'the refused run wrote into the workdir'
+  assert file_tree(workdir) == before, 'the refused run wrote into the workdir'
   metrics = run_lib.train_and_evaluate(first, workdir, progress=False)  # its own run resumes
   assert metrics['epochs_run'] == first.train.epochs
   os.remove(os.path.join(workdir, 'config.json'))
@@ -448,17 +438,6 @@ def test_missing_config_json_with_another_runs_checkpoints_is_refused_then_overw
   assert replaced['epochs_run'] == tiny_config().train.epochs
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['model']['hidden_sizes'] == [8, 8], 'config.json is not the new run'
-
-
-def _tree(directory):
-  """{relative path: bytes} of every file under `directory`."""
-  out = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, directory)] = f.read()
-  return out
 
 
 def test_second_ctrl_c_stops_at_once_without_waiting_for_the_chunk(tmp_path):
