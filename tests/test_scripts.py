@@ -158,6 +158,19 @@ BAD_INPUTS = {
     'path_without_csv_source': (['--config.data.path={dir}/absent.csv'],
                                 'data.source is "synthetic"'),
     'learning_rate_nan': (['--config.train.learning_rate=nan'], 'train.learning_rate'),
+    'csv_inf_values': (['--config.data.source=csv', '--config.data.path={dir}/with_inf.csv'],
+                       'inf and -inf count as missing'),
+    'csv_missing_timestamps': (['--config.data.source=csv',
+                                '--config.data.path={dir}/with_gaps.csv'],
+                               '6 steps are missing in 2 gaps'),
+    'csv_aware_and_naive_times': (['--config.data.source=csv',
+                                   '--config.data.path={dir}/aware_and_naive.csv'],
+                                  'mixes timestamps with and without a UTC offset'),
+    'duplicate_features': (['--config.data.features=("humidity","humidity")'],
+                           'more than once'),
+    'fill_unknown_synthetic': (['--config.data.fill=zero'], 'data.fill'),
+    'ensemble_quantiles_empty': (['--config.num_seeds=2', '--config.ensemble_quantiles=()'],
+                                 'ensemble_quantiles'),
 }
 
 
@@ -171,6 +184,16 @@ def bad_runs(tmp_path_factory):
   with_nan[[5, 40, 41]] = np.nan
   pd.DataFrame({'time': times, 'temperature': with_nan}).to_csv(directory / 'with_nan.csv',
                                                                 index=False)
+  with_inf = values.copy()
+  with_inf[7] = -np.inf
+  pd.DataFrame({'time': times, 'temperature': with_inf}).to_csv(directory / 'with_inf.csv',
+                                                                index=False)
+  gaps = pd.DataFrame({'time': times, 'temperature': values})
+  gaps.drop(index=[50, 51, 52, 300, 301, 302]).to_csv(directory / 'with_gaps.csv', index=False)
+  stamps = np.array(times.strftime('%Y-%m-%d %H:%M:%S'), dtype=object)
+  stamps[100:] = stamps[100:] + '+00:00'
+  pd.DataFrame({'time': stamps, 'temperature': values}).to_csv(directory / 'aware_and_naive.csv',
+                                                               index=False)
   runs = {}
   for name, (args, _) in BAD_INPUTS.items():
     workdir = directory / name
