@@ -12,12 +12,12 @@ fails to restore (a truncated file) is skipped with a warning and the previous o
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
 
 import jax
-import orbax.checkpoint as ocp
 
 from rnnjax.errors import UserError
 
@@ -25,18 +25,35 @@ LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
 
 
+@functools.cache
+def orbax():
+  """`orbax.checkpoint`, imported when first needed (0.3 s): a fresh run needs it only for its
+  first save, and `rnnjax.run` imports it in the background while the first chunk trains."""
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  return ocp
+
+
 def _handlers() -> dict:
+  ocp = orbax()
   return {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
 
 
-def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+def _manager(directory: str, max_to_keep: int, asynchronous: bool):
+  ocp = orbax()
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                         enable_async_checkpointing=False)
+                                         enable_async_checkpointing=asynchronous)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options,
                                item_handlers=_handlers())
 
 
-def _local_abstract(manager: ocp.CheckpointManager, step: int):
+def _has_steps(directory: str) -> bool:
+  """Whether `directory` holds a finished Orbax step (a folder named by its step number)."""
+  return os.path.isdir(directory) and any(
+      name.isdigit() and os.path.isdir(os.path.join(directory, name))
+      for name in os.listdir(directory))
+
+
+def _local_abstract(manager, step: int):
   """The saved tree's shapes and dtypes, placed whole on this process's first device.
 
   Restoring into this works whatever device layout the checkpoint was saved from.
@@ -47,21 +64,68 @@ def _local_abstract(manager: ocp.CheckpointManager, step: int):
 
 
 class Checkpointer:
-  """The workdir's latest-N and best checkpoint managers."""
+  """The workdir's latest-N and best checkpoint managers.
+
+  Saves are asynchronous in a single process: `save` returns once the state is copied, and
+  Orbax writes the files in the background while training goes on. A step becomes visible (its
+  folder renamed from a temporary name) only when all of it is written, so a kill during a save
+  leaves the previous step as the newest. `wait` blocks until every save has landed; `close`
+  waits too. With several processes saves are synchronous.
+  """
 
   def __init__(self, workdir: str, max_to_keep: int):
-    self.latest = _manager(os.path.join(workdir, LATEST_DIR), max_to_keep)
-    self.best = _manager(os.path.join(workdir, BEST_DIR), 1)
+    self.directories = (os.path.join(workdir, LATEST_DIR), os.path.join(workdir, BEST_DIR))
+    self.max_to_keep = max_to_keep
+    self.asynchronous = jax.process_count() == 1
+    self._managers = None
+    self._saved = (set(), set())  # epochs saved (or being saved) by this process, per manager
+    self.finished_epoch = None  # newest epoch whose save has landed
+
+  @property
+  def latest(self):
+    return self.managers()[0]
+
+  def managers(self) -> tuple:
+    """(latest, best) managers, created (with their folders) on first use."""
+    if self._managers is None:
+      self._managers = (_manager(self.directories[0], self.max_to_keep, self.asynchronous),
+                        _manager(self.directories[1], 1, self.asynchronous))
+    return self._managers
 
   def save(self, epoch: int, state: Any, meta: dict, is_best: bool = False) -> None:
-    """Saves `state` and `meta` as step `epoch`; also into best/ when `is_best`."""
+    """Saves `state` and `meta` as step `epoch`; also into best/ when `is_best`.
+
+    Returns before the files are written (see the class). Orbax has copied the arrays to host
+    memory by then, so the next chunk may donate their buffers at once (tests/test_checkpoint.py
+    checks it).
+    """
+    ocp = orbax()
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-    managers = (self.latest, self.best) if is_best else (self.latest,)
-    for manager in managers:
-      if epoch in manager.all_steps():
+    targets = (0, 1) if is_best else (0,)
+    for i in targets:
+      manager = self.managers()[i]
+      if epoch in self._saved[i] or epoch in manager.all_steps():
         continue
-      manager.save(epoch, args=args)
-      manager.wait_until_finished()
+      manager.save(epoch, args=args)  # waits for this manager's previous save first
+      self._saved[i].add(epoch)
+    if not self.asynchronous:
+      self.wait()
+
+  def wait(self) -> int | None:
+    """Blocks until every save has landed; returns the newest saved epoch (None: none yet)."""
+    if self._managers is not None:
+      for manager in self._managers:
+        manager.wait_until_finished()
+      if self._saved[0]:
+        self.finished_epoch = max(self._saved[0])
+    return self.finished_epoch
+
+  def steps(self) -> list[int]:
+    """The latest manager's steps on disk, after pending saves land."""
+    if self._managers is None and not _has_steps(self.directories[0]):
+      return []
+    self.wait()
+    return list(self.latest.all_steps())
 
   def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
     """The newest checkpoint that restores, as (state, meta); None when there is none.
@@ -69,6 +133,8 @@ class Checkpointer:
     Newer steps that failed to restore are deleted, so the resumed run saves those epochs
     afresh instead of leaving damaged checkpoints that look newest.
     """
+    if not _has_steps(self.directories[0]):
+      return None  # a fresh workdir: no need to load Orbax yet
     restored = restore_newest(self.latest, abstract_state)
     good = restored[1]['epochs_done'] if restored is not None else -1
     for step in self.latest.all_steps():
@@ -79,11 +145,15 @@ class Checkpointer:
     return restored
 
   def close(self) -> None:
-    self.latest.close()
-    self.best.close()
+    """Waits for pending saves and releases the managers."""
+    if self._managers is not None:
+      self.wait()
+      for manager in self._managers:
+        manager.close()
+      self._managers = None
 
 
-def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any = None):
+def restore_newest(manager, abstract_state: Any = None):
   """Tries the manager's steps newest first and returns the first that restores whole.
 
   Args:
@@ -94,6 +164,7 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any = None):
   Returns:
     (state, meta), or None when no step restores.
   """
+  ocp = orbax()
   manager.reload()
   for step in sorted(manager.all_steps(), reverse=True):
     try:
@@ -111,8 +182,9 @@ def restore_newest(manager: ocp.CheckpointManager, abstract_state: Any = None):
   return None
 
 
-def newest_meta(manager: ocp.CheckpointManager) -> dict | None:
+def newest_meta(manager) -> dict | None:
   """The 'meta' item of the newest step whose meta reads, or None."""
+  ocp = orbax()
   manager.reload()
   for step in sorted(manager.all_steps(), reverse=True):
     try:
@@ -122,8 +194,9 @@ def newest_meta(manager: ocp.CheckpointManager) -> dict | None:
   return None
 
 
-def _read_only_manager(directory: str) -> ocp.CheckpointManager:
+def _read_only_manager(directory: str):
   """A manager that reads `directory` and never creates or writes anything."""
+  ocp = orbax()
   options = ocp.CheckpointManagerOptions(create=False, read_only=True)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options,
                                item_handlers=_handlers())

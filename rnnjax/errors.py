@@ -30,7 +30,24 @@ def exit_on_user_error(fn):
     return fn()
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
-    sys.exit(e.exit_code)
+    exit_now(e.exit_code)
+
+
+def exit_now(code: int = 0):
+  """Ends the process with `code`, skipping the interpreter's teardown of its modules.
+
+  Runs the atexit handlers (logging, JAX and Orbax clean-ups) and flushes stdout and stderr,
+  then `os._exit`: Python's own shutdown would spend 0.6-0.8 s freeing every imported module
+  (JAX, SciPy, matplotlib...) object by object. Scripts call it when every file they write is
+  closed.
+  """
+  import atexit
+  import os
+  import sys
+  atexit._run_exitfuncs()  # pylint: disable=protected-access
+  for stream in (sys.stdout, sys.stderr):
+    stream.flush()
+  os._exit(code)
 
 
 def last_config_value_wins(argv: list[str]) -> list[str]:

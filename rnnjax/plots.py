@@ -1,15 +1,28 @@
-"""The tutorial's figures: the loss per epoch, and real vs predicted values in original units."""
+"""The tutorial's figures: the loss per epoch, and real vs predicted values in original units.
+
+Matplotlib is imported when a figure is first drawn (0.5 s), through `pyplot()`; `rnnjax.run`
+calls it in the background while training runs. The Agg backend writes files and never needs a
+display.
+"""
 from __future__ import annotations
 
-import matplotlib
+import functools
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+import numpy as np
+
+
+@functools.cache
+def pyplot():
+  """matplotlib.pyplot on the Agg backend (files only), imported on first use."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
 
 
 def plot_loss(history: dict, path: str) -> None:
   """loss and val_loss (scaled MSE) per epoch; `history` holds [E] arrays (or [M, E] members)."""
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   for key, label in (('loss', 'Loss'), ('val_loss', 'Val loss')):
     curve = np.atleast_2d(np.asarray(history[key], np.float64))
@@ -35,7 +48,11 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     path: PNG to write.
     last: points in the zoomed panels.
   """
-  fig, axes = plt.subplots(4, 1, figsize=(20, 25))
+  plt = pyplot()
+  # A screen's height for four panels; the legend has a fixed corner (matplotlib's 'best' place
+  # tests every drawn point) and the margins are fixed (tight_layout draws the figure twice).
+  fig, axes = plt.subplots(4, 1, figsize=(12, 14))
+  fig.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=0.97, hspace=0.35)
   specs = [('train', 'All training', None), ('val', 'All validation', None),
            ('train', 'Last training', last), ('val', 'Last validation', last)]
   for ax, (part, title, tail) in zip(axes, specs, strict=True):
@@ -50,7 +67,6 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
       ax.fill_between(x, band[0], band[1], alpha=0.3, color='C1', label='Ensemble band')
     ax.set(title=title, xlabel='Window', ylabel='Value (original units)')
     ax.set_xlim(x[0], x[-1])
-    ax.legend()
-  fig.tight_layout()
+    ax.legend(loc='upper left')
   fig.savefig(path)
   plt.close(fig)

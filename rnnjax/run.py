@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 
 import jax
@@ -63,7 +64,7 @@ def _chunk_length(config, done: int) -> int:
 
 
 def train_and_evaluate(config, workdir: str, overwrite: bool = False,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, seconds: dict | None = None) -> dict:
   """Trains (or resumes) the run `config` describes in `workdir` and writes every artifact.
 
   Args:
@@ -71,6 +72,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     workdir: directory for checkpoints and outputs; running again resumes.
     overwrite: replace a run with a different config found in `workdir`.
     progress: show a progress bar.
+    seconds: phases timed before the call (e.g. {'imports': ...}), reported with the run's own.
 
   Returns:
     The metrics written to metrics.json.
@@ -80,6 +82,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     Diverged: the loss went non-finite; the last good checkpoint is kept.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
   """
+  seconds = dict(seconds or {})  # where the time goes, by phase: metrics.json's 'seconds'
+  start = time.perf_counter()
   config_lib.validate(config)
   members = ensemble.plan_members(config)
   data = data_lib.prepare(config.data)
@@ -108,6 +112,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     history = {k: [] for k in history}
   best_saved = (np.inf if restored is None
                 else float(np.min(to_host(state.best_val_loss))))
+  _import_in_background()
+  seconds['prepare'] = time.perf_counter() - start - program.compile_seconds
 
   signals = preemption.Signals()
   if restored is not None:
@@ -115,68 +121,101 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   bar = tqdm.tqdm(total=config.train.epochs, initial=done, unit='epoch', disable=not progress,
                   dynamic_ncols=True)
   all_stopped = bool(np.all(to_host(state.stopped)))
-  with signals.catching():
-    while done < config.train.epochs and not all_stopped:
-      n = _chunk_length(config, done)
+  seconds['checkpoints'] = 0.0
+  try:
+    with signals.catching():
+      while done < config.train.epochs and not all_stopped:
+        n = _chunk_length(config, done)
+        start = time.perf_counter()
+        compile_before = program.compile_seconds
+        state, chunk = program.run(state, n)
+        # The previous chunk's checkpoint lands while this chunk trains.
+        if checkpointer.wait() is not None:
+          signals.kept = _kept(workdir, checkpointer.finished_epoch)
+        signals.wait(chunk)
+        chunk = to_host(chunk)
+        train_seconds += time.perf_counter() - start - (program.compile_seconds - compile_before)
+        done += n
+        for k in history:
+          history[k].append(np.asarray(chunk[k]))
+        loss, val = np.asarray(chunk['loss'])[..., -1], np.asarray(chunk['val_loss'])[..., -1]
+        bar.update(n)
+        bar.set_postfix(loss=f'{_finite_mean(loss):.5f}', val_loss=f'{_finite_mean(val):.5f}')
+        flags = to_host({'diverged': state.diverged, 'stopped': state.stopped,
+                         'best': state.best_val_loss})
+        diverged = flags['diverged']
+        all_stopped = bool(np.all(flags['stopped']))
+        if members is None and bool(diverged):
+          bar.close()
+          raise Diverged(_divergence_message(config, workdir, history, checkpointer))
+        if done % config.train.checkpoint_every == 0 or done == config.train.epochs or \
+            signals.received or all_stopped:
+          # best/ gets this state if validation improved since the last checkpoint was saved.
+          best_now = float(np.min(np.where(diverged, np.inf, flags['best'])))
+          start = time.perf_counter()
+          checkpointer.save(done, program.to_saved(state),
+                            _meta(config, data, _joined(history), done, members,
+                                  earlier_seconds + train_seconds),
+                            is_best=best_now < best_saved)
+          seconds['checkpoints'] += time.perf_counter() - start
+          best_saved = min(best_saved, best_now)
+        if signals.received:
+          bar.close()
+          checkpointer.close()
+          raise Interrupted(f'received signal {signals.received}: saved a checkpoint at epoch '
+                            f'{done}; run the same command again to resume.', signals.received)
+    bar.close()
+    start = time.perf_counter()
+    checkpointer.save(done, program.to_saved(state),
+                      _meta(config, data, _joined(history), done, members,
+                            earlier_seconds + train_seconds))
+    seconds['checkpoints'] += time.perf_counter() - start
+    if members is not None and np.all(to_host(state.diverged)):
+      raise Diverged('every member of the ensemble diverged (non-finite loss); lower '
+                     'train.learning_rate or set train.clip_norm.')
+    # The last checkpoint is written while the run is scored and drawn.
+    start = time.perf_counter()
+    history = _joined(history)
+    results, panels, frame = evaluate_lib.evaluate(config, data, trainer, state, history,
+                                                   members)
+    seconds['evaluate'] = time.perf_counter() - start
+    if jax.process_index() == 0:  # one process writes the workdir's files
       start = time.perf_counter()
-      compile_before = program.compile_seconds
-      state, chunk = program.run(state, n)
-      signals.wait(chunk)
-      chunk = to_host(chunk)
-      train_seconds += time.perf_counter() - start - (program.compile_seconds - compile_before)
-      done += n
-      for k in history:
-        history[k].append(np.asarray(chunk[k]))
-      loss, val = np.asarray(chunk['loss'])[..., -1], np.asarray(chunk['val_loss'])[..., -1]
-      bar.update(n)
-      bar.set_postfix(loss=f'{_finite_mean(loss):.5f}', val_loss=f'{_finite_mean(val):.5f}')
-      flags = to_host({'diverged': state.diverged, 'stopped': state.stopped,
-                       'best': state.best_val_loss})
-      diverged = flags['diverged']
-      all_stopped = bool(np.all(flags['stopped']))
-      if members is None and bool(diverged):
-        bar.close()
-        raise Diverged(_divergence_message(config, workdir, history, checkpointer))
-      if done % config.train.checkpoint_every == 0 or done == config.train.epochs or \
-          signals.received or all_stopped:
-        # best/ gets this state if validation improved since the last checkpoint was saved.
-        best_now = float(np.min(np.where(diverged, np.inf, flags['best'])))
-        checkpointer.save(done, program.to_saved(state),
-                          _meta(config, data, _joined(history), done, members,
-                                earlier_seconds + train_seconds),
-                          is_best=best_now < best_saved)
-        best_saved = min(best_saved, best_now)
-        signals.kept = _kept(workdir, done)
-      if signals.received:
-        bar.close()
-        checkpointer.close()
-        raise Interrupted(f'received signal {signals.received}: saved a checkpoint at epoch '
-                          f'{done}; run the same command again to resume.', signals.received)
-  bar.close()
-  checkpointer.save(done, program.to_saved(state),
-                    _meta(config, data, _joined(history), done, members,
-                          earlier_seconds + train_seconds))
-  checkpointer.close()
-  if members is not None and np.all(to_host(state.diverged)):
-    raise Diverged('every member of the ensemble diverged (non-finite loss); lower '
-                   'train.learning_rate or set train.clip_norm.')
-  history = _joined(history)
-  results, panels, frame = evaluate_lib.evaluate(config, data, trainer, state, history, members)
-  if jax.process_index() != 0:  # one process writes the workdir's files
+      workdir_lib.atomic_write(os.path.join(workdir, 'history.csv'),
+                               lambda p: frame.to_csv(p, index=False))
+      workdir_lib.atomic_write(os.path.join(workdir, 'loss.png'),
+                               lambda p: plots.plot_loss(history, p))
+      workdir_lib.atomic_write(os.path.join(workdir, 'predictions.png'),
+                               lambda p: plots.plot_predictions(panels, p))
+      seconds['plots'] = time.perf_counter() - start
+    start = time.perf_counter()
+  finally:
+    checkpointer.close()  # waits for the saves in flight, on every way out
+  seconds['checkpoints'] += time.perf_counter() - start
+  if jax.process_index() != 0:
     return results
-  workdir_lib.atomic_write(os.path.join(workdir, 'history.csv'),
-                           lambda p: frame.to_csv(p, index=False))
-  workdir_lib.atomic_write(os.path.join(workdir, 'loss.png'),
-                           lambda p: plots.plot_loss(history, p))
-  workdir_lib.atomic_write(os.path.join(workdir, 'predictions.png'),
-                           lambda p: plots.plot_predictions(panels, p))
+  seconds['compile'] = program.compile_seconds
+  seconds['train'] = train_seconds
   results['compile_seconds'] = program.compile_seconds
   results['train_seconds'] = earlier_seconds + train_seconds
   results['train_seconds_this_process'] = train_seconds
+  results['seconds'] = seconds
   results['epochs_run'] = int(np.max(np.sum(history['active'], axis=-1)))
   workdir_lib.write_text(os.path.join(workdir, 'metrics.json'),
                          json.dumps(results, indent=1, sort_keys=True))
   return results
+
+
+def _import_in_background() -> None:
+  """Imports Orbax and matplotlib in a helper thread while the first chunk trains (0.8 s here):
+  the training runs in XLA without Python's lock, and the first save and the plots need them."""
+  def load():
+    try:
+      ckpt_lib.orbax()
+      plots.pyplot()
+    except Exception:  # noqa: BLE001 - the main thread imports again and reports the failure
+      pass
+  threading.Thread(target=load, daemon=True, name='rnnjax-imports').start()
 
 
 def _kept(workdir: str, epoch: int) -> str:
@@ -197,7 +236,7 @@ def _divergence_message(config, workdir: str, history: dict, checkpointer) -> st
   loss = np.concatenate(history['loss'])
   val = np.concatenate(history['val_loss'])
   epoch = int(np.flatnonzero(~(np.isfinite(loss) & np.isfinite(val)))[0]) + 1
-  steps = checkpointer.latest.all_steps()
+  steps = checkpointer.steps()
   kept = (f'the last good checkpoint is epoch {max(steps)} in '
           f'{os.path.join(workdir, ckpt_lib.LATEST_DIR)}' if steps else 'no checkpoint was saved')
   fixes = ('Lower train.learning_rate or set train.clip_norm (train.skip_nonfinite_updates is '

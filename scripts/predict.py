@@ -34,6 +34,7 @@ def main(argv):
       lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member,
                                     FLAGS.fill, FLAGS.allow_unfinished))
   print(f'wrote {len(frame)} forecasts to {FLAGS.out}')
+  errors.exit_now(0)
 
 
 if __name__ == '__main__':

@@ -8,14 +8,18 @@ programs from the persistent compilation cache (rnnjax.compile_cache; RNNJAX_COM
 turns it off). All the work is in
 `rnnjax.run.train_and_evaluate`, tested there; this file only reads flags.
 """
-import json
-import sys
+import time
 
-from absl import app, flags, logging
-import jax
-from ml_collections import config_flags
+STARTED = time.perf_counter()  # before the imports below, which take seconds
 
-from rnnjax import compile_cache, devices, errors, run
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+import jax  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from rnnjax import compile_cache, devices, errors, run  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
                                 'with --config.section.key=value.', lock_config=True)
@@ -35,6 +39,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
+  imports_seconds = time.perf_counter() - STARTED
   config = errors.config_or_exit(FLAGS.config)
   compile_cache.enable()
   if not FLAGS.distributed:
@@ -44,11 +49,13 @@ def main(argv):
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   metrics = errors.exit_on_user_error(
       lambda: run.train_and_evaluate(config, FLAGS.workdir, FLAGS.overwrite,
-                                     progress=jax.process_index() == 0))
+                                     progress=jax.process_index() == 0,
+                                     seconds={'imports': imports_seconds}))
   if jax.process_index() == 0:
     keys = ('val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
             'compile_seconds', 'train_seconds')
     print(json.dumps({k: round(metrics[k], 4) for k in keys}), file=sys.stdout)
+  errors.exit_now(0)
 
 
 if __name__ == '__main__':

@@ -1,11 +1,13 @@
-"""The command-line helpers: a repeated `--config.KEY` flag takes its last value."""
+"""The command-line helpers: a repeated `--config.KEY` flag takes its last value; a script's
+quick exit keeps its exit code, its output and its atexit handlers."""
 import os
+import subprocess
 import sys
 
 from absl import flags
 from ml_collections import config_flags
 
-from conftest import ROOT
+from conftest import PYTHON, ROOT, script_env
 from rnnjax import errors
 
 
@@ -39,3 +41,24 @@ def test_repeated_scalar_override_and_other_flags_are_kept_in_order():
       'train.py', '--config=c.py', '--workdir', 'w', '--config.train.epochs=5', '--overwrite']
   flag_without_value = ['--config.train.skip_nonfinite_updates', '--config.train.epochs=1']
   assert errors.last_config_value_wins(flag_without_value) == flag_without_value
+
+
+_EXIT_NOW = """
+import atexit, sys
+from rnnjax import errors
+atexit.register(lambda: open(sys.argv[1], 'w').write('atexit ran'))
+print('no newline yet', end='')
+print('on stderr', end='', file=sys.stderr)
+errors.exit_now(5)
+print('after exit_now')
+"""
+
+
+def test_exit_now_keeps_code_output_and_atexit_handlers(tmp_path):
+  marker = tmp_path / 'marker'
+  proc = subprocess.run([PYTHON, '-c', _EXIT_NOW, str(marker)], cwd=ROOT, env=script_env(),
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 5, f'exit code {proc.returncode}, expected 5:\n{proc.stderr}'
+  assert proc.stdout == 'no newline yet', f'unflushed or extra stdout: {proc.stdout!r}'
+  assert proc.stderr.endswith('on stderr'), f'unflushed stderr: {proc.stderr!r}'
+  assert marker.read_text() == 'atexit ran', 'exit_now skipped the atexit handlers'

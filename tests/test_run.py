@@ -24,7 +24,7 @@ from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import train as train_lib
 
-TIMINGS = ('compile_seconds', 'train_seconds_this_process')
+TIMINGS = ('compile_seconds', 'train_seconds_this_process', 'seconds')
 
 
 @pytest.fixture(scope='module')
@@ -71,8 +71,16 @@ def test_metrics_json_is_what_train_and_evaluate_returned(finished):
   _, workdir, metrics = finished
   with open(os.path.join(workdir, 'metrics.json')) as f:
     written = json.load(f)
+  metrics = dict(metrics)
+  seconds, written_seconds = metrics.pop('seconds'), written.pop('seconds')
   assert written == pytest.approx(metrics, rel=1e-12), (
       f'metrics.json differs from the returned metrics:\n{written}\nvs\n{metrics}')
+  assert written_seconds == pytest.approx(seconds, rel=1e-12), (written_seconds, seconds)
+  phases = {'prepare', 'compile', 'train', 'checkpoints', 'evaluate', 'plots'}
+  assert set(seconds) == phases and all(v >= 0 for v in seconds.values()), (
+      f"metrics['seconds'] should time each phase {sorted(phases)}: {seconds}")
+  assert seconds['compile'] == metrics['compile_seconds'], seconds
+  assert seconds['train'] == metrics['train_seconds_this_process'], seconds
 
 
 def test_reloaded_forecasts_equal_in_memory_training(finished, pure_training, series, frame):
@@ -221,7 +229,7 @@ def test_flat_validation_part_or_flat_series_finishes_with_a_null_skill(tmp_path
 def test_divergence_message_advises_only_what_is_not_already_set(tmp_path):
   history = {'loss': [np.array([0.5, np.nan], np.float32)],
              'val_loss': [np.array([0.4, np.nan], np.float32)]}
-  checkpointer = types.SimpleNamespace(latest=types.SimpleNamespace(all_steps=lambda: [1]))
+  checkpointer = types.SimpleNamespace(steps=lambda: [1])
   off = run_lib._divergence_message(tiny_config(), str(tmp_path), history, checkpointer)
   assert 'non-finite at epoch 2' in off and 'skip_nonfinite_updates=True' in off, off
   on = run_lib._divergence_message(tiny_config(**{'train.skip_nonfinite_updates': True}),
