@@ -37,11 +37,12 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
   Returns:
     (metrics, panels for plots.plot_predictions, history table for history.csv).
   """
-  params = train_lib.final_params(state, config.train.early_stopping_patience > 0)
+  # On the host, as `warm_up` prepared the programs for, wherever the state lives.
+  params = devices.to_host(train_lib.final_params(state, config.train.early_stopping_patience > 0))
   if members is None:
     diverged_M = np.zeros(1, bool)  # a diverged single run stops before it is scored
   else:
-    params = jax.tree.map(lambda a: a[:members.size], devices.to_host(params))
+    params = jax.tree.map(lambda a: a[:members.size], params)
     diverged_M = devices.to_host(state.diverged)[:members.size]
   scaled = {part: member_forecasts(config, data, trainer, params, members is not None, starts)
             for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True)}
@@ -63,6 +64,27 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
     results[f'member_{key}_mean'] = float(values.mean())
     results[f'member_{key}_std'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
   return results, panels, history_frame(history, diverged_M)
+
+
+def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
+  """Prepares the forecasting programs `evaluate` runs, by running them once on zeros.
+
+  `rnnjax.run` calls it in a helper thread while training runs: tracing, lowering and
+  compiling (or reading the compilation cache) then overlap the training, which leaves Python's
+  lock free. The zero parameters are host arrays of the shapes and dtypes `evaluate` passes,
+  so its calls find the programs in JAX's cache.
+
+  Args:
+    config, data, trainer: as for `evaluate`.
+    program: the run's `rnnjax.program.Program` (its abstract state gives the shapes).
+  """
+  abstract = train_lib.final_params(program.abstract_state,
+                                    config.train.early_stopping_patience > 0)
+  members = program.members
+  size = () if members is None else (members.size,)  # the saved state has no padding members
+  params = jax.tree.map(lambda s: np.zeros(size + s.shape[len(size):], s.dtype), abstract)
+  for starts in (data.train_starts, data.val_starts):
+    member_forecasts(config, data, trainer, params, members is not None, starts)
 
 
 def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,

@@ -122,6 +122,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                   dynamic_ncols=True)
   all_stopped = bool(np.all(to_host(state.stopped)))
   seconds['checkpoints'] = 0.0
+  warming = None
   try:
     with signals.catching():
       while done < config.train.epochs and not all_stopped:
@@ -129,6 +130,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         start = time.perf_counter()
         compile_before = program.compile_seconds
         state, chunk = program.run(state, n)
+        if warming is None:  # the forecasting programs get ready while the chunks train
+          warming = _in_background(
+              lambda: evaluate_lib.warm_up(config, data, trainer, program))
         # The previous chunk's checkpoint lands while this chunk trains.
         if checkpointer.wait() is not None:
           signals.kept = _kept(workdir, checkpointer.finished_epoch)
@@ -175,6 +179,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                      'train.learning_rate or set train.clip_norm.')
     # The last checkpoint is written while the run is scored and drawn.
     start = time.perf_counter()
+    if warming is not None:
+      warming.join()
     history = _joined(history)
     results, panels, frame = evaluate_lib.evaluate(config, data, trainer, state, history,
                                                    members)
@@ -206,16 +212,25 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   return results
 
 
-def _import_in_background() -> None:
-  """Imports Orbax and matplotlib in a helper thread while the first chunk trains (0.8 s here):
-  the training runs in XLA without Python's lock, and the first save and the plots need them."""
-  def load():
+def _in_background(fn) -> threading.Thread:
+  """Runs `fn()` in a helper thread. Training runs in XLA without Python's lock, so Python work
+  there overlaps it. A failure is only logged: the main thread does the same work again later
+  and meets it there."""
+  def target():
     try:
-      ckpt_lib.orbax()
-      plots.pyplot()
-    except Exception:  # noqa: BLE001 - the main thread imports again and reports the failure
-      pass
-  threading.Thread(target=load, daemon=True, name='rnnjax-imports').start()
+      fn()
+    except Exception as e:  # noqa: BLE001
+      logging.info('background %s failed (%s: %s); done again when needed', fn, type(e).__name__,
+                   e)
+  thread = threading.Thread(target=target, daemon=True)
+  thread.start()
+  return thread
+
+
+def _import_in_background() -> None:
+  """Imports Orbax and matplotlib (0.8 s here) while the first chunk trains: the first save and
+  the plots need them."""
+  _in_background(lambda: (ckpt_lib.orbax(), plots.pyplot()))
 
 
 def _kept(workdir: str, epoch: int) -> str:

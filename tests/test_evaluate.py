@@ -62,3 +62,27 @@ def test_forecasts_of_the_wrong_shape_are_refused():
   scaled['val'] = scaled['val'][:, :-1]
   with pytest.raises(ValueError, match='val forecasts have shape'):
     evaluate.score(config, data, scaled, np.zeros(2, bool))
+
+
+@pytest.mark.parametrize('num_seeds', [1, 3])
+def test_warm_up_prepares_every_program_evaluate_runs(num_seeds, monkeypatch, tmp_path):
+  """The forecasting programs are traced and compiled while training runs (rnnjax.run starts
+  evaluate.warm_up in a helper thread): evaluate must then find all of them in JAX's cache."""
+  from rnnjax import run as run_lib
+  seen = {}
+  evaluate_for_real = evaluate.evaluate
+
+  def counting(config, data, trainer, state, history, members):
+    sizes = lambda: (trainer.predict_jit._cache_size(),  # noqa: E731
+                     trainer.predict_members_jit._cache_size())
+    seen['before'] = sizes()
+    out = evaluate_for_real(config, data, trainer, state, history, members)
+    seen['after'] = sizes()
+    return out
+
+  monkeypatch.setattr(evaluate, 'evaluate', counting)
+  run_lib.train_and_evaluate(tiny_config(num_seeds=num_seeds), str(tmp_path), progress=False)
+  assert sum(seen['before']) > 0, f'nothing was prepared before evaluate: {seen}'
+  assert seen['after'] == seen['before'], (
+      f'evaluate compiled programs the warm-up did not prepare (cache sizes of predict_jit, '
+      f'predict_members_jit before and after): {seen}')
