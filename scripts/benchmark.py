@@ -1,4 +1,4 @@
-"""Times rnnjax on the tutorial task and its variations; prints a table and writes JSON.
+r"""Times rnnjax on the tutorial task and its variations; prints a table and writes JSON.
 
   python scripts/benchmark.py                     # everything, medians of 3 repeats
   python scripts/benchmark.py --only=tutorial,seeds --repeats=5 --out=runs/bench.json
