@@ -24,6 +24,7 @@ def plot_loss(history: dict, path: str) -> None:
   """loss and val_loss (scaled MSE) per epoch; `history` holds [E] arrays (or [M, E] members)."""
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
+  fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)  # no second draw to fit
   for key, label in (('loss', 'Loss'), ('val_loss', 'Val loss')):
     curve = np.atleast_2d(np.asarray(history[key], np.float64))
     epochs = np.arange(1, curve.shape[1] + 1)
@@ -33,8 +34,7 @@ def plot_loss(history: dict, path: str) -> None:
       ax.fill_between(epochs, np.nanmin(curve, 0), np.nanmax(curve, 0), alpha=0.2,
                       color=line.get_color())
   ax.set(title='Loss per epoch', xlabel='Epoch', ylabel='MSE (scaled)')
-  ax.legend()
-  fig.tight_layout()
+  ax.legend(loc='upper right')
   fig.savefig(path)
   plt.close(fig)
 
