@@ -79,6 +79,31 @@ def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.nd
                                                    data.horizon))):
       out[f'baseline_{name}_rmse'] = rmse(base, true)
       out[f'baseline_{name}_mae'] = mae(base, true)
-    out['val_rmse_skill_vs_persistence'] = skill(out['val_rmse'],
-                                                 out['baseline_persistence_rmse'])
+    for name in BASELINES:
+      out[f'val_rmse_skill_vs_{name}'] = skill(out['val_rmse'], out[f'baseline_{name}_rmse'])
   return out
+
+
+BASELINES = ('persistence', 'seasonal_naive')
+_BASELINE_NAMES = {'persistence': 'persistence', 'seasonal_naive': 'seasonal naive'}
+
+
+def verdict(results: dict) -> str:
+  """One line saying whether the model's validation RMSE beat each naive baseline.
+
+  Args:
+    results: metrics with 'val_rmse' and 'baseline_{name}_rmse' for every name in BASELINES.
+
+  Returns:
+    e.g. 'val_rmse 0.651 beats persistence (7.064, skill 0.91) and does not beat seasonal
+    naive (0.600, skill -0.09)'.
+  """
+  model = results['val_rmse']
+  parts = []
+  for name in BASELINES:
+    base = results[f'baseline_{name}_rmse']
+    won = 'beats' if model < base else 'does not beat'
+    score = skill(model, base) if base > 0 else None
+    said = 'skill undefined' if score is None else f'skill {score:.2f}'
+    parts.append(f'{won} {_BASELINE_NAMES[name]} ({base:.4g}, {said})')
+  return f'val_rmse {model:.4g} ' + ' and '.join(parts)

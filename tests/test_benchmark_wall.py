@@ -38,8 +38,11 @@ def test_one_round_times_every_command_and_the_table_matches_the_json(tmp_path):
       f'echo "$KERAS_BACKEND $*" >> {calls}\n'
       'sleep 0.3\n'
       'echo "backend=jax epochs=$2 fit_s=0.5 per_epoch_s=0.5 val_loss=0.1 val_rmse=0.7"\n'))
+  keras_script = tmp_path / 'keras_seed.py'  # the stand-in never runs it; it must only exist
+  keras_script.write_text('')
   out = tmp_path / 'results' / 'wall.json'
   proc = _run(['--rounds=1', '--warmup=0', f'--keras_python={fake_keras}', '--keras_epochs=1',
+               f'--keras_script={keras_script}',
                f'--out={out}', *TINY], tmp_path)
   assert proc.returncode == 0, f'benchmark_wall.py exited with {proc.returncode}:\n' \
       f'{proc.stderr[-3000:]}'
@@ -56,7 +59,6 @@ def test_one_round_times_every_command_and_the_table_matches_the_json(tmp_path):
       assert isinstance(row[name].get(key), float), (
           f'the {name} run lacks {key} from metrics.json: {row[name]}')
   assert row['keras']['fit_s'] == 0.5, f'fit_s parsed as {row["keras"]["fit_s"]}'
-  keras_script = os.path.normpath(os.path.join(ROOT, '../shared/reference/keras_seed.py'))
   assert calls.read_text() == f'jax {keras_script} 1\n', (
       f'the Keras stand-in was called as {calls.read_text()!r}; expected KERAS_BACKEND=jax, the '
       'reference script and --keras_epochs, once')

@@ -90,7 +90,8 @@ def test_forecast_metrics_keys_and_values():
   assert set(m) == {
       'val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_persistence_mae',
       'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae',
-      'val_rmse_skill_vs_persistence'}, f'unexpected val metric keys {sorted(m)}'
+      'val_rmse_skill_vs_persistence', 'val_rmse_skill_vs_seasonal_naive'}, (
+          f'unexpected val metric keys {sorted(m)}')
   assert m['val_rmse'] == pytest.approx(1.0) and m['val_mae'] == pytest.approx(1.0), (
       f'forecast off by exactly 1 should give rmse = mae = 1, got {m}')
   positions = d.val_starts + 5 - 1 + 3
@@ -104,7 +105,24 @@ def test_forecast_metrics_keys_and_values():
       np.mean(np.abs(seasonal - true)), rel=1e-12), 'seasonal naive mae is wrong'
   assert m['val_rmse_skill_vs_persistence'] == pytest.approx(
       1.0 - 1.0 / persistence_rmse, rel=1e-12), 'skill is not 1 - rmse / persistence'
+  seasonal_rmse = np.sqrt(np.mean((seasonal - true) ** 2))
+  assert m['val_rmse_skill_vs_seasonal_naive'] == pytest.approx(
+      1.0 - 1.0 / seasonal_rmse, rel=1e-12), 'skill is not 1 - rmse / seasonal naive rmse'
 
   train = metrics.forecast_metrics(d, d.train_starts, d.targets(d.train_starts), 24, 'train')
   assert set(train) == {'train_rmse', 'train_mae'}, f'unexpected train keys {sorted(train)}'
   assert train['train_rmse'] == 0.0, 'a perfect forecast should have rmse 0'
+
+
+@pytest.mark.parametrize('model, persistence, seasonal, expected', [
+    (0.5, 7.0, 0.6, 'val_rmse 0.5 beats persistence (7, skill 0.93) and beats seasonal naive '
+                    '(0.6, skill 0.17)'),
+    (0.7, 7.0, 0.6, 'val_rmse 0.7 beats persistence (7, skill 0.90) and does not beat seasonal '
+                    'naive (0.6, skill -0.17)'),
+    (0.6, 0.6, 0.0, 'val_rmse 0.6 does not beat persistence (0.6, skill 0.00) and does not beat '
+                    'seasonal naive (0, skill undefined)'),
+])
+def test_verdict_says_which_baselines_the_model_beat(model, persistence, seasonal, expected):
+  line = metrics.verdict({'val_rmse': model, 'baseline_persistence_rmse': persistence,
+                          'baseline_seasonal_naive_rmse': seasonal})
+  assert line == expected, line

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import PYTHON, ROOT, script_env
+from rnnjax import metrics as metrics_lib
 from rnnjax.data import synthetic_series
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -97,10 +98,13 @@ def test_train_script_writes_every_artifact(trained):
       f'checkpoint step {steps[-1]} has no state item: '
       f'{os.listdir(os.path.join(checkpoints, str(steps[-1])))}')
 
-  printed = json.loads(proc.stdout.strip().splitlines()[-1])
+  *_, said, last = proc.stdout.strip().splitlines()
+  printed = json.loads(last)
   assert printed['val_rmse'] == pytest.approx(metrics['val_rmse'], abs=1e-4), (
       f'the script printed val_rmse={printed["val_rmse"]} but metrics.json holds '
       f'{metrics["val_rmse"]}')
+  assert said == metrics_lib.verdict(metrics), (
+      f'the line before the JSON should say which baselines the model beat: {said!r}')
 
 
 def test_predict_script_writes_one_row_per_window(trained, tmp_path):
