@@ -16,11 +16,10 @@ import json  # noqa: E402
 import sys  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
-import jax  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from rnnjax import compile_cache, devices, errors, run  # noqa: E402
-from rnnjax import metrics as metrics_lib  # noqa: E402
+from rnnjax import config as config_lib  # noqa: E402
+from rnnjax import errors  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
                                 'with --config.section.key=value.', lock_config=True)
@@ -42,6 +41,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   imports_seconds = time.perf_counter() - STARTED
   config = errors.config_or_exit(FLAGS.config)
+  # A mistake in the config is reported at once, before the 2 s of importing JAX and the rest.
+  errors.exit_on_user_error(lambda: config_lib.validate(config))
+  start = time.perf_counter()
+  import jax  # pylint: disable=import-outside-toplevel
+  from rnnjax import compile_cache, devices, run  # pylint: disable=import-outside-toplevel
+  from rnnjax import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
+  imports_seconds += time.perf_counter() - start
   compile_cache.enable()
   if not FLAGS.distributed:
     devices.use_every_cpu_core(config)
