@@ -241,7 +241,7 @@ def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> Non
     return
   state = (f'{workdir!r} holds an unfinished run: its newest usable checkpoint has '
            f'{run.epochs_done} of {run.config.train.epochs} epochs and there is no metrics.json '
-           '(the run was stopped or is still training)')
+           '(the run was stopped, diverged, or is still training)')
   if not allow_unfinished:
     raise UserError(f'{state}. Run the same scripts/train.py command again to resume it, or pass '
                     '--allow_unfinished to forecast with this checkpoint.')
