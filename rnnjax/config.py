@@ -15,6 +15,10 @@ from rnnjax.errors import UserError
 
 CELLS = ('gru', 'lstm', 'simple')
 FILLS = ('none', 'ffill', 'interpolate')
+CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
+SKIPS = ('none', 'persistence', 'seasonal_naive')
+NORMALIZATIONS = ('none', 'last', 'mean')
+LR_SCHEDULES = ('constant', 'cosine')
 ACTIVATIONS = ('tanh', 'swish', 'silu', 'relu', 'gelu', 'sigmoid', 'elu', 'softplus', 'linear')
 # Hyper-parameters that change no array shape, so members of one vmapped run may differ in them.
 SWEEPABLE = ('learning_rate', 'weight_decay', 'clip_norm', 'dropout')
@@ -42,6 +46,9 @@ def default_config() -> ml_collections.ConfigDict:
   # which lets the validation range leak into training; rnnjax does not.
   c.data.scaler = 'minmax'           # 'minmax' or 'standard' (scikit-learn)
   c.data.season = 24                 # period of the seasonal-naive baseline, in steps
+  # Calendar inputs from the timestamps, each as a sin/cos pair: along the input window and at
+  # the target time (see rnnjax.models.Forecaster). Names from CALENDAR.
+  c.data.calendar = ()
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.num_days = 200
   c.data.synthetic.slope = 0.005
@@ -55,12 +62,25 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.activation = 'swish'       # candidate activation of every cell
   c.model.dropout = 0.1              # after every recurrent layer, as in the tutorial
   c.model.implementation = 'fused'   # 'fused' (input projection hoisted out of the scan) or 'flax'
+  # The network forecasts a correction to a naive forecast: 'none', 'persistence' (the last
+  # input) or 'seasonal_naive' (the value data.season steps before the target).
+  c.model.skip = 'none'
+  # Per-window normalisation: subtract each window's 'last' value or 'mean' from its inputs and
+  # add the target's back to the forecast (RevIN-style); 'none' feeds the scaled series as is.
+  c.model.normalize = 'none'
+  # A linear path beside the network (LSTNet's highway): a Dense map of the window's last
+  # `highway` target inputs added to the forecast; 0 is off, at most data.window.
+  c.model.highway = 0
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 30
   c.train.batch_size = 32
   c.train.learning_rate = 1e-3       # Adam, as Keras' default
   c.train.weight_decay = 0.0         # decoupled (AdamW); 0 is plain Adam
+  # 'constant', or 'cosine': linear warm-up over warmup_epochs, then cosine decay to zero at
+  # the last epoch (optax.warmup_cosine_decay_schedule, a factor on the learning rate).
+  c.train.lr_schedule = 'constant'
+  c.train.warmup_epochs = 0
   c.train.clip_norm = 0.0            # global gradient-norm clip; 0 is off
   c.train.seed = 0
   c.train.epochs_per_chunk = 0       # epochs per compiled call; 0 picks checkpoint_every or all
@@ -122,6 +142,12 @@ def validate(config) -> None:
                     f'got {t.early_stopping_patience}.')
   if d.fill not in FILLS:
     raise UserError(f'data.fill={d.fill!r} is not one of {FILLS}.')
+  for key, names in (('data.features', d.features), ('data.calendar', d.calendar)):
+    glued = [n for n in names if isinstance(n, str) and (',' in n or n.startswith('('))]
+    if glued:
+      raise UserError(f'{key} holds {glued[0]!r} as one name: a tuple of unquoted words on the '
+                      'command line reads as one string. Quote each name inside the tuple, e.g. '
+                      f'--config.{key}=\'("a","b")\'.')
   repeated = sorted({f for f in d.features if list(d.features).count(f) > 1})
   if repeated:
     raise UserError(f'data.features names {repeated} more than once; list each column once.')
@@ -129,6 +155,33 @@ def validate(config) -> None:
     raise UserError(f'data.path={d.path!r} is set but data.source is "synthetic", which reads no '
                     'file: pass --config.data.source=csv to train on the file, or drop '
                     'data.path.')
+  unknown = [name for name in d.calendar if name not in CALENDAR]
+  if unknown:
+    raise UserError(f'data.calendar names {unknown}, which are not calendar inputs; choose from '
+                    f'{CALENDAR}.')
+  if len(set(d.calendar)) != len(d.calendar):
+    raise UserError(f'data.calendar names an input more than once: {tuple(d.calendar)}.')
+  if m.skip not in SKIPS:
+    raise UserError(f'model.skip={m.skip!r} is not one of {SKIPS}.')
+  if m.normalize not in NORMALIZATIONS:
+    raise UserError(f'model.normalize={m.normalize!r} is not one of {NORMALIZATIONS}.')
+  if (isinstance(m.highway, bool) or not isinstance(m.highway, int)
+      or not 0 <= m.highway <= d.window):
+    raise UserError(f'model.highway must be an integer from 0 (off) to data.window={d.window}, '
+                    f'got {m.highway!r}.')
+  if m.skip == 'seasonal_naive':
+    back = skip_lag(config)
+    if back >= d.window:
+      raise UserError(f'model.skip="seasonal_naive" adds the value data.season={d.season} steps '
+                      f'(or whole seasons) before the target, {back} steps before the last input, '
+                      f'which a window of data.window={d.window} does not hold: use data.window '
+                      f'>= {back + 1}, or model.skip="persistence".')
+  if t.lr_schedule not in LR_SCHEDULES:
+    raise UserError(f'train.lr_schedule={t.lr_schedule!r} is not one of {LR_SCHEDULES}.')
+  if (isinstance(t.warmup_epochs, bool) or not isinstance(t.warmup_epochs, int)
+      or not 0 <= t.warmup_epochs < t.epochs):
+    raise UserError(f'train.warmup_epochs must be an integer in [0, train.epochs), got '
+                    f'{t.warmup_epochs!r}.')
   if not 0.0 < d.val_fraction < 1.0:
     raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {d.val_fraction}.')
   if m.cell not in CELLS:
@@ -162,6 +215,26 @@ def validate(config) -> None:
   for q in config.ensemble_quantiles:
     if not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
+
+
+def seasonal_lag(season: int, horizon: int) -> int:
+  """Steps back from the target to the latest value one or more whole seasons before it that is
+  already known when the forecast is made (at most `horizon` steps after the last input)."""
+  return season * math.ceil(horizon / season)
+
+
+def skip_lag(config) -> int:
+  """Steps before a window's last input of the value `model.skip` adds; -1 when it is 'none'.
+
+  Persistence adds the last input (0); seasonal naive adds the value one season (or the fewest
+  whole seasons reaching at least `horizon` back) before the target, as `rnnjax.metrics`' baseline.
+  """
+  skip = config.model.skip
+  if skip == 'none':
+    return -1
+  if skip == 'persistence':
+    return 0
+  return seasonal_lag(config.data.season, config.data.horizon) - config.data.horizon
 
 
 def to_json(config) -> str:

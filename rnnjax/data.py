@@ -230,6 +230,53 @@ def _regular_grid(path: str, time_column: str, index: pd.DatetimeIndex, order: n
   return pd.date_range(index[0], index[-1], freq=step, unit=index.unit)
 
 
+def calendar_features(times: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarray:
+  """Each calendar input of `names` as a (sin, cos) pair of its phase, from the timestamps.
+
+  hour_of_day: hour + minutes within the day / 24; day_of_week: Monday 0, plus the fraction of
+  the day, / 7; day_of_year: (day - 1 + fraction of the day) / 365.25; month: (month - 1) / 12.
+  Timestamps with a zone (read from offsets) are in UTC, so their hours are UTC hours.
+
+  Args:
+    times: [T] timestamps.
+    names: calendar inputs, from rnnjax.config.CALENDAR.
+
+  Returns:
+    float32 [T, 2 * len(names)]: sin and cos of each input's phase, in the order of `names`.
+  """
+  times = pd.DatetimeIndex(times)
+  day_fraction = (times.hour + times.minute / 60.0 + times.second / 3600.0) / 24.0
+  phases = {
+      'hour_of_day': day_fraction,
+      'day_of_week': (times.day_of_week + day_fraction) / 7.0,
+      'day_of_year': (times.day_of_year - 1 + day_fraction) / 365.25,
+      'month': (times.month - 1) / 12.0,
+  }
+  columns = []
+  for name in names:
+    angle = 2.0 * np.pi * np.asarray(phases[name], np.float64)
+    columns += [np.sin(angle), np.cos(angle)]
+  return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros(
+      (len(times), 0), np.float32)
+
+
+def model_inputs(scaled_TF: np.ndarray, times: pd.DatetimeIndex,
+                 calendar: Sequence[str]) -> np.ndarray:
+  """The series the model reads: the scaled columns, then the calendar inputs (not scaled).
+
+  Args:
+    scaled_TF: [T, F] scaled values.
+    times: [T] their timestamps.
+    calendar: calendar input names.
+
+  Returns:
+    float32 [T, F + 2 * len(calendar)].
+  """
+  if not calendar:
+    return scaled_TF
+  return np.concatenate([scaled_TF, calendar_features(times, calendar)], axis=1)
+
+
 def target_offset(window: int, horizon: int) -> int:
   """Steps from a window's start to its target: the one place that defines a sample's target.
 
@@ -278,6 +325,17 @@ def gather_windows(series_TF, starts_B, window: int, horizon: int, target_index:
   return x_BWF, y_B
 
 
+def gather_future(series_TF, starts_B, window: int, horizon: int, num_known: int):
+  """The known-in-advance inputs (the last `num_known` columns) at each window's target time.
+
+  Returns:
+    [B, num_known], or None when `num_known` is 0.
+  """
+  if not num_known:
+    return None
+  return series_TF[starts_B + target_offset(window, horizon), -num_known:]
+
+
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   """A scaled series with its window indices; everything training and evaluation need.
@@ -285,7 +343,8 @@ class Dataset:
   Attributes:
     timestamps: [T] time of each point.
     values_TF: [T, F] raw values in the series' own units; column 0 is the target.
-    scaled_TF: [T, F] float32 scaled values (the model's inputs).
+    scaled_TF: [T, F + K] float32, the model's inputs: the F columns scaled, then K = 2 per
+      calendar input (sin and cos, unscaled).
     columns: F column names, the target first.
     window: inputs per sample.
     horizon: steps from the last input to the target.
@@ -293,6 +352,7 @@ class Dataset:
     val_starts: [N_val] window starts used for validation, all after the training ones.
     scaler: sklearn scaler fit on the training part of all F columns.
     target_scaler: the same kind of scaler fit on the target column alone (for inverses).
+    calendar: calendar input names (rnnjax.config.CALENDAR).
   """
   timestamps: pd.DatetimeIndex
   values_TF: np.ndarray
@@ -304,10 +364,16 @@ class Dataset:
   val_starts: np.ndarray
   scaler: object
   target_scaler: object
+  calendar: tuple[str, ...] = ()
 
   @property
   def num_features(self) -> int:
     return self.scaled_TF.shape[1]
+
+  @property
+  def num_calendar(self) -> int:
+    """K: trailing columns of scaled_TF that are calendar inputs."""
+    return 2 * len(self.calendar)
 
   def target_positions(self, starts: np.ndarray) -> np.ndarray:
     """[B] index into the series of each window's target."""
@@ -385,11 +451,13 @@ def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
   fit_end = int(train_starts[-1]) + window + horizon  # one past the last training target
   scaler = make_scaler(data_config.scaler).fit(values_TF[:fit_end])
   target_scaler = make_scaler(data_config.scaler).fit(values_TF[:fit_end, :1])
-  scaled = scaler.transform(values_TF).astype(np.float32)
-  return Dataset(timestamps=pd.DatetimeIndex(times), values_TF=values_TF, scaled_TF=scaled,
+  times = pd.DatetimeIndex(times)
+  calendar = tuple(data_config.calendar)
+  scaled = model_inputs(scaler.transform(values_TF).astype(np.float32), times, calendar)
+  return Dataset(timestamps=times, values_TF=values_TF, scaled_TF=scaled,
                  columns=tuple(columns), window=window, horizon=horizon,
                  train_starts=train_starts, val_starts=val_starts, scaler=scaler,
-                 target_scaler=target_scaler)
+                 target_scaler=target_scaler, calendar=calendar)
 
 
 def scaler_state(scaler) -> dict:

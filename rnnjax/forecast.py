@@ -145,8 +145,9 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
     members = None
   elif members is not None:  # diverged members take no part in the ensemble's forecast
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
-  model = models.from_config(config.model)
-  predict = train_lib.window_predictor(model, meta['window'], meta['horizon'])
+  model = models.from_config(config)
+  predict = train_lib.window_predictor(model, meta['window'], meta['horizon'],
+                                       2 * len(config.data.calendar))
   return TrainedRun(config=config, params=params,
                     scaler=data_lib.scaler_from_state(meta['scaler']),
                     target_scaler=data_lib.scaler_from_state(meta['target_scaler']),
@@ -180,16 +181,22 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   window, horizon = run.config.data.window, run.config.data.horizon
   if len(values_TF) < window:
     raise UserError(f'the series has {len(values_TF)} points, fewer than one window of {window}.')
-  scaled = run.scaler.transform(values_TF).astype(np.float32)
   starts = np.arange(len(values_TF) - window + 1, dtype=np.int32)
-  scaled_pred = train_lib.predict_windows(run, run.params, scaled, starts, batch_size,
-                                          member_axis=run.members is not None)
-  pred = run.target_scaler.inverse_transform(scaled_pred.reshape(-1, 1)).reshape(
-      scaled_pred.shape)
   target_pos = starts + data_lib.target_offset(window, horizon)
   step = _step(times)
   last = len(times) - 1
-  target_time = [times[p] if p <= last else times[last] + (p - last) * step for p in target_pos]
+  # The timestamps on to the last target: calendar inputs are known there, values are not.
+  ahead = np.arange(1, int(target_pos[-1]) - last + 1)
+  all_times = times.append(times[last] + pd.TimedeltaIndex(ahead * step))
+  scaled = run.scaler.transform(values_TF).astype(np.float32)
+  scaled = np.concatenate([scaled, np.zeros((len(all_times) - len(times), scaled.shape[1]),
+                                            np.float32)])
+  series = data_lib.model_inputs(scaled, all_times, run.config.data.calendar)
+  scaled_pred = train_lib.predict_windows(run, run.params, series, starts, batch_size,
+                                          member_axis=run.members is not None)
+  pred = run.target_scaler.inverse_transform(scaled_pred.reshape(-1, 1)).reshape(
+      scaled_pred.shape)
+  target_time = all_times[target_pos]
   actual = np.full(len(starts), np.nan)
   known = target_pos <= last
   actual[known] = values_TF[target_pos[known], 0]

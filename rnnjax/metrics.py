@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
 from rnnjax import data as data_lib
+from rnnjax.config import seasonal_lag
 from rnnjax.errors import UserError
 
 
@@ -26,12 +26,6 @@ def persistence_forecast(values_T: np.ndarray, target_positions: np.ndarray,
                          horizon: int) -> np.ndarray:
   """The last input as the forecast: y_hat[t + horizon] = y[t]."""
   return values_T[target_positions - horizon]
-
-
-def seasonal_lag(season: int, horizon: int) -> int:
-  """Steps back from the target to the latest value one or more whole seasons before it that is
-  already known when the forecast is made (at most `horizon` steps after the last input)."""
-  return season * math.ceil(horizon / season)
 
 
 def seasonal_naive_forecast(values_T: np.ndarray, target_positions: np.ndarray, season: int,

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnjax import config as config_lib
 from rnnjax import recurrence
 
 ACTIVATION_FNS: dict[str, Callable] = {
@@ -205,6 +206,21 @@ def dropout(x, rate, key):
 class Forecaster(nn.Module):
   """Stacked recurrent layers, dropout after each, and a Dense head on the last output.
 
+  Known-future inputs (the calendar at the target time, `future_BK`) join the last layer's
+  final state before the head: the recurrent layers summarise the past window, and the head
+  reads that summary next to what is known about the target time. The same inputs also run
+  along the window as ordinary input columns (the trailing `num_known` columns of `x_BTF`).
+
+  Two options make the network forecast a correction rather than the value itself:
+    normalize: 'last' or 'mean' subtracts each window's last value (or mean) from its value
+      columns (not the calendar ones) and adds the target's back to the output.
+    skip_lag: k >= 0 adds the target input k steps before the window's last one to the output
+      (0: persistence; season - horizon: seasonal naive), so a network that outputs zero is
+      that naive forecast. It replaces the normalisation's add-back when both are set.
+  A third adds a linear path beside the network, as LSTNet's "highway": `highway` = k > 0 adds
+  a Dense map of the window's last k target inputs (normalised when `normalize` is set) to the
+  output. It starts at zero, so it changes nothing until training moves it.
+
   Attributes:
     cell: 'gru', 'lstm' or 'simple'.
     hidden_sizes: features of each recurrent layer, bottom first.
@@ -213,6 +229,10 @@ class Forecaster(nn.Module):
     implementation: 'fused' or 'flax' (see the module docstring).
     unroll: time steps per scan iteration of the 'flax' implementation (the fused one runs
       its own scan, unroll 1, fastest on CPU in docs/benchmarks.md).
+    skip_lag: see above; -1 is no skip.
+    normalize: 'none', 'last' or 'mean'; see above.
+    num_known: trailing input columns that are known-future inputs (never normalised).
+    highway: inputs of the linear path (0 is none); see above.
   """
   cell: str = 'gru'
   hidden_sizes: Sequence[int] = (24, 50, 24)
@@ -220,13 +240,19 @@ class Forecaster(nn.Module):
   dropout: float = 0.0
   implementation: str = 'fused'
   unroll: int = 1
+  skip_lag: int = -1
+  normalize: str = 'none'
+  num_known: int = 0
+  highway: int = 0
 
   @nn.compact
-  def __call__(self, x_BTF, *, train: bool = False, dropout_rate=None):
+  def __call__(self, x_BTF, future_BK=None, *, train: bool = False, dropout_rate=None):
     """Forecasts one value per window.
 
     Args:
-      x_BTF: [B, T, F] input windows.
+      x_BTF: [B, T, F] input windows; the target is column 0.
+      future_BK: [B, num_known] known-future inputs at the target time, or None when
+        `num_known` is 0.
       train: apply dropout (needs a 'dropout' rng).
       dropout_rate: overrides `self.dropout`; may be a traced scalar.
 
@@ -235,6 +261,15 @@ class Forecaster(nn.Module):
     """
     rate = self.dropout if dropout_rate is None else dropout_rate
     use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
+    anchor_B = None
+    if self.skip_lag >= 0:
+      anchor_B = x_BTF[:, -1 - self.skip_lag, 0]
+    if self.normalize != 'none':
+      n = x_BTF.shape[-1] - self.num_known
+      values = x_BTF[..., :n]
+      ref_BF = values[:, -1] if self.normalize == 'last' else jnp.mean(values, axis=1)
+      x_BTF = jnp.concatenate([values - ref_BF[:, None], x_BTF[..., n:]], axis=-1)
+      anchor_B = ref_BF[:, 0] if anchor_B is None else anchor_B
     fused = self.implementation == 'fused'
     # The fused layers run time-major end to end: one transpose in, none between layers.
     h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF
@@ -249,13 +284,22 @@ class Forecaster(nn.Module):
         # return_sequences=False)
       if use_dropout:
         h = dropout(h, rate, self.make_rng('dropout'))
-    return nn.Dense(1, kernel_init=KERNEL_INIT, name='head')(h)[:, 0]
+    if self.num_known:
+      h = jnp.concatenate([h, future_BK], axis=-1)
+    out_B = nn.Dense(1, kernel_init=KERNEL_INIT, name='head')(h)[:, 0]
+    if self.highway:
+      out_B = out_B + nn.Dense(1, kernel_init=nn.initializers.zeros_init(),
+                               name='highway')(x_BTF[:, -self.highway:, 0])[:, 0]
+    return out_B if anchor_B is None else out_B + anchor_B
 
 
-def from_config(model_config) -> Forecaster:
-  return Forecaster(cell=model_config.cell, hidden_sizes=tuple(model_config.hidden_sizes),
-                    activation=model_config.activation, dropout=model_config.dropout,
-                    implementation=model_config.implementation)
+def from_config(config) -> Forecaster:
+  """The forecaster a whole config describes (model section, skip lag, calendar inputs)."""
+  m = config.model
+  return Forecaster(cell=m.cell, hidden_sizes=tuple(m.hidden_sizes), activation=m.activation,
+                    dropout=m.dropout, implementation=m.implementation,
+                    skip_lag=config_lib.skip_lag(config), normalize=m.normalize,
+                    num_known=2 * len(config.data.calendar), highway=m.highway)
 
 
 def count_flops_per_window(cell: str, hidden_sizes: Sequence[int], num_features: int,

@@ -92,17 +92,38 @@ def _adam_with_clip(learning_rate, weight_decay, clip_norm):
                      optax.adamw(learning_rate, eps=ADAM_EPS, weight_decay=weight_decay))
 
 
-def make_optimizer(hparams: dict, skip_nonfinite: bool = False) -> optax.GradientTransformation:
+def lr_factor(config, steps_per_epoch: int) -> optax.Schedule | None:
+  """The learning-rate schedule of `config` as a factor of train.learning_rate per step.
+
+  None for 'constant'. 'cosine' rises linearly from 0 over `train.warmup_epochs` and decays
+  along a cosine to 0 at the last step of `train.epochs`.
+  """
+  t = config.train
+  if t.lr_schedule == 'constant':
+    return None
+  total = t.epochs * steps_per_epoch
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=1.0, warmup_steps=t.warmup_epochs * steps_per_epoch,
+      decay_steps=total, end_value=0.0)
+
+
+def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
+                   schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
   """AdamW (Adam at weight_decay 0) after a global-norm clip, hyper-parameters in its state.
 
   `optax.inject_hyperparams` keeps learning rate, weight decay and clip norm in the optimizer
   state, so each member of a vmapped run carries its own values through the same program.
   `optax.flatten` runs the update on one vector of all parameters instead of one small array per
   layer: the same arithmetic in fewer ops, which cut the tutorial's compile time by about 1 s.
+  A `schedule` (see `lr_factor`) scales each update, weight decay included, by its factor at
+  that step, so the effective learning rate is learning_rate * schedule(step).
   """
-  tx = optax.flatten(optax.inject_hyperparams(_adam_with_clip)(
+  tx = optax.inject_hyperparams(_adam_with_clip)(
       learning_rate=hparams['learning_rate'], weight_decay=hparams['weight_decay'],
-      clip_norm=hparams['clip_norm']))
+      clip_norm=hparams['clip_norm'])
+  if schedule is not None:
+    tx = optax.chain(tx, optax.scale_by_schedule(schedule))
+  tx = optax.flatten(tx)
   if skip_nonfinite:
     tx = optax.apply_if_finite(tx, max_consecutive_errors=5)
   return tx
@@ -115,7 +136,7 @@ def device_data(data: data_lib.Dataset) -> DeviceData:
 
 def make_trainer(config, data: data_lib.Dataset) -> Trainer:
   """Builds the pure training functions for `config` on `data`; reads the config, never writes it."""
-  model = models.from_config(config.model)
+  model = models.from_config(config)
   window, horizon = data.window, data.horizon
   batch_size = config.train.batch_size
   n_train, n_val = len(data.train_starts), len(data.val_starts)
@@ -125,21 +146,24 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
   val_batch = min(config.train.val_batch_size, n_val)
   patience = config.train.early_stopping_patience
   skip_nonfinite = config.train.skip_nonfinite_updates
-  tx = make_optimizer(default_hparams(config), skip_nonfinite)
+  schedule = lr_factor(config, num_batches)
+  tx = make_optimizer(default_hparams(config), skip_nonfinite, schedule)
   loss_terms = losses.for_model(config.model)
+  num_known = data.num_calendar
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
     hparams = default_hparams(config) if hparams is None else hparams
     init_key, train_key = jax.random.split(key)
     x = jnp.zeros((1, window, data.num_features), jnp.float32)
-    params = model.init(init_key, x)['params']
+    future = jnp.zeros((1, num_known), jnp.float32) if num_known else None
+    params = model.init(init_key, x, future)['params']
     return TrainState(
-        params=params, opt_state=make_optimizer(hparams, skip_nonfinite).init(params),
+        params=params, opt_state=make_optimizer(hparams, skip_nonfinite, schedule).init(params),
         key=train_key, epoch=jnp.int32(0), hparams=hparams, best_params=params,
         best_val_loss=jnp.float32(jnp.inf), best_epoch=jnp.int32(0),
         stopped=jnp.bool_(False), diverged=jnp.bool_(False))
 
-  predict = window_predictor(model, window, horizon)
+  predict = window_predictor(model, window, horizon, num_known)
 
   def val_loss(params, dd: DeviceData) -> Array:
     num_val_batches = math.ceil(n_val / val_batch)
@@ -164,16 +188,18 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
     batches = (order.reshape(batch_mask.shape), jnp.asarray(batch_mask),
                jax.random.split(dropout_key, num_batches))
 
-    def loss_fn(params, x_BTF, y_B, mask_B, key):
-      pred = model.apply({'params': params}, x_BTF, train=True,
+    def loss_fn(params, x_BTF, future_BK, y_B, mask_B, key):
+      pred = model.apply({'params': params}, x_BTF, future_BK, train=True,
                          dropout_rate=state.hparams['dropout'], rngs={'dropout': key})
       return losses.masked_sum(loss_terms(pred, y_B), mask_B) / jnp.sum(mask_B)
 
     def step(carry, batch):
       params, opt_state = carry
       idx_B, mask_B, key = batch
-      x, y = data_lib.gather_windows(dd.series_TF, dd.train_starts[idx_B], window, horizon)
-      loss, grads = jax.value_and_grad(loss_fn)(params, x, y, mask_B, key)
+      starts_B = dd.train_starts[idx_B]
+      x, y = data_lib.gather_windows(dd.series_TF, starts_B, window, horizon)
+      future = data_lib.gather_future(dd.series_TF, starts_B, window, horizon, num_known)
+      loss, grads = jax.value_and_grad(loss_fn)(params, x, future, y, mask_B, key)
       updates, opt_state = tx.update(grads, opt_state, params)
       count = jnp.sum(mask_B)
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
@@ -241,11 +267,17 @@ def make_train(config, data: data_lib.Dataset) -> Callable:
   return train
 
 
-def window_predictor(model: models.Forecaster, window: int, horizon: int) -> Callable:
-  """`predict(params, series_TF [T, F], starts_B [B]) -> [B]` scaled forecasts, no dropout."""
+def window_predictor(model: models.Forecaster, window: int, horizon: int,
+                     num_known: int = 0) -> Callable:
+  """`predict(params, series_TF [T, F], starts_B [B]) -> [B]` scaled forecasts, no dropout.
+
+  With `num_known` known-future columns, series_TF must reach every target time (the
+  forecast of a window near the end reads the calendar of its target, past the data).
+  """
   def predict(params, series_TF: Array, starts_B: Array) -> Array:
     x, _ = data_lib.gather_windows(series_TF, starts_B, window, horizon)
-    return model.apply({'params': params}, x)
+    future = data_lib.gather_future(series_TF, starts_B, window, horizon, num_known)
+    return model.apply({'params': params}, x, future)
   return predict
 
 

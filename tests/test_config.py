@@ -1,8 +1,11 @@
 """The config is locked, validate() names the bad key, and JSON round-trips."""
+import importlib.util
 import json
+import os
 
 import pytest
 
+from conftest import ROOT
 from rnnjax import config as config_lib
 from rnnjax import models
 from rnnjax.errors import UserError
@@ -48,6 +51,11 @@ INVALID = [
     ('train.clip_norm', float('nan')), ('model.dropout', float('nan')),
     ('data.fill', 'backfill'), ('data.features', ('wind', 'wind')),
     ('data.path', 'weather.csv'), ('ensemble_quantiles', ()), ('ensemble_quantiles', (0.5,)),
+    ('data.features', ('(dewpoint,humidity)',)), ('data.calendar', ('(hour_of_day,)',)),
+    ('data.calendar', ('hour',)), ('data.calendar', ('month', 'month')),
+    ('model.skip', 'drift'), ('model.normalize', 'std'), ('train.lr_schedule', 'step'),
+    ('train.warmup_epochs', 30), ('train.warmup_epochs', -1),
+    ('model.highway', -1), ('model.highway', 25),
 ]
 
 
@@ -89,3 +97,12 @@ def test_from_json_fills_missing_keys_from_defaults():
   back = config_lib.from_json(json.dumps({'data': {'window': 6}}))
   assert back.data.window == 6 and back.data.horizon == 13 and back.train.epochs == 30, (
       'from_json should lay a partial config over default_config()')
+
+
+@pytest.mark.parametrize('name', sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, 'configs'))
+                                        if f.endswith('.py')))
+def test_every_config_file_passes_the_checks(name):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'configs', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config_lib.validate(module.get_config())  # raises UserError naming the bad key

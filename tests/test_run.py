@@ -89,7 +89,7 @@ def test_reloaded_forecasts_equal_in_memory_training(finished, pure_training, se
   window = config.data.window
   starts = np.arange(len(series[1]) - window + 1)
   x_BWF = data.scaled_TF[starts[:, None] + np.arange(window)[None, :]]
-  model = models.from_config(config.model)
+  model = models.from_config(config)
   expected = data.unscale_target(model.apply({'params': state.params}, x_BWF))
   assert len(frame) == len(starts), f'{len(frame)} rows for {len(starts)} complete windows'
   # make_train is one compiled scan over all epochs, the run one call per epoch: equal up to

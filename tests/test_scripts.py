@@ -175,6 +175,10 @@ BAD_INPUTS = {
     'fill_unknown_synthetic': (['--config.data.fill=zero'], 'data.fill'),
     'ensemble_quantiles_empty': (['--config.num_seeds=2', '--config.ensemble_quantiles=()'],
                                  'ensemble_quantiles'),
+    'seasonal_skip_outside_the_window': (['--config.model.skip=seasonal_naive',
+                                          '--config.data.window=8'], 'data.window >= 12'),
+    'calendar_tuple_unquoted': (['--config.data.calendar=(hour_of_day,day_of_week)'],
+                                'Quote each name'),
 }
 
 

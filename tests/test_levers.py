@@ -1,0 +1,206 @@
+"""The levers of configs/hourly.py: baseline skip, per-window normalisation, calendar inputs and
+the learning-rate schedule, each against an independent reference, and a run that uses them all
+trained, reloaded and forecast past the end of its data."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tiny_config
+from rnnjax import config as config_lib
+from rnnjax import data as data_lib
+from rnnjax import forecast
+from rnnjax import metrics
+from rnnjax import models
+from rnnjax import run as run_lib
+from rnnjax import train
+
+WINDOW, HORIZON, SEASON = 24, 13, 24
+
+
+def _model(**overrides) -> models.Forecaster:
+  config = tiny_config(**{'data.window': WINDOW, 'data.horizon': HORIZON,
+                          'data.season': SEASON, **overrides})
+  config_lib.validate(config)
+  return models.from_config(config)
+
+
+def _zero_head(params):
+  """The same parameters with the head's kernel and bias zero: the network's output is 0."""
+  params = jax.tree.map(lambda a: a, params)
+  params['head'] = jax.tree.map(jnp.zeros_like, params['head'])
+  return params
+
+
+def _series(n=200, features=1, seed=0):
+  return np.random.RandomState(seed).normal(size=(n, features)).astype(np.float32)
+
+
+@pytest.mark.parametrize('skip', ['persistence', 'seasonal_naive'])
+def test_skip_with_a_silent_network_is_the_naive_baseline(skip):
+  model = _model(**{'model.skip': skip})
+  series = _series()
+  starts = np.arange(0, 200 - WINDOW - HORIZON + 1, dtype=np.int32)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 1)))['params']
+  predict = train.window_predictor(model, WINDOW, HORIZON)
+  got = np.asarray(predict(_zero_head(params), jnp.asarray(series), jnp.asarray(starts)))
+  positions = starts + data_lib.target_offset(WINDOW, HORIZON)
+  if skip == 'persistence':
+    want = metrics.persistence_forecast(series[:, 0], positions, HORIZON)
+  else:
+    want = metrics.seasonal_naive_forecast(series[:, 0], positions, SEASON, HORIZON)
+  np.testing.assert_array_equal(got, want, err_msg=f'model.skip={skip} with a zero head is not '
+                                'the baseline rnnjax.metrics computes')
+  # With the head's own parameters the network adds its correction on top.
+  full = np.asarray(predict(params, jnp.asarray(series), jnp.asarray(starts)))
+  assert not np.allclose(full, want), 'the network adds nothing to the skip'
+
+
+def test_highway_is_a_linear_map_of_the_last_inputs_that_starts_silent():
+  k = 6
+  model = _model(**{'model.highway': k})
+  plain = _model()
+  x = jnp.asarray(_series(n=5 * WINDOW).reshape(5, WINDOW, 1))
+  params = model.init(jax.random.PRNGKey(0), x)['params']
+  without = {name: p for name, p in params.items() if name != 'highway'}
+  np.testing.assert_array_equal(
+      np.asarray(model.apply({'params': params}, x)),
+      np.asarray(plain.apply({'params': without}, x)),
+      err_msg='a fresh highway changes the forecast')
+  w = np.linspace(-1.0, 1.0, k).astype(np.float32)[:, None]
+  set_params = _zero_head(params)
+  set_params['highway'] = {'kernel': jnp.asarray(w), 'bias': jnp.asarray([0.25])}
+  want = np.asarray(x)[:, -k:, 0] @ w[:, 0] + 0.25
+  np.testing.assert_allclose(np.asarray(model.apply({'params': set_params}, x)), want,
+                             rtol=1e-6, atol=1e-6,
+                             err_msg='highway output is not x[:, -k:, 0] @ w + b')
+
+
+def test_seasonal_skip_needs_a_window_that_holds_the_seasonal_value():
+  config = tiny_config(**{'model.skip': 'seasonal_naive', 'data.window': 11, 'data.horizon': 13,
+                          'data.season': 24})
+  with pytest.raises(config_lib.UserError, match=r'data.window >= 12'):
+    config_lib.validate(config)
+  config.data.window = 12
+  config_lib.validate(config)  # the value 24 steps before the target is the window's first
+
+
+@pytest.mark.parametrize('normalize', ['last', 'mean'])
+def test_normalised_forecast_moves_with_a_level_shift_of_the_window(normalize):
+  """Inputs minus the window's statistic in, the target's statistic back out: adding c to every
+  value column adds c to the forecast; the calendar columns are not shifted."""
+  model = _model(**{'model.normalize': normalize, 'data.calendar': ('hour_of_day',)})
+  x = jnp.asarray(_series(n=4 * WINDOW, features=3).reshape(4, WINDOW, 3))
+  future = jnp.asarray(_series(n=4, features=2, seed=1))
+  params = model.init(jax.random.PRNGKey(0), x, future)['params']
+  shift = jnp.asarray([[[5.0, 0.0, 0.0]]])  # columns: target, calendar sin, calendar cos
+  base = model.apply({'params': params}, x, future)
+  moved = model.apply({'params': params}, x + shift, future)
+  np.testing.assert_allclose(np.asarray(moved), np.asarray(base) + 5.0, atol=1e-5,
+                             err_msg=f'normalize={normalize}: a level shift of the window did '
+                             'not shift the forecast by the same amount')
+  plain = _model(**{'data.calendar': ('hour_of_day',)})
+  unnormalised = plain.apply({'params': params}, x + shift, future)
+  assert not np.allclose(np.asarray(unnormalised), np.asarray(base) + 5.0, atol=1e-3), (
+      'the check above cannot fail: an unnormalised model moves the same way')
+
+
+def test_calendar_features_match_hand_computed_phases():
+  times = pd.DatetimeIndex(['2025-01-06 06:00', '2025-07-02 18:00'])  # a Monday; day 183
+  got = data_lib.calendar_features(times, ('hour_of_day', 'day_of_week', 'day_of_year', 'month'))
+  assert got.shape == (2, 8) and got.dtype == np.float32
+  angle = 2 * np.pi * np.array([
+      [6 / 24, (0 + 6 / 24) / 7, (5 + 6 / 24) / 365.25, 0 / 12],
+      [18 / 24, (2 + 18 / 24) / 7, (182 + 18 / 24) / 365.25, 6 / 12]])
+  want = np.stack([np.sin(angle), np.cos(angle)], axis=2).reshape(2, 8)
+  np.testing.assert_allclose(got, want, atol=1e-6, err_msg='calendar sin/cos phases')
+  np.testing.assert_allclose(got[0, :2], [1.0, 0.0], atol=1e-6, err_msg='06:00 is a quarter day')
+
+
+def test_calendar_at_the_target_time_reaches_the_forecast_and_nothing_later_does():
+  """The future-input leak test: the forecast reads the calendar at its target time, and no
+  value after the window's last input, calendar or not, beyond that one row."""
+  model = _model(**{'data.calendar': ('hour_of_day',)})
+  series = _series(n=120, features=3)  # target, sin, cos
+  start, target = 10, 10 + data_lib.target_offset(WINDOW, HORIZON)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 3)),
+                      jnp.zeros((1, 2)))['params']
+  predict = jax.jit(train.window_predictor(model, WINDOW, HORIZON, num_known=2))
+
+  def forecast_of(s):
+    return float(predict(params, jnp.asarray(s), jnp.asarray([start], jnp.int32))[0])
+
+  base = forecast_of(series)
+  at_target = series.copy()
+  at_target[target, 1:] += 1.0
+  assert forecast_of(at_target) != base, 'the calendar at the target time does not reach the model'
+  later = series.copy()
+  later[start + WINDOW:target, 0] += 100.0  # values between the last input and the target
+  later[target, 0] += 100.0                 # the target itself
+  later[target + 1:] += 100.0               # everything after the target
+  later[start + WINDOW:target, 1:] += 100.0  # calendar between the window and the target
+  assert forecast_of(later) == base, 'the forecast reads values it cannot know at forecast time'
+
+
+def test_cosine_schedule_scales_each_update_by_its_factor():
+  config = tiny_config(**{'train.lr_schedule': 'cosine', 'train.warmup_epochs': 1,
+                          'train.epochs': 4})
+  steps_per_epoch = 3
+  factor = train.lr_factor(config, steps_per_epoch)
+  assert factor(0) == 0.0 and float(factor(3)) == pytest.approx(1.0)
+  assert float(factor(12)) == pytest.approx(0.0, abs=1e-7)
+  assert 0.0 < float(factor(7)) < 1.0
+  assert train.lr_factor(tiny_config(), steps_per_epoch) is None
+  hparams = train.default_hparams(config)
+  params = {'w': jnp.ones(3)}
+  grads = {'w': jnp.asarray([0.5, -1.0, 2.0])}
+  plain, scheduled = train.make_optimizer(hparams), train.make_optimizer(hparams, schedule=factor)
+  plain_state, scheduled_state = plain.init(params), scheduled.init(params)
+  for step in range(8):
+    u_plain, plain_state = plain.update(grads, plain_state, params)
+    u_sched, scheduled_state = scheduled.update(grads, scheduled_state, params)
+    np.testing.assert_allclose(np.asarray(u_sched['w']),
+                               float(factor(step)) * np.asarray(u_plain['w']), rtol=1e-5,
+                               atol=1e-9, err_msg=f'update at step {step} is not factor * Adam')
+
+
+def test_levers_default_off_leave_the_tutorial_model_unchanged():
+  """The tutorial's Forecaster and parameter tree, exactly as before the levers existed."""
+  model = models.from_config(config_lib.default_config())
+  assert (model.skip_lag, model.normalize, model.num_known) == (-1, 'none', 0)
+  params = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 24, 1)))['params']
+  assert params['head']['kernel'].shape == (24, 1), 'the head reads more than the last state'
+
+
+@pytest.fixture(scope='module')
+def levers_run(tmp_path_factory):
+  config = tiny_config(**{
+      'data.calendar': ('hour_of_day', 'day_of_week'), 'model.skip': 'seasonal_naive',
+      'model.highway': 4,
+      'model.normalize': 'last', 'train.lr_schedule': 'cosine', 'train.warmup_epochs': 1,
+      'train.early_stopping_patience': 2, 'data.synthetic.start': '2025-01-01 10:00'})
+  workdir = str(tmp_path_factory.mktemp('levers') / 'run')
+  results = run_lib.train_and_evaluate(config, workdir, progress=False)
+  return config, workdir, results
+
+
+def test_a_run_with_every_lever_forecasts_past_its_data_with_the_calendar(levers_run):
+  config, workdir, results = levers_run
+  data = data_lib.prepare(config.data)
+  frame = forecast.forecast_frame(forecast.load_run(workdir), data.timestamps, data.values_TF)
+  val = frame.iloc[data.val_starts]
+  assert metrics.rmse(val['forecast'], val['actual']) == pytest.approx(results['val_rmse'],
+                                                                        abs=1e-3), (
+      'predict.py and the run score different forecasts for the validation windows')
+  ahead = frame[frame['actual'].isna()]
+  assert len(ahead) == HORIZON and np.isfinite(ahead['forecast']).all(), (
+      'windows whose target lies past the data have no finite forecast')
+  step = pd.Timedelta(hours=1)
+  assert (ahead['target_time'].diff().iloc[1:] == step).all()
+  assert ahead['target_time'].iloc[0] == data.timestamps[-1] + step
+  # Same values, clock moved by 6 hours: the calendar inputs change, so must the forecasts.
+  shifted = forecast.forecast_frame(forecast.load_run(workdir),
+                                    data.timestamps + pd.Timedelta(hours=6), data.values_TF)
+  assert not np.allclose(shifted['forecast'], frame['forecast']), (
+      'forecasts do not depend on the calendar of the timestamps')
