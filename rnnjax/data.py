@@ -370,11 +370,6 @@ class Dataset:
   def num_features(self) -> int:
     return self.scaled_TF.shape[1]
 
-  @property
-  def num_calendar(self) -> int:
-    """K: trailing columns of scaled_TF that are calendar inputs."""
-    return 2 * len(self.calendar)
-
   def target_positions(self, starts: np.ndarray) -> np.ndarray:
     """[B] index into the series of each window's target."""
     return starts + target_offset(self.window, self.horizon)

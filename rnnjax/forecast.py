@@ -146,8 +146,7 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   elif members is not None:  # diverged members take no part in the ensemble's forecast
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
   model = models.from_config(config)
-  predict = train_lib.window_predictor(model, meta['window'], meta['horizon'],
-                                       2 * len(config.data.calendar))
+  predict = train_lib.window_predictor(model, meta['window'], meta['horizon'], model.num_known)
   return TrainedRun(config=config, params=params,
                     scaler=data_lib.scaler_from_state(meta['scaler']),
                     target_scaler=data_lib.scaler_from_state(meta['target_scaler']),

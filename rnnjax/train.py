@@ -149,7 +149,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
   schedule = lr_factor(config, num_batches)
   tx = make_optimizer(default_hparams(config), skip_nonfinite, schedule)
   loss_terms = losses.for_model(config.model)
-  num_known = data.num_calendar
+  num_known = model.num_known  # the calendar columns at the end of data.scaled_TF
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
     hparams = default_hparams(config) if hparams is None else hparams
