@@ -37,10 +37,18 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.path = ''                   # CSV file, for source='csv'
   c.data.time_column = 'time'        # timestamp column of the CSV
   c.data.target = 'temperature'      # column to forecast (the synthetic series is named this)
-  c.data.features = ()               # extra input columns besides the target
+  c.data.features = ()               # extra input columns besides the target (past only)
+  # Columns known in advance (a price or holiday schedule): read along the input window and at
+  # the target time(s); forecasts past the data read them from rows with an empty target.
+  c.data.future_features = ()
   c.data.fill = 'none'               # missing values: 'none' (error), 'ffill', 'interpolate'
   c.data.window = 24                 # inputs per sample
   c.data.horizon = 13                # target = y[t + horizon] for inputs y[t-window+1 .. t]
+  # True: the targets are y[t+1] .. y[t+horizon], one output per step (direct multi-output);
+  # False: the single target y[t+horizon].
+  c.data.multi_step = False
+  # Long-format CSV of several series: the column naming each row's series ('' is one series).
+  c.data.id_column = ''
   c.data.val_fraction = 0.2          # last fraction of the windows, in time order
   # Fit on the training part only. The tutorial fits its MinMaxScaler on the whole series,
   # which lets the validation range leak into training; rnnjax does not.
@@ -142,19 +150,33 @@ def validate(config) -> None:
                     f'got {t.early_stopping_patience}.')
   if d.fill not in FILLS:
     raise UserError(f'data.fill={d.fill!r} is not one of {FILLS}.')
-  for key, names in (('data.features', d.features), ('data.calendar', d.calendar)):
+  for key, names in (('data.features', d.features), ('data.calendar', d.calendar),
+                     ('data.future_features', d.future_features)):
     glued = [n for n in names if isinstance(n, str) and (',' in n or n.startswith('('))]
     if glued:
       raise UserError(f'{key} holds {glued[0]!r} as one name: a tuple of unquoted words on the '
                       'command line reads as one string. Quote each name inside the tuple, e.g. '
                       f'--config.{key}=\'("a","b")\'.')
-  repeated = sorted({f for f in d.features if list(d.features).count(f) > 1})
+  named = [*d.features, *d.future_features]
+  repeated = sorted({f for f in named if named.count(f) > 1})
   if repeated:
-    raise UserError(f'data.features names {repeated} more than once; list each column once.')
+    raise UserError(f'data.features and data.future_features name {repeated} more than once; '
+                    'list each column once, in one of the two.')
+  if d.target in d.future_features:
+    raise UserError(f'data.future_features names the target {d.target!r}; the target is never '
+                    'known in advance. Drop it from data.future_features.')
+  if not isinstance(d.multi_step, bool):
+    raise UserError(f'data.multi_step must be True or False, got {d.multi_step!r}.')
   if d.source == 'synthetic' and d.path:
     raise UserError(f'data.path={d.path!r} is set but data.source is "synthetic", which reads no '
                     'file: pass --config.data.source=csv to train on the file, or drop '
                     'data.path.')
+  if d.source == 'synthetic' and (d.id_column or d.future_features):
+    raise UserError('data.id_column and data.future_features name CSV columns, but data.source '
+                    'is "synthetic": pass --config.data.source=csv and --config.data.path=FILE.')
+  if d.id_column and d.id_column in (d.time_column, d.target, *named):
+    raise UserError(f'data.id_column={d.id_column!r} is also the time, target or a feature '
+                    'column; name the column that says which series each row belongs to.')
   unknown = [name for name in d.calendar if name not in CALENDAR]
   if unknown:
     raise UserError(f'data.calendar names {unknown}, which are not calendar inputs; choose from '
@@ -170,7 +192,7 @@ def validate(config) -> None:
     raise UserError(f'model.highway must be an integer from 0 (off) to data.window={d.window}, '
                     f'got {m.highway!r}.')
   if m.skip == 'seasonal_naive':
-    back = skip_lag(config)
+    back = max(skip_lags(config))
     if back >= d.window:
       raise UserError(f'model.skip="seasonal_naive" adds the value data.season={d.season} steps '
                       f'(or whole seasons) before the target, {back} steps before the last input, '
@@ -217,24 +239,36 @@ def validate(config) -> None:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
 
 
-def seasonal_lag(season: int, horizon: int) -> int:
+def seasonal_lag(season: int, horizon):
   """Steps back from the target to the latest value one or more whole seasons before it that is
-  already known when the forecast is made (at most `horizon` steps after the last input)."""
-  return season * math.ceil(horizon / season)
+  already known when the forecast is made (at most `horizon` steps after the last input).
+
+  `horizon` may be an int or an integer array (one lag per step)."""
+  return season * -(-horizon // season)
 
 
-def skip_lag(config) -> int:
-  """Steps before a window's last input of the value `model.skip` adds; -1 when it is 'none'.
+def target_steps(data_config) -> tuple[int, ...]:
+  """Steps after the last input of each model output: (1, ..., horizon) with data.multi_step,
+  else (horizon,)."""
+  h = data_config.horizon
+  return tuple(range(1, h + 1)) if data_config.multi_step else (h,)
+
+
+def skip_lags(config) -> tuple[int, ...]:
+  """Per output step, how far before a window's last input lies the value `model.skip` adds;
+  () when it is 'none'.
 
   Persistence adds the last input (0); seasonal naive adds the value one season (or the fewest
-  whole seasons reaching at least `horizon` back) before the target, as `rnnjax.metrics`' baseline.
+  whole seasons reaching at least the step) before the step's target, as `rnnjax.metrics`'
+  baseline.
   """
   skip = config.model.skip
+  steps = target_steps(config.data)
   if skip == 'none':
-    return -1
+    return ()
   if skip == 'persistence':
-    return 0
-  return seasonal_lag(config.data.season, config.data.horizon) - config.data.horizon
+    return (0,) * len(steps)
+  return tuple(int(seasonal_lag(config.data.season, h)) - h for h in steps)
 
 
 def to_json(config) -> str:

@@ -2,12 +2,15 @@
 
 Windows are never stored. A window is a start index `s` into the series; sample `s` reads the
 inputs `series[s : s + window]` and the target `series[s + window - 1 + horizon]`, so `horizon=1`
-is the next step. The tutorial's `adelanto_prediccion=12` puts its target 13 steps after the last
+is the next step; with data.multi_step, the targets `series[s + window : s + window + horizon]`.
+Several series (data.id_column) lie end to end in one array, and no window crosses from one
+into the next. The tutorial's `adelanto_prediccion=12` puts its target 13 steps after the last
 input: `horizon=13` here.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from typing import Sequence
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn import preprocessing
 
+from rnnjax import config as config_lib
 from rnnjax.config import FILLS
 from rnnjax.errors import UserError
 
@@ -45,8 +49,9 @@ def _first_rows(mask: np.ndarray, times: pd.Series, limit: int = 5) -> str:
 
 
 def _line(row: int, times: pd.Series) -> str:
-  # Data row i is line i + 2 of the file: line 1 is the header.
-  return f'line {row + 2} ({times.iloc[row]!s})'
+  # `times` keeps the file's row numbers as its index; data row i is line i + 2 of the file
+  # (line 1 is the header).
+  return f'line {times.index[row] + 2} ({times.iloc[row]!s})'
 
 
 def _duration(step: pd.Timedelta) -> str:
@@ -78,7 +83,7 @@ def infer_step(times: pd.DatetimeIndex) -> pd.Timedelta | None:
   return _most_common(times[1:] - times[:-1])
 
 
-def _parse_times(path: str, time_column: str, raw_times: pd.Series) -> pd.Series:
+def _parse_times(where: str, time_column: str, raw_times: pd.Series) -> pd.Series:
   """Timestamps of the time column: naive ones stay naive, ones with a UTC offset become UTC."""
   try:
     times = pd.to_datetime(raw_times, errors='coerce')
@@ -102,12 +107,12 @@ def _parse_times(path: str, time_column: str, raw_times: pd.Series) -> pd.Series
   else:
     unparsed = np.array([t is pd.NaT for t in each])
   if unparsed.any():
-    raise UserError(f'{path!r}: column {time_column!r} has values that are not timestamps at '
+    raise UserError(f'{where}: column {time_column!r} has values that are not timestamps at '
                     f'{_first_rows(unparsed, raw_times)}.')
   if not aware.all():
     naive = ~aware
     minority, kind = (naive, 'none') if naive.sum() <= aware.sum() else (aware, 'one')
-    raise UserError(f'{path!r}: column {time_column!r} mixes timestamps with and without a UTC '
+    raise UserError(f'{where}: column {time_column!r} mixes timestamps with and without a UTC '
                     f'offset: {minority.sum()} of {len(raw_times)} have {kind}, at '
                     f'{_first_rows(minority, raw_times)}. Give every timestamp an offset '
                     '(e.g. 2025-03-30 03:00:00+02:00) or none.')
@@ -142,6 +147,40 @@ def load_csv(path: str, time_column: str, columns: Sequence[str],
       duplicate timestamps, timestamps off the grid, bad values or missing timestamps with
       fill='none', a column with no finite number to fill from.
   """
+  (series,) = load_series(path, time_column, columns, fill)
+  return series.times, series.values_TF
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+  """One series as read from a CSV file.
+
+  Attributes:
+    name: the series' id ('' when the file holds one series).
+    times: [T] timestamps of the observed rows, sorted and on a regular grid.
+    values_TF: [T, F] float64 values of the requested columns, all finite.
+    future: the rows after the last observed target (data.future_features only): the future
+      columns indexed by timestamp, possibly empty or with missing values.
+  """
+  name: str
+  times: pd.DatetimeIndex
+  values_TF: np.ndarray
+  future: pd.DataFrame
+
+
+def load_series(path: str, time_column: str, columns: Sequence[str], fill: str = 'none',
+                id_column: str = '', future_columns: Sequence[str] = ()) -> list[Series]:
+  """Reads one series, or with `id_column` a long-format file of several, checked as `load_csv`.
+
+  A long-format file holds one row per series and timestamp: `id_column` names the series. Each
+  series is sorted and checked on its own (duplicates, grid, missing values); errors name it.
+  With `future_columns` (a subset of `columns`), the rows after a series' last finite target are
+  its future rows: they carry the timestamps and the known-in-advance values of forecasts past
+  the data, and are returned apart (`Series.future`), not filled or checked here.
+
+  Returns:
+    The series in the order they first appear in the file.
+  """
   if fill not in FILLS:
     raise UserError(f'data.fill={fill!r} is not one of {FILLS}.')
   if not path:
@@ -149,31 +188,57 @@ def load_csv(path: str, time_column: str, columns: Sequence[str],
   if not os.path.isfile(path):
     raise UserError(f'data.path={path!r} does not exist or is not a file.')
   try:
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, dtype={id_column: str} if id_column else None)
   except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
     raise UserError(f'could not read {path!r} as CSV: {e}') from None
-  missing = [c for c in [time_column, *columns] if c not in frame.columns]
+  needed = [time_column, *columns] + ([id_column] if id_column else [])
+  missing = [c for c in needed if c not in frame.columns]
   if missing:
     raise UserError(f'{path!r} has no column(s) {missing}; its columns are {list(frame.columns)}. '
-                    'Set data.time_column, data.target and data.features to existing names.')
+                    'Set data.time_column, data.target, data.features, data.future_features and '
+                    'data.id_column to existing names.')
+  if not id_column:
+    return [_clean_series(frame, path, '', time_column, columns, fill, future_columns)]
+  ids = frame[id_column]
+  if ids.isna().any():
+    rows = ids.isna().to_numpy()
+    raise UserError(f'{path!r}: column {id_column!r} is empty at '
+                    f'{_first_rows(rows, frame[time_column])}; every row needs its series id.')
+  return [_clean_series(part, path, name, time_column, columns, fill, future_columns)
+          for name, part in frame.groupby(id_column, sort=False)]
+
+
+def _clean_series(frame: pd.DataFrame, path: str, name: str, time_column: str,
+                  columns: Sequence[str], fill: str, future_columns: Sequence[str]) -> Series:
+  """Parses, sorts and checks the rows of one series (`frame`'s index: file row numbers)."""
+  where = f'{path!r}' + (f', series {name!r}' if name else '')
   raw_times = frame[time_column]
-  times = _parse_times(path, time_column, raw_times)
+  times = _parse_times(where, time_column, raw_times)
   values = frame[list(columns)].apply(pd.to_numeric, errors='coerce').astype(np.float64)
   values = values.mask(np.isinf(values))
-  bad = values.isna().any(axis=1).to_numpy()
+  duplicated = times.duplicated(keep=False).to_numpy()
+  if duplicated.any():
+    raise UserError(f'{where}: duplicate timestamps in {time_column!r} at '
+                    f'{_first_rows(duplicated, raw_times)}. Keep one row per timestamp.')
+  order = np.argsort(times.to_numpy(), kind='stable')
+  future = pd.DataFrame(columns=list(future_columns), dtype=np.float64)
+  if future_columns:
+    target = values.iloc[order, 0].to_numpy()
+    observed = np.flatnonzero(np.isfinite(target))
+    last = observed[-1] + 1 if len(observed) else 0
+    future = values.iloc[order[last:]][list(future_columns)].set_axis(
+        pd.DatetimeIndex(times.iloc[order[last:]]))
+    order = order[:last]
+  bad = np.zeros(len(raw_times), bool)
+  bad[order] = values.iloc[order].isna().any(axis=1).to_numpy()
   if bad.any() and fill == 'none':
-    raise UserError(f'{path!r}: missing or non-numeric values (inf and -inf count as missing) in '
+    raise UserError(f'{where}: missing or non-numeric values (inf and -inf count as missing) in '
                     f'{list(columns)} at {_first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
                     'Fix the file, or pass --config.data.fill=ffill or '
                     '--config.data.fill=interpolate.')
-  duplicated = times.duplicated(keep=False).to_numpy()
-  if duplicated.any():
-    raise UserError(f'{path!r}: duplicate timestamps in {time_column!r} at '
-                    f'{_first_rows(duplicated, raw_times)}. Keep one row per timestamp.')
-  order = np.argsort(times.to_numpy(), kind='stable')
   index = pd.DatetimeIndex(times.iloc[order])
   values = values.iloc[order].set_axis(index)
-  grid = _regular_grid(path, time_column, index, order, raw_times, fill)
+  grid = _regular_grid(where, time_column, index, order, raw_times, fill)
   if grid is not None:
     values = values.reindex(grid)
   if bad.any() or grid is not None:
@@ -181,18 +246,19 @@ def load_csv(path: str, time_column: str, columns: Sequence[str],
     values = values.bfill()  # a gap at the very start has nothing before it
     empty = [c for c in columns if values[c].isna().all()]
     if empty:
-      raise UserError(f'{path!r}: column(s) {empty} hold no finite number at all, so '
+      raise UserError(f'{where}: column(s) {empty} hold no finite number at all, so '
                       f'data.fill={fill!r} has nothing to fill from. Choose other columns or fix '
                       'the file.')
-  return pd.DatetimeIndex(values.index), values.to_numpy(dtype=np.float64)
+  return Series(name=name, times=pd.DatetimeIndex(values.index),
+                values_TF=values.to_numpy(dtype=np.float64), future=future)
 
 
-def _regular_grid(path: str, time_column: str, index: pd.DatetimeIndex, order: np.ndarray,
+def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order: np.ndarray,
                   raw_times: pd.Series, fill: str, limit: int = 5) -> pd.DatetimeIndex | None:
   """The full grid when `index` (sorted) has missing steps and `fill` fills them, else None.
 
   Raises UserError for timestamps off the grid, and for missing steps when fill is 'none'.
-  `order[i]` is the file row of `index[i]`.
+  `order[i]` is the position in `raw_times` of `index[i]`.
   """
   step = infer_step(index)
   if step is None:
@@ -207,7 +273,7 @@ def _regular_grid(path: str, time_column: str, index: pd.DatetimeIndex, order: n
     rows = order[np.flatnonzero(off_grid)]
     on_grid_row = order[np.flatnonzero(~off_grid)[0]]
     lines = ', '.join(_line(r, raw_times) for r in rows[:limit])
-    raise UserError(f'{path!r}: timestamps off the series\' {_duration(step)} grid in '
+    raise UserError(f'{where}: timestamps off the series\' {_duration(step)} grid in '
                     f'{time_column!r} at {lines} ({off_grid.sum()} rows in all): the step is the '
                     'most common difference between consecutive timestamps and the grid runs '
                     f'through {_line(on_grid_row, raw_times)}. Remove these rows or move them onto '
@@ -222,7 +288,7 @@ def _regular_grid(path: str, time_column: str, index: pd.DatetimeIndex, order: n
         f'{positions[g + 1] - positions[g] - 1} missing between {_line(order[g], raw_times)} '
         f'and {_line(order[g + 1], raw_times)}' for g in gaps[:limit])
     more = f'; and {len(gaps) - limit} more gaps' if len(gaps) > limit else ''
-    raise UserError(f'{path!r}: timestamps are missing: the series steps by {_duration(step)} '
+    raise UserError(f'{where}: timestamps are missing: the series steps by {_duration(step)} '
                     f'(the most common difference between consecutive timestamps) and '
                     f'{n_missing} steps are missing in {len(gaps)} gaps: {described}{more}. Pass '
                     '--config.data.fill=ffill or --config.data.fill=interpolate to fill them, or '
@@ -306,53 +372,69 @@ def split_starts(starts: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
   return starts[:n_train], starts[n_train:]
 
 
-def gather_windows(series_TF, starts_B, window: int, horizon: int, target_index: int = 0):
+def gather_windows(series_TF, starts_B, window: int, steps, target_index: int = 0):
   """Gathers windows from a series by start index; works on NumPy and JAX arrays alike.
 
   Args:
     series_TF: [T, F] series.
     starts_B: [B] int start indices.
     window: inputs per sample.
-    horizon: steps from the last input to the target.
+    steps: steps from the last input to each target: an int (the horizon, one target) or a
+      sequence of S ints (e.g. 1..horizon for multi-step forecasts).
     target_index: feature column that holds the target.
 
   Returns:
-    (x_BWF [B, window, F], y_B [B]).
+    (x_BWF [B, window, F], y_BS [B, S]).
   """
   offsets = np.arange(window, dtype=np.int32)
   x_BWF = series_TF[starts_B[:, None] + offsets[None, :]]
-  y_B = series_TF[starts_B + target_offset(window, horizon), target_index]
-  return x_BWF, y_B
+  y_BS = series_TF[_target_index(starts_B, window, steps), target_index]
+  return x_BWF, y_BS
 
 
-def gather_future(series_TF, starts_B, window: int, horizon: int, num_known: int):
-  """The known-in-advance inputs (the last `num_known` columns) at each window's target time.
+def _target_index(starts_B, window: int, steps):
+  """[B, S] positions of each window's targets, `steps` after its last input."""
+  steps_S = np.atleast_1d(np.asarray(steps, np.int32))
+  return starts_B[:, None] + (window - 1 + steps_S)[None, :]
+
+
+def gather_future(series_TF, starts_B, window: int, steps, num_known: int):
+  """The known-in-advance inputs (the last `num_known` columns) at each window's target times.
 
   Returns:
-    [B, num_known], or None when `num_known` is 0.
+    [B, S, num_known], or None when `num_known` is 0.
   """
   if not num_known:
     return None
-  return series_TF[starts_B + target_offset(window, horizon), -num_known:]
+  return series_TF[_target_index(starts_B, window, steps)][..., -num_known:]
 
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A scaled series with its window indices; everything training and evaluation need.
+  """One or several scaled series laid end to end, with their window indices.
+
+  Several series (data.id_column) are concatenated along time; series i holds the points
+  `bounds[i]:bounds[i + 1]`. A window is a start index into the whole array and never crosses
+  a series boundary, so memory is O(total points) and one gather serves every series.
 
   Attributes:
     timestamps: [T] time of each point.
     values_TF: [T, F] raw values in the series' own units; column 0 is the target.
-    scaled_TF: [T, F + K] float32, the model's inputs: the F columns scaled, then K = 2 per
-      calendar input (sin and cos, unscaled).
-    columns: F column names, the target first.
+    scaled_TF: [T, F + K] float32, the model's inputs: the F columns scaled (each series by its
+      own scaler), then K = 2 per calendar input (sin and cos, unscaled).
+    columns: F column names: the target, past-only features, then future features.
     window: inputs per sample.
-    horizon: steps from the last input to the target.
-    train_starts: [N_train] window starts used for training.
-    val_starts: [N_val] window starts used for validation, all after the training ones.
-    scaler: sklearn scaler fit on the training part of all F columns.
-    target_scaler: the same kind of scaler fit on the target column alone (for inverses).
+    horizon: steps from the last input to the (last) target.
+    steps: [S] steps after the last input of each target: (horizon,) or (1, ..., horizon).
+    train_starts: [N_train] window starts used for training (series by series, in time order).
+    val_starts: [N_val] window starts used for validation: the last windows of each series.
+    scalers: per series, the sklearn scaler fit on its training part of all F columns.
+    target_scalers: per series, the same kind of scaler fit on the target column alone.
     calendar: calendar input names (rnnjax.config.CALENDAR).
+    series_ids: the id of each series ('' for one series without data.id_column).
+    bounds: [num_series + 1] int, where each series starts in the arrays above, then T.
+    num_future: trailing columns of `columns` that are known-future features.
+    multi_step: one target per step 1..horizon (data.multi_step).
   """
   timestamps: pd.DatetimeIndex
   values_TF: np.ndarray
@@ -362,26 +444,73 @@ class Dataset:
   horizon: int
   train_starts: np.ndarray
   val_starts: np.ndarray
-  scaler: object
-  target_scaler: object
+  scalers: tuple
+  target_scalers: tuple
   calendar: tuple[str, ...] = ()
+  steps: tuple[int, ...] = ()
+  series_ids: tuple[str, ...] = ('',)
+  bounds: np.ndarray | None = None
+  num_future: int = 0
+  multi_step: bool = False
+
+  def __post_init__(self):
+    if not self.steps:
+      object.__setattr__(self, 'steps', (self.horizon,))
+    if self.bounds is None:
+      object.__setattr__(self, 'bounds', np.array([0, len(self.values_TF)]))
 
   @property
   def num_features(self) -> int:
     return self.scaled_TF.shape[1]
 
+  @property
+  def num_known(self) -> int:
+    """Known-future input columns at the end of scaled_TF: future features, then calendar."""
+    return self.num_future + 2 * len(self.calendar)
+
+  @property
+  def scaler(self):
+    """The one series' scaler (use `scalers` when there are several)."""
+    (scaler,) = self.scalers
+    return scaler
+
+  @property
+  def target_scaler(self):
+    (scaler,) = self.target_scalers
+    return scaler
+
+  def series_index(self, starts: np.ndarray) -> np.ndarray:
+    """[N] index (into series_ids) of the series each window start lies in."""
+    return np.searchsorted(self.bounds, np.asarray(starts), side='right') - 1
+
   def target_positions(self, starts: np.ndarray) -> np.ndarray:
-    """[B] index into the series of each window's target."""
-    return starts + target_offset(self.window, self.horizon)
+    """[N, S] index into the series of each window's targets."""
+    return _target_index(np.asarray(starts), self.window, self.steps)
 
   def targets(self, starts: np.ndarray) -> np.ndarray:
-    """[B] raw target values (series' own units) of the given windows."""
+    """[N, S] raw target values (series' own units) of the given windows."""
     return self.values_TF[self.target_positions(starts), 0]
 
-  def unscale_target(self, y_scaled) -> np.ndarray:
-    """Scaled target values of any shape back to the series' own units."""
+  def unscale_target(self, y_scaled, starts: np.ndarray | None = None) -> np.ndarray:
+    """Scaled target values back to the series' own units.
+
+    Args:
+      y_scaled: any shape for one series; with several, [..., N, S] forecasts of the windows
+        at `starts` (each unscaled by its own series' scaler).
+      starts: [N] window starts; needed when there are several series.
+    """
     y = np.asarray(y_scaled, dtype=np.float64)
-    return self.target_scaler.inverse_transform(y.reshape(-1, 1)).reshape(y.shape)
+    if len(self.target_scalers) == 1:
+      return self.target_scalers[0].inverse_transform(y.reshape(-1, 1)).reshape(y.shape)
+    if starts is None:
+      raise ValueError('unscale_target needs the window starts when there are several series')
+    out = np.empty_like(y)
+    which = self.series_index(starts)
+    for i in np.unique(which):
+      part = y[..., which == i, :]
+      out[..., which == i, :] = self.target_scalers[i].inverse_transform(
+          part.reshape(-1, 1)).reshape(part.shape)
+    return out
 
 
 def make_scaler(name: str):
@@ -390,8 +519,8 @@ def make_scaler(name: str):
   return SCALERS[name]()
 
 
-def series_from_config(data_config) -> tuple[pd.DatetimeIndex, np.ndarray, tuple[str, ...]]:
-  """Loads the raw series a config names: (timestamps [T], values [T, F], column names)."""
+def series_from_config(data_config) -> list[Series]:
+  """Loads the raw series a config names, each with values in `input_columns` order."""
   columns = input_columns(data_config)
   if data_config.source == 'synthetic':
     s = data_config.synthetic
@@ -400,59 +529,106 @@ def series_from_config(data_config) -> tuple[pd.DatetimeIndex, np.ndarray, tuple
     if len(columns) != 1:
       raise UserError('the synthetic series has one column; leave data.features empty.')
     times, values = synthetic_series(s.num_days, s.slope, s.amplitude, s.noise, s.start)
-    return times, values[:, None], columns
+    return [Series('', times, values[:, None], pd.DataFrame())]
   if data_config.source == 'csv':
-    times, values = load_csv(data_config.path, data_config.time_column, columns, data_config.fill)
-    return times, values, columns
+    return load_series(data_config.path, data_config.time_column, columns, data_config.fill,
+                       data_config.id_column, tuple(data_config.future_features))
   raise UserError(f'data.source={data_config.source!r} is not "synthetic" or "csv".')
 
 
 def input_columns(data_config) -> tuple[str, ...]:
-  """The target first, then any extra input features."""
-  extra = [f for f in (data_config.features or ()) if f != data_config.target]
-  return (data_config.target, *extra)
+  """The target first, then the past-only features, then the known-future features."""
+  future = tuple(data_config.future_features or ())
+  extra = [f for f in (data_config.features or ()) if f != data_config.target and f not in future]
+  return (data_config.target, *extra, *future)
 
 
-def check_lengths(n_points: int, window: int, horizon: int, val_fraction: float) -> None:
-  """Raises UserError unless the series yields at least one training and one validation window."""
-  for name, value in (('data.window', window), ('data.horizon', horizon)):
-    if not isinstance(value, (int, np.integer)) or value <= 0:
-      raise UserError(f'{name} must be a positive integer, got {value!r}.')
-  if not 0.0 < val_fraction < 1.0:
-    raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.')
+def _window_counts(n_points: int, window: int, horizon: int,
+                   val_fraction: float) -> tuple[int, int]:
   n_windows = max(n_points - window - horizon + 1, 0)
   n_train = math.floor(n_windows * (1.0 - val_fraction))
-  if n_train < 1 or n_windows - n_train < 1:
+  return n_train, n_windows - n_train
+
+
+def check_lengths(n_points: int, window: int, horizon: int, val_fraction: float,
+                  name: str = '') -> None:
+  """Raises UserError unless the series yields at least one training and one validation window."""
+  for key, value in (('data.window', window), ('data.horizon', horizon)):
+    if not isinstance(value, (int, np.integer)) or value <= 0:
+      raise UserError(f'{key} must be a positive integer, got {value!r}.')
+  if not 0.0 < val_fraction < 1.0:
+    raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.')
+  n_train, n_val = _window_counts(n_points, window, horizon, val_fraction)
+  if n_train < 1 or n_val < 1:
     need = window + horizon + math.ceil(1.0 / min(val_fraction, 1.0 - val_fraction))
+    series = f'series {name!r}' if name else 'the series'
     raise UserError(
-        f'the series has {n_points} points, too short for window={window} + horizon={horizon} '
+        f'{series} has {n_points} points, too short for window={window} + horizon={horizon} '
         f'with val_fraction={val_fraction}: that leaves {n_train} training and '
-        f'{n_windows - n_train} validation windows. Use a series of at least about {need} points '
+        f'{n_val} validation windows. Use a series of at least about {need} points '
         'or a smaller window/horizon.')
 
 
 def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
-  """Loads (unless given), splits and scales a series as `data_config` says.
+  """Loads (unless given), splits and scales the series as `data_config` says.
 
-  The scaler is fit on the points the training windows touch (inputs and targets), never on
-  the validation part, so no validation range leaks into training.
+  Each series' scaler is fit on the points its training windows touch (inputs and targets),
+  never on its validation part, so no validation range leaks into training. With several
+  series, one too short for a training and a validation window is skipped with a warning.
+
+  Args:
+    data_config: the config's data section.
+    times, values_TF, columns: one series given directly ([T], [T, F], F names) instead of the
+      one the config names.
   """
   if values_TF is None:
-    times, values_TF, columns = series_from_config(data_config)
-  window, horizon = data_config.window, data_config.horizon
-  check_lengths(len(values_TF), window, horizon, data_config.val_fraction)
-  train_starts, val_starts = split_starts(
-      window_starts(len(values_TF), window, horizon), data_config.val_fraction)
-  fit_end = int(train_starts[-1]) + window + horizon  # one past the last training target
-  scaler = make_scaler(data_config.scaler).fit(values_TF[:fit_end])
-  target_scaler = make_scaler(data_config.scaler).fit(values_TF[:fit_end, :1])
-  times = pd.DatetimeIndex(times)
+    series = series_from_config(data_config)
+    columns = input_columns(data_config)
+  else:
+    series = [Series('', pd.DatetimeIndex(times), np.asarray(values_TF), pd.DataFrame())]
+  window, horizon, fraction = data_config.window, data_config.horizon, data_config.val_fraction
+  if data_config.id_column:
+    kept = []
+    for one in series:
+      try:
+        check_lengths(len(one.values_TF), window, horizon, fraction, one.name)
+        kept.append(one)
+      except UserError as e:
+        logging.warning('%s It is left out of this run.', e)
+    if not kept:
+      raise UserError(f'no series of {data_config.path!r} is long enough for one training and '
+                      f'one validation window (window={window}, horizon={horizon}, '
+                      f'val_fraction={fraction}); see the warnings above for each one.')
+    series = kept
+  else:
+    check_lengths(len(series[0].values_TF), window, horizon, fraction)
   calendar = tuple(data_config.calendar)
-  scaled = model_inputs(scaler.transform(values_TF).astype(np.float32), times, calendar)
-  return Dataset(timestamps=times, values_TF=values_TF, scaled_TF=scaled,
-                 columns=tuple(columns), window=window, horizon=horizon,
-                 train_starts=train_starts, val_starts=val_starts, scaler=scaler,
-                 target_scaler=target_scaler, calendar=calendar)
+  parts = {'scaled': [], 'train': [], 'val': [], 'scalers': [], 'target_scalers': []}
+  bounds = [0]
+  for one in series:
+    train_starts, val_starts = split_starts(
+        window_starts(len(one.values_TF), window, horizon), fraction)
+    fit_end = int(train_starts[-1]) + target_offset(window, horizon) + 1  # past the last target
+    scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end])
+    target_scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end, :1])
+    parts['scaled'].append(model_inputs(scaler.transform(one.values_TF).astype(np.float32),
+                                        one.times, calendar))
+    parts['train'].append(train_starts + bounds[-1])
+    parts['val'].append(val_starts + bounds[-1])
+    parts['scalers'].append(scaler)
+    parts['target_scalers'].append(target_scaler)
+    bounds.append(bounds[-1] + len(one.values_TF))
+  join = np.concatenate
+  times = series[0].times.append([one.times for one in series[1:]])
+  return Dataset(timestamps=times, values_TF=join([one.values_TF for one in series]),
+                 scaled_TF=join(parts['scaled']), columns=tuple(columns), window=window,
+                 horizon=horizon, train_starts=join(parts['train']).astype(np.int32),
+                 val_starts=join(parts['val']).astype(np.int32),
+                 scalers=tuple(parts['scalers']), target_scalers=tuple(parts['target_scalers']),
+                 calendar=calendar, steps=config_lib.target_steps(data_config),
+                 series_ids=tuple(one.name for one in series), bounds=np.array(bounds),
+                 num_future=len(data_config.future_features),
+                 multi_step=bool(data_config.multi_step))
 
 
 def scaler_state(scaler) -> dict:

@@ -8,6 +8,8 @@ a single run's forecast is that mean over one member, so both go through the sam
 """
 from __future__ import annotations
 
+import logging
+
 import jax
 import numpy as np
 import pandas as pd
@@ -47,6 +49,7 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
   scaled = {part: member_forecasts(config, data, trainer, params, members is not None, starts)
             for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True)}
   results, panels, per_member = score(config, data, scaled, diverged_M)
+  _check_against_training(config, state, history, per_member, diverged_M, members is not None)
   if members is None:
     return results, panels, history_frame(history, None)
   active = np.asarray(history['active'], bool)
@@ -64,6 +67,33 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
     results[f'member_{key}_mean'] = float(values.mean())
     results[f'member_{key}_std'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
   return results, panels, history_frame(history, diverged_M)
+
+
+def _check_against_training(config, state, history: dict, per_member: list[dict],
+                            diverged_M: np.ndarray, member_axis: bool) -> None:
+  """Warns when a member's validation MSE here differs from the one its training computed.
+
+  Both are the scaled MSE of the reported parameters over the validation windows, one from
+  the compiled training program, one from the forecasting programs; they differ only by float
+  rounding. A larger gap means one program computed something else (a miscompiled program
+  has been seen to do so), and the scores written would not be the trained model's.
+  """
+  if config.train.early_stopping_patience > 0:
+    trained = np.atleast_1d(devices.to_host(state.best_val_loss))
+  else:
+    val, active = (np.atleast_2d(np.asarray(history[k])) for k in ('val_loss', 'active'))
+    last = np.maximum(active.astype(int).sum(axis=1) - 1, 0)
+    trained = val[np.arange(len(val)), last]
+  for k, member in enumerate(per_member):
+    if diverged_M[k]:
+      continue
+    here, there = member['val_mse_scaled'], float(trained[k])
+    if not np.isclose(here, there, rtol=1e-3, atol=1e-7):
+      who = f'member {k}' if member_axis else 'the model'
+      logging.warning('%s: the validation MSE of its reported parameters is %.6g when scored, '
+                      'but %.6g in training; the forecasts and metrics may not be the trained '
+                      'model\'s. Report this with the config and the jax version.', who, here,
+                      there)
 
 
 def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
@@ -89,57 +119,73 @@ def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program)
 
 def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
                      member_axis: bool, starts: np.ndarray) -> np.ndarray:
-  """[M, N] scaled forecasts of the windows at `starts`; M = 1 for a single run."""
+  """[M, N, S] scaled forecasts of the windows at `starts`; M = 1 for a single run."""
   scaled = train_lib.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
                                      config.train.val_batch_size, member_axis=member_axis)
   return scaled if member_axis else scaled[None]
 
 
-def score(config, data: data_lib.Dataset, scaled_MN: dict,
+def score(config, data: data_lib.Dataset, scaled_MNS: dict,
           diverged_M: np.ndarray) -> tuple[dict, dict, list[dict]]:
-  """Scores [M, N] scaled forecasts of the training and validation windows.
+  """Scores [M, N, S] scaled forecasts of the training and validation windows.
 
   The reported forecast is the mean over members that did not diverge (a single run: its own).
   With more than one member, the members' quantile band (`ensemble_quantiles`) is scored too.
+  Scores are over every window, step and series (`rnnjax.metrics.forecast_metrics` adds the
+  per-step and per-series ones).
 
   Args:
     config: the run's config (season, ensemble_quantiles).
     data: the dataset the windows come from.
-    scaled_MN: {'train': [M, N_train], 'val': [M, N_val]} forecasts in scaled units.
+    scaled_MNS: {'train': [M, N_train, S], 'val': [M, N_val, S]} forecasts in scaled units.
     diverged_M: [M] bool, members left out of the mean.
 
   Returns:
-    (metrics, panels {part: (true [N], forecast [N], band or None)}, per-member metrics [M]).
+    (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
+    first series at the last step: {part: (true [n], forecast [n], band or None)}, and with
+    several steps 'lead': the validation RMSE per step of the model and both baselines.
   """
   alive = ~np.asarray(diverged_M, bool)
   low_q, high_q = min(config.ensemble_quantiles), max(config.ensemble_quantiles)
   results, panels = {}, {}
   per_member = [dict() for _ in range(len(alive))]
+  num_steps = len(data.steps)
   for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True):
-    scaled = np.asarray(scaled_MN[part])
-    if scaled.shape != (len(alive), len(starts)):
+    scaled = np.asarray(scaled_MNS[part])
+    if scaled.shape != (len(alive), len(starts), num_steps):
       raise ValueError(f'{part} forecasts have shape {scaled.shape}, expected '
-                       f'{(len(alive), len(starts))} (members, windows)')
-    forecast_MN = data.unscale_target(scaled)
+                       f'{(len(alive), len(starts), num_steps)} (members, windows, steps)')
+    forecast_MNS = data.unscale_target(scaled, starts)
     true = data.targets(starts)
-    mean = forecast_MN[alive].mean(axis=0)
+    mean = forecast_MNS[alive].mean(axis=0)
     band = None
     if len(alive) > 1:
-      band = (np.quantile(forecast_MN[alive], low_q, axis=0),
-              np.quantile(forecast_MN[alive], high_q, axis=0))
+      band = (np.quantile(forecast_MNS[alive], low_q, axis=0),
+              np.quantile(forecast_MNS[alive], high_q, axis=0))
     results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
-    panels[part] = (true, mean, band)
+    first = data.series_index(starts) == 0
+    panels[part] = (true[first, -1], mean[first, -1],
+                    None if band is None else (band[0][first, -1], band[1][first, -1]))
     scaled_true = data.scaled_TF[data.target_positions(starts), 0]
     if part == 'val':
       results['val_mse_scaled'] = float(np.mean((scaled[alive].mean(0) - scaled_true) ** 2))
       if band is not None:
-        results['val_spread_mean'] = float(forecast_MN[alive].std(axis=0).mean())
+        results['val_spread_mean'] = float(forecast_MNS[alive].std(axis=0).mean())
         results['val_band_coverage'] = float(np.mean((true >= band[0]) & (true <= band[1])))
     for k, member in enumerate(per_member):
-      member[f'{part}_rmse'] = metrics_lib.rmse(forecast_MN[k], true)
-      member[f'{part}_mae'] = metrics_lib.mae(forecast_MN[k], true)
+      member[f'{part}_rmse'] = metrics_lib.rmse(forecast_MNS[k], true)
+      member[f'{part}_mae'] = metrics_lib.mae(forecast_MNS[k], true)
       if part == 'val':
         member['val_mse_scaled'] = float(np.mean((scaled[k] - scaled_true) ** 2))
+  if 'per_step' in results:
+    panels['lead'] = {key: np.array([entry[key] for entry in results['per_step']])
+                      for key in ('step', 'val_rmse', 'baseline_persistence_rmse',
+                                  'baseline_seasonal_naive_rmse')}
+    panels['lead']['title'] = 'Validation RMSE by lead time' + (
+        f' (all {len(data.series_ids)} series)' if len(data.series_ids) > 1 else '')
+  label = [f'series {data.series_ids[0]}'] if data.series_ids != ('',) else []
+  label += [f'step {data.steps[-1]}'] if num_steps > 1 else []
+  panels['label'] = ', '.join(label)
   return results, panels, per_member
 
 

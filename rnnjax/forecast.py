@@ -34,18 +34,18 @@ class TrainedRun:
   Attributes:
     config: the run's config.
     params: parameters (with a leading member axis when `members` is set).
-    scaler, target_scaler: fitted on the run's training data.
-    columns: input columns, the target first.
+    scalers: series id -> (scaler, target_scaler), fitted on that series' training data (one
+      series: the id '').
+    columns: input columns: the target, past-only features, then future features.
     members: per-member records of an ensemble, else None.
-    predict_jit: `predict(params, series_TF, starts_B) -> [B]` (or [M, B]) scaled forecasts.
+    predict_jit: `predict(params, series_TF, starts_B) -> [B, S]` scaled forecasts.
     predict_members_jit: the member-vmapped version.
     epochs_done: epochs the restored checkpoint holds.
     finished: the run wrote metrics.json; False while it trains or after it was stopped.
   """
   config: object
   params: object
-  scaler: object
-  target_scaler: object
+  scalers: dict
   columns: tuple
   members: list | None
   predict_jit: object
@@ -146,10 +146,13 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   elif members is not None:  # diverged members take no part in the ensemble's forecast
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
   model = models.from_config(config)
-  predict = train_lib.window_predictor(model, meta['window'], meta['horizon'], model.num_known)
-  return TrainedRun(config=config, params=params,
-                    scaler=data_lib.scaler_from_state(meta['scaler']),
-                    target_scaler=data_lib.scaler_from_state(meta['target_scaler']),
+  predict = train_lib.window_predictor(model, meta['window'], config_lib.target_steps(config.data),
+                                       model.num_known)
+  saved = meta.get('series') or [{'id': '', 'scaler': meta['scaler'],
+                                  'target_scaler': meta['target_scaler']}]
+  scalers = {one['id']: (data_lib.scaler_from_state(one['scaler']),
+                         data_lib.scaler_from_state(one['target_scaler'])) for one in saved}
+  return TrainedRun(config=config, params=params, scalers=scalers,
                     columns=tuple(meta['columns']), members=members,
                     predict_jit=jax.jit(predict),
                     predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
@@ -163,52 +166,79 @@ def _step(times: pd.DatetimeIndex) -> pd.Timedelta:
 
 
 def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarray,
-                   batch_size: int = 4096) -> pd.DataFrame:
-  """One row per complete input window of the series.
+                   batch_size: int = 4096, future: pd.DataFrame | None = None,
+                   name: str = '') -> pd.DataFrame:
+  """One row per complete input window of the series and target step (long format).
 
   Args:
     run: from `load_run`.
     times: [T] timestamps, sorted.
     values_TF: [T, F] raw values in `run.columns` order.
+    batch_size: windows per compiled call.
+    future: the run's future features at timestamps after the series' end (rows with an empty
+      target, `rnnjax.data.Series.future`); needed when the run has data.future_features.
+    name: the series' id: picks its scalers, and names it in errors.
 
   Returns:
-    Columns input_end (time of the last input), target_time (input_end + horizon steps; past the
+    Columns input_end (time of the last input), step (steps after it), target_time (past the
     series end it is extrapolated at the series' frequency), forecast (original units), actual
     (the observed target, empty past the end); for ensembles also forecast_std and
     forecast_q{low}/forecast_q{high}, the members' quantile band.
+
+  Raises:
+    UserError: fewer points than a window, a series the run was not trained on, or a future
+      feature missing at a target time past the end.
   """
-  window, horizon = run.config.data.window, run.config.data.horizon
+  d = run.config.data
+  window, steps = d.window, np.array(config_lib.target_steps(d))
+  where = f'series {name!r}' if name else 'the series'
+  if name not in run.scalers:
+    raise UserError(f'{where} was not in the run\'s training data, so it has no fitted scaler; '
+                    f'the run knows the series {sorted(run.scalers)}.')
+  scaler, target_scaler = run.scalers[name]
   if len(values_TF) < window:
-    raise UserError(f'the series has {len(values_TF)} points, fewer than one window of {window}.')
+    raise UserError(f'{where} has {len(values_TF)} points, fewer than one window of {window}.')
   starts = np.arange(len(values_TF) - window + 1, dtype=np.int32)
-  target_pos = starts + data_lib.target_offset(window, horizon)
+  target_pos = starts[:, None] + (window - 1 + steps)[None, :]
   step = _step(times)
   last = len(times) - 1
-  # The timestamps on to the last target: calendar inputs are known there, values are not.
-  ahead = np.arange(1, int(target_pos[-1]) - last + 1)
-  all_times = times.append(times[last] + pd.TimedeltaIndex(ahead * step))
-  scaled = run.scaler.transform(values_TF).astype(np.float32)
-  scaled = np.concatenate([scaled, np.zeros((len(all_times) - len(times), scaled.shape[1]),
-                                            np.float32)])
-  series = data_lib.model_inputs(scaled, all_times, run.config.data.calendar)
+  # The timestamps on to the last target: known inputs are known there, values are not.
+  ahead = np.arange(1, int(target_pos.max()) - last + 1)
+  future_times = times[last] + pd.TimedeltaIndex(ahead * step)
+  all_times = times.append(future_times)
+  rows = np.full((len(ahead), values_TF.shape[1]), np.nan)
+  if d.future_features and len(ahead):
+    known = (future if future is not None else pd.DataFrame()).reindex(
+        columns=list(d.future_features)).reindex(future_times)
+    gaps = known.isna().any(axis=1).to_numpy()
+    if gaps.any():
+      raise UserError(f'{where}: the future features {list(d.future_features)} are missing at '
+                      f'{future_times[gaps][0]} ({gaps.sum()} of the {len(ahead)} target times '
+                      'after the last value). Add rows with those timestamps, an empty target '
+                      'and the future features to the CSV.')
+    rows[:, -len(d.future_features):] = known.to_numpy()
+  scaled = scaler.transform(np.concatenate([values_TF, rows])).astype(np.float32)
+  scaled[len(times):, :values_TF.shape[1] - len(d.future_features)] = 0.0
+  series = data_lib.model_inputs(scaled, all_times, d.calendar)
   scaled_pred = train_lib.predict_windows(run, run.params, series, starts, batch_size,
                                           member_axis=run.members is not None)
-  pred = run.target_scaler.inverse_transform(scaled_pred.reshape(-1, 1)).reshape(
-      scaled_pred.shape)
-  target_time = all_times[target_pos]
-  actual = np.full(len(starts), np.nan)
-  known = target_pos <= last
-  actual[known] = values_TF[target_pos[known], 0]
-  frame = pd.DataFrame({'input_end': times[starts + window - 1], 'target_time': target_time})
+  pred = target_scaler.inverse_transform(scaled_pred.reshape(-1, 1)).reshape(scaled_pred.shape)
+  actual = np.full(target_pos.shape, np.nan)
+  observed = target_pos <= last
+  actual[observed] = values_TF[target_pos[observed], 0]
+  num_steps = len(steps)
+  frame = pd.DataFrame({'input_end': times[starts + window - 1].repeat(num_steps),
+                        'step': np.tile(steps, len(starts)),
+                        'target_time': all_times[target_pos.ravel()]})
   if run.members is None:
-    frame['forecast'] = pred
+    frame['forecast'] = pred.ravel()
   else:
     low, high = min(run.config.ensemble_quantiles), max(run.config.ensemble_quantiles)
-    frame['forecast'] = pred.mean(axis=0)
-    frame['forecast_std'] = pred.std(axis=0)
-    frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0)
-    frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0)
-  frame['actual'] = actual
+    frame['forecast'] = pred.mean(axis=0).ravel()
+    frame['forecast_std'] = pred.std(axis=0).ravel()
+    frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
+    frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
+  frame['actual'] = actual.ravel()
   return frame
 
 
@@ -254,41 +284,75 @@ def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> Non
   logging.warning('%s; forecasting with it (--allow_unfinished).', state)
 
 
-def _for_predict(message: str, time_column: str, columns: tuple) -> str:
+def _for_predict(message: str, columns: list) -> str:
   """A `data.load_csv` error with its advice in scripts/predict.py's flags."""
   for config_words, predict_words in (
       ('--config.data.fill', '--fill'), ('data.fill', '--fill'), ('data.path', '--csv'),
-      ('Set data.time_column, data.target and data.features to existing names.',
-       f'The run needs the columns {[time_column, *columns]}.'),
+      ('Set data.time_column, data.target, data.features, data.future_features and '
+       'data.id_column to existing names.', f'The run needs the columns {list(columns)}.'),
       ('Choose other columns or fix the file.', 'Fix the file.')):
     message = message.replace(config_words, predict_words)
   return message
 
 
 def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None = None,
-                 fill: str | None = None, allow_unfinished: bool = False) -> pd.DataFrame:
+                 fill: str | None = None, allow_unfinished: bool = False,
+                 series: str | None = None) -> pd.DataFrame:
   """Forecasts the series in `csv_path` with the run in `workdir` and writes `out_path`.
 
   Args:
     workdir, member: as for `load_run`.
-    csv_path: the run's time column and value columns.
+    csv_path: the run's time column and value columns (and id column, for a run on several
+      series); rows after a series' last target that hold only future features give the
+      known inputs of forecasts past the data.
     out_path: CSV file to write (replaced whole, or left as it was on failure).
     fill: missing values and timestamps, as `data.load_csv`; None is the run's data.fill.
     allow_unfinished: forecast with a run that has not finished, with a warning.
+    series: forecast only this series of a long-format file.
+
+  Returns:
+    The rows written: `forecast_frame`'s columns, after a first column `series` when the run
+    has data.id_column.
 
   Raises:
-    UserError: bad paths (`check_paths`), an unfinished run, a CSV that does not load, or
-      anything `load_run` refuses; messages name scripts/predict.py's flags.
+    UserError: bad paths (`check_paths`), an unfinished run, a CSV that does not load, a series
+      the run does not know, or anything `load_run` refuses; messages name scripts/predict.py's
+      flags.
   """
   check_paths(csv_path, out_path)
   run = load_run(workdir, member)
   check_finished(run, workdir, allow_unfinished)
   d = run.config.data
+  if series is not None and not d.id_column:
+    raise UserError(f'--series={series!r}: the run in {workdir!r} was trained on one series '
+                    '(no data.id_column); drop --series.')
   try:
-    times, values = data_lib.load_csv(csv_path, d.time_column, run.columns,
-                                      d.fill if fill is None else fill)
+    loaded = data_lib.load_series(csv_path, d.time_column, run.columns,
+                                  d.fill if fill is None else fill, d.id_column,
+                                  tuple(d.future_features))
   except UserError as e:
-    raise UserError(_for_predict(str(e), d.time_column, run.columns)) from None
-  frame = forecast_frame(run, times, values, run.config.train.val_batch_size)
+    needed = [d.time_column, *([d.id_column] if d.id_column else []), *run.columns]
+    raise UserError(_for_predict(str(e), needed)) from None
+  if series is not None:
+    loaded = [one for one in loaded if one.name == series]
+    if not loaded:
+      raise UserError(f'--series={series!r} is not in {csv_path!r} (column {d.id_column!r}).')
+  unknown = [one.name for one in loaded if one.name not in run.scalers]
+  if unknown:
+    logging.warning('%s: the series %s were not in the run\'s training data (or were too short '
+                    'for it), so they have no fitted scaler; they are not forecast.', csv_path,
+                    unknown)
+    loaded = [one for one in loaded if one.name in run.scalers]
+    if not loaded:
+      raise UserError(f'no series of {csv_path!r} was in the run\'s training data; the run knows '
+                      f'the series {sorted(run.scalers)}.')
+  frames = []
+  for one in loaded:
+    frame = forecast_frame(run, one.times, one.values_TF, run.config.train.val_batch_size,
+                           one.future, one.name)
+    if d.id_column:
+      frame.insert(0, 'series', one.name)
+    frames.append(frame)
+  frame = pd.concat(frames, ignore_index=True)
   workdir_lib.atomic_write(out_path, lambda path: frame.to_csv(path, index=False))
   return frame

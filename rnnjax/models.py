@@ -206,20 +206,27 @@ def dropout(x, rate, key):
 class Forecaster(nn.Module):
   """Stacked recurrent layers, dropout after each, and a Dense head on the last output.
 
-  Known-future inputs (the calendar at the target time, `future_BK`) join the last layer's
-  final state before the head: the recurrent layers summarise the past window, and the head
-  reads that summary next to what is known about the target time. The same inputs also run
-  along the window as ordinary input columns (the trailing `num_known` columns of `x_BTF`).
+  The head forecasts `num_steps` values at once (direct multi-output): one output per target
+  step, from the same final state, in one forward pass. The single-step tutorial is
+  `num_steps=1`.
+
+  Known-future inputs (future features and the calendar at the target times, `future_BSK`) join
+  the last layer's final state before the head, flattened over the steps: the recurrent layers
+  summarise the past window, and each step's output reads that summary next to what is known
+  about every target time (the head's kernel is [H + S * K, S]). The same inputs also run along
+  the window as ordinary input columns (the trailing `num_known` columns of `x_BTF`), so the
+  recurrent layers see how they related to the past values.
 
   Two options make the network forecast a correction rather than the value itself:
     normalize: 'last' or 'mean' subtracts each window's last value (or mean) from its value
-      columns (not the calendar ones) and adds the target's back to the output.
-    skip_lag: k >= 0 adds the target input k steps before the window's last one to the output
-      (0: persistence; season - horizon: seasonal naive), so a network that outputs zero is
-      that naive forecast. It replaces the normalisation's add-back when both are set.
+      columns (not the known-future ones) and adds the target's back to every output.
+    skip_lags: one k >= 0 per step adds the target input k steps before the window's last one
+      to that step's output (0: persistence; season - step: seasonal naive), so a network that
+      outputs zero is that naive forecast. It replaces the normalisation's add-back when both
+      are set.
   A third adds a linear path beside the network, as LSTNet's "highway": `highway` = k > 0 adds
   a Dense map of the window's last k target inputs (normalised when `normalize` is set) to the
-  output. It starts at zero, so it changes nothing until training moves it.
+  outputs. It starts at zero, so it changes nothing until training moves it.
 
   Attributes:
     cell: 'gru', 'lstm' or 'simple'.
@@ -229,7 +236,8 @@ class Forecaster(nn.Module):
     implementation: 'fused' or 'flax' (see the module docstring).
     unroll: time steps per scan iteration of the 'flax' implementation (the fused one runs
       its own scan, unroll 1, fastest on CPU in docs/benchmarks.md).
-    skip_lag: see above; -1 is no skip.
+    num_steps: outputs per window, S.
+    skip_lags: see above; () is no skip, else one lag per step.
     normalize: 'none', 'last' or 'mean'; see above.
     num_known: trailing input columns that are known-future inputs (never normalised).
     highway: inputs of the linear path (0 is none); see above.
@@ -240,36 +248,37 @@ class Forecaster(nn.Module):
   dropout: float = 0.0
   implementation: str = 'fused'
   unroll: int = 1
-  skip_lag: int = -1
+  num_steps: int = 1
+  skip_lags: Sequence[int] = ()
   normalize: str = 'none'
   num_known: int = 0
   highway: int = 0
 
   @nn.compact
-  def __call__(self, x_BTF, future_BK=None, *, train: bool = False, dropout_rate=None):
-    """Forecasts one value per window.
+  def __call__(self, x_BTF, future_BSK=None, *, train: bool = False, dropout_rate=None):
+    """Forecasts `num_steps` values per window.
 
     Args:
       x_BTF: [B, T, F] input windows; the target is column 0.
-      future_BK: [B, num_known] known-future inputs at the target time, or None when
-        `num_known` is 0.
+      future_BSK: [B, num_steps, num_known] known-future inputs at the target times, or None
+        when `num_known` is 0.
       train: apply dropout (needs a 'dropout' rng).
       dropout_rate: overrides `self.dropout`; may be a traced scalar.
 
     Returns:
-      [B] forecasts (scaled units).
+      [B, num_steps] forecasts (scaled units).
     """
     rate = self.dropout if dropout_rate is None else dropout_rate
     use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
-    anchor_B = None
-    if self.skip_lag >= 0:
-      anchor_B = x_BTF[:, -1 - self.skip_lag, 0]
+    anchor_BS = None
+    if self.skip_lags:
+      anchor_BS = x_BTF[:, [-1 - lag for lag in self.skip_lags], 0]
     if self.normalize != 'none':
       n = x_BTF.shape[-1] - self.num_known
       values = x_BTF[..., :n]
       ref_BF = values[:, -1] if self.normalize == 'last' else jnp.mean(values, axis=1)
       x_BTF = jnp.concatenate([values - ref_BF[:, None], x_BTF[..., n:]], axis=-1)
-      anchor_B = ref_BF[:, 0] if anchor_B is None else anchor_B
+      anchor_BS = ref_BF[:, :1] if anchor_BS is None else anchor_BS
     fused = self.implementation == 'fused'
     # The fused layers run time-major end to end: one transpose in, none between layers.
     h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF
@@ -285,21 +294,22 @@ class Forecaster(nn.Module):
       if use_dropout:
         h = dropout(h, rate, self.make_rng('dropout'))
     if self.num_known:
-      h = jnp.concatenate([h, future_BK], axis=-1)
-    out_B = nn.Dense(1, kernel_init=KERNEL_INIT, name='head')(h)[:, 0]
+      h = jnp.concatenate([h, future_BSK.reshape(future_BSK.shape[0], -1)], axis=-1)
+    out_BS = nn.Dense(self.num_steps, kernel_init=KERNEL_INIT, name='head')(h)
     if self.highway:
-      out_B = out_B + nn.Dense(1, kernel_init=nn.initializers.zeros_init(),
-                               name='highway')(x_BTF[:, -self.highway:, 0])[:, 0]
-    return out_B if anchor_B is None else out_B + anchor_B
+      out_BS = out_BS + nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
+                                 name='highway')(x_BTF[:, -self.highway:, 0])
+    return out_BS if anchor_BS is None else out_BS + anchor_BS
 
 
 def from_config(config) -> Forecaster:
-  """The forecaster a whole config describes (model section, skip lag, calendar inputs)."""
-  m = config.model
+  """The forecaster a whole config describes (model section, target steps, skip, known inputs)."""
+  m, d = config.model, config.data
   return Forecaster(cell=m.cell, hidden_sizes=tuple(m.hidden_sizes), activation=m.activation,
                     dropout=m.dropout, implementation=m.implementation,
-                    skip_lag=config_lib.skip_lag(config), normalize=m.normalize,
-                    num_known=2 * len(config.data.calendar), highway=m.highway)
+                    num_steps=len(config_lib.target_steps(d)),
+                    skip_lags=config_lib.skip_lags(config), normalize=m.normalize,
+                    num_known=len(d.future_features) + 2 * len(d.calendar), highway=m.highway)
 
 
 def count_flops_per_window(cell: str, hidden_sizes: Sequence[int], num_features: int,

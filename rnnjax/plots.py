@@ -40,22 +40,29 @@ def plot_loss(history: dict, path: str) -> None:
 
 
 def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
-  """Four panels: all training and validation windows, then the last `last` of each.
+  """Real vs predicted on all training and validation windows, then the last `last` of each;
+  with several target steps, a fifth panel of the validation RMSE against the lead time.
 
   Args:
     panels: {'train': (real [N], pred [N], band or None), 'val': (...)}; a band is
-      (low [N], high [N]) in original units, drawn for ensembles.
+      (low [N], high [N]) in original units, drawn for ensembles. Optional: 'label', what the
+      panels show (e.g. 'series a, step 24'); 'lead', {'step', 'val_rmse',
+      'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse'}: [S] arrays, and 'title'.
     path: PNG to write.
     last: points in the zoomed panels.
   """
   plt = pyplot()
+  lead = panels.get('lead')
+  rows = 4 if lead is None else 5
   # A screen's height for four panels; the legend has a fixed corner (matplotlib's 'best' place
   # tests every drawn point) and the margins are fixed (tight_layout draws the figure twice).
-  fig, axes = plt.subplots(4, 1, figsize=(12, 14))
+  fig, axes = plt.subplots(rows, 1, figsize=(12, 3.5 * rows))
   fig.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=0.97, hspace=0.35)
+  label = panels.get('label')
+  suffix = f' ({label})' if label else ''
   specs = [('train', 'All training', None), ('val', 'All validation', None),
            ('train', 'Last training', last), ('val', 'Last validation', last)]
-  for ax, (part, title, tail) in zip(axes, specs, strict=True):
+  for ax, (part, title, tail) in zip(axes[:4], specs, strict=True):
     real, pred, band = panels[part]
     x = np.arange(len(real))
     if tail:
@@ -65,8 +72,17 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     ax.plot(x, pred, label='Predicted')
     if band is not None:
       ax.fill_between(x, band[0], band[1], alpha=0.3, color='C1', label='Ensemble band')
-    ax.set(title=title, xlabel='Window', ylabel='Value (original units)')
+    ax.set(title=title + suffix, xlabel='Window', ylabel='Value (original units)')
     ax.set_xlim(x[0], x[-1])
+    ax.legend(loc='upper left')
+  if lead is not None:
+    ax = axes[4]
+    for key, name, style in (('val_rmse', 'Model', 'o-'),
+                             ('baseline_persistence_rmse', 'Persistence', 's--'),
+                             ('baseline_seasonal_naive_rmse', 'Seasonal naive', '^--')):
+      ax.plot(lead['step'], lead[key], style, label=name, markersize=3)
+    ax.set(title=lead['title'], xlabel='Steps ahead',
+           ylabel='RMSE (original units)')
     ax.legend(loc='upper left')
   fig.savefig(path)
   plt.close(fig)

@@ -45,8 +45,10 @@ def _meta(config, data: data_lib.Dataset, history: dict, epochs_done: int,
           members: ensemble.Members | None, train_seconds: float) -> dict:
   return {
       'config': config_lib.to_json(config),
-      'scaler': data_lib.scaler_state(data.scaler),
-      'target_scaler': data_lib.scaler_state(data.target_scaler),
+      'series': [{'id': name, 'scaler': data_lib.scaler_state(scaler),
+                  'target_scaler': data_lib.scaler_state(target_scaler)}
+                 for name, scaler, target_scaler in zip(
+                     data.series_ids, data.scalers, data.target_scalers, strict=True)],
       'columns': list(data.columns),
       'window': data.window, 'horizon': data.horizon,
       'epochs_done': epochs_done,
@@ -87,8 +89,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   config_lib.validate(config)
   members = ensemble.plan_members(config)
   data = data_lib.prepare(config.data)
-  metrics_lib.seasonal_naive_forecast(data.values_TF[:, 0], data.target_positions(
-      data.val_starts), config.data.season, data.horizon)  # a bad season fails before training
+  # A season reaching before a series' start fails before training.
+  metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
   workdir_lib.prepare(workdir, config, overwrite)
 
   trainer = train_lib.make_trainer(config, data)

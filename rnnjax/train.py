@@ -65,7 +65,7 @@ class Trainer(NamedTuple):
 
   init(key, hparams) -> TrainState
   run_epochs(state, device_data, num_epochs) -> (state, history: dict of [num_epochs] arrays)
-  predict(params, series_TF, starts_B) -> [B] scaled forecasts
+  predict(params, series_TF, starts_B) -> [B, S] scaled forecasts
   predict_jit, predict_members_jit: `predict` jitted, for one model and for stacked members.
   """
   init: Callable
@@ -137,7 +137,7 @@ def device_data(data: data_lib.Dataset) -> DeviceData:
 def make_trainer(config, data: data_lib.Dataset) -> Trainer:
   """Builds the pure training functions for `config` on `data`; reads the config, never writes it."""
   model = models.from_config(config)
-  window, horizon = data.window, data.horizon
+  window, steps = data.window, data.steps
   batch_size = config.train.batch_size
   n_train, n_val = len(data.train_starts), len(data.val_starts)
   num_batches = math.ceil(n_train / batch_size)
@@ -155,7 +155,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
     hparams = default_hparams(config) if hparams is None else hparams
     init_key, train_key = jax.random.split(key)
     x = jnp.zeros((1, window, data.num_features), jnp.float32)
-    future = jnp.zeros((1, num_known), jnp.float32) if num_known else None
+    future = jnp.zeros((1, len(steps), num_known), jnp.float32) if num_known else None
     params = model.init(init_key, x, future)['params']
     return TrainState(
         params=params, opt_state=make_optimizer(hparams, skip_nonfinite, schedule).init(params),
@@ -163,7 +163,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
         best_val_loss=jnp.float32(jnp.inf), best_epoch=jnp.int32(0),
         stopped=jnp.bool_(False), diverged=jnp.bool_(False))
 
-  predict = window_predictor(model, window, horizon, num_known)
+  predict = window_predictor(model, window, steps, num_known)
 
   def val_loss(params, dd: DeviceData) -> Array:
     num_val_batches = math.ceil(n_val / val_batch)
@@ -174,7 +174,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
 
     def body(total, batch):
       starts_b, mask_b = batch
-      _, y = data_lib.gather_windows(dd.series_TF, starts_b, window, horizon)
+      _, y = data_lib.gather_windows(dd.series_TF, starts_b, window, steps)
       pred = predict(params, dd.series_TF, starts_b)
       return total + losses.masked_sum(loss_terms(pred, y), mask_b), None
 
@@ -188,17 +188,17 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
     batches = (order.reshape(batch_mask.shape), jnp.asarray(batch_mask),
                jax.random.split(dropout_key, num_batches))
 
-    def loss_fn(params, x_BTF, future_BK, y_B, mask_B, key):
-      pred = model.apply({'params': params}, x_BTF, future_BK, train=True,
+    def loss_fn(params, x_BTF, future_BSK, y_BS, mask_B, key):
+      pred = model.apply({'params': params}, x_BTF, future_BSK, train=True,
                          dropout_rate=state.hparams['dropout'], rngs={'dropout': key})
-      return losses.masked_sum(loss_terms(pred, y_B), mask_B) / jnp.sum(mask_B)
+      return losses.masked_sum(loss_terms(pred, y_BS), mask_B) / jnp.sum(mask_B)
 
     def step(carry, batch):
       params, opt_state = carry
       idx_B, mask_B, key = batch
       starts_B = dd.train_starts[idx_B]
-      x, y = data_lib.gather_windows(dd.series_TF, starts_B, window, horizon)
-      future = data_lib.gather_future(dd.series_TF, starts_B, window, horizon, num_known)
+      x, y = data_lib.gather_windows(dd.series_TF, starts_B, window, steps)
+      future = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
       loss, grads = jax.value_and_grad(loss_fn)(params, x, future, y, mask_B, key)
       updates, opt_state = tx.update(grads, opt_state, params)
       count = jnp.sum(mask_B)
@@ -267,16 +267,17 @@ def make_train(config, data: data_lib.Dataset) -> Callable:
   return train
 
 
-def window_predictor(model: models.Forecaster, window: int, horizon: int,
+def window_predictor(model: models.Forecaster, window: int, steps,
                      num_known: int = 0) -> Callable:
-  """`predict(params, series_TF [T, F], starts_B [B]) -> [B]` scaled forecasts, no dropout.
+  """`predict(params, series_TF [T, F], starts_B [B]) -> [B, S]` scaled forecasts, no dropout.
 
-  With `num_known` known-future columns, series_TF must reach every target time (the
-  forecast of a window near the end reads the calendar of its target, past the data).
+  `steps`: the S target steps after the last input (an int horizon, or a sequence). With
+  `num_known` known-future columns, series_TF must reach every target time (the forecast of a
+  window near the end reads the known inputs at its targets, past the data).
   """
   def predict(params, series_TF: Array, starts_B: Array) -> Array:
-    x, _ = data_lib.gather_windows(series_TF, starts_B, window, horizon)
-    future = data_lib.gather_future(series_TF, starts_B, window, horizon, num_known)
+    x, _ = data_lib.gather_windows(series_TF, starts_B, window, steps)
+    future = data_lib.gather_future(series_TF, starts_B, window, steps, num_known)
     return model.apply({'params': params}, x, future)
   return predict
 
@@ -294,7 +295,7 @@ def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
     member_axis: params carry a leading member axis; the result is then [M, N].
 
   Returns:
-    [N] (or [M, N]) forecasts, scaled units.
+    [N, S] (or [M, N, S]) forecasts, scaled units.
   """
   fn = trainer.predict_members_jit if member_axis else trainer.predict_jit
   n = len(starts)
@@ -303,5 +304,5 @@ def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
   padded[:n] = starts
   out = [np.asarray(fn(params, series_TF, jnp.asarray(padded[i:i + batch])))
          for i in range(0, len(padded), batch)]
-  return np.concatenate(out, axis=-1)[..., :n]
+  return np.concatenate(out, axis=-2)[..., :n, :]
 

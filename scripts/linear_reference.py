@@ -33,10 +33,11 @@ flags.mark_flags_as_required(['config'])
 
 def _design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                  np.ndarray]:
-  """(inputs [N, window * F] minus the last target value, target offsets [N], last values [N])."""
-  x_NWF, y_N = data_lib.gather_windows(data.values_TF, starts, data.window, data.horizon)
-  last_N = x_NWF[:, -1, 0]
-  return (x_NWF - last_N[:, None, None]).reshape(len(starts), -1), y_N - last_N, last_N
+  """(inputs [N, window * F] minus the last target value, target offsets [N, S], last values
+  [N, 1])."""
+  x_NWF, y_NS = data_lib.gather_windows(data.values_TF, starts, data.window, data.steps)
+  last_N1 = x_NWF[:, -1:, 0]
+  return (x_NWF - last_N1[:, :, None]).reshape(len(starts), -1), y_NS - last_N1, last_N1
 
 
 def reference(config) -> dict:
@@ -48,8 +49,9 @@ def reference(config) -> dict:
   results = {}
   for name, (x, d) in (('ridge_fit_on_train', (x_tr, d_tr)), ('ridge_fit_on_val', (x_va, d_va))):
     ridge = linear_model.Ridge(alpha=1.0).fit(x, d)
-    results[f'{name}_val_rmse'] = round(metrics.rmse(ridge.predict(x_va) + last_va, y_va), 4)
-  baselines = metrics.forecast_metrics(data, data.val_starts, np.zeros(len(y_va)),
+    forecast = ridge.predict(x_va).reshape(d_va.shape) + last_va
+    results[f'{name}_val_rmse'] = round(metrics.rmse(forecast, y_va), 4)
+  baselines = metrics.forecast_metrics(data, data.val_starts, np.zeros(y_va.shape),
                                        config.data.season, 'val')
   for key in ('baseline_persistence_rmse', 'baseline_seasonal_naive_rmse'):
     results[key] = round(baselines[key], 4)

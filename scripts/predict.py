@@ -1,12 +1,15 @@
-"""Forecasts a new series with a trained workdir: one row per complete input window.
+"""Forecasts a new series with a trained workdir: every complete input window, every step.
 
   python scripts/predict.py --workdir runs/seed_gru --csv new_series.csv --out forecast.csv
 
-The CSV needs the run's time column and value columns (see config.json in the workdir); --fill
-handles its missing values and timestamps (default: the run's data.fill). Output columns:
-input_end, target_time, forecast (original units), actual; ensembles add forecast_std and the
-quantile band; --member=K forecasts with one member. A run that has not finished (no
-metrics.json) is refused unless --allow_unfinished. The work is in `rnnjax.forecast`, tested there.
+The CSV needs the run's time column and value columns (see config.json in the workdir), and its
+id column for a run on several series; --fill handles its missing values and timestamps
+(default: the run's data.fill). Output, one row per window and target step: series (runs on
+several series), input_end, step, target_time, forecast (original units), actual; ensembles add
+forecast_std and the quantile band; --member=K forecasts with one member, --series=ID one series.
+Future features past the end come from rows with a timestamp and an empty target. A run that
+has not finished (no metrics.json) is refused unless --allow_unfinished. The work is in
+`rnnjax.forecast`, tested there.
 """
 from absl import app, flags, logging
 
@@ -19,6 +22,8 @@ flags.DEFINE_string('out', None, 'CSV file to write (its folder must exist).')
 flags.DEFINE_integer('member', None, 'Ensemble workdirs: forecast with this member alone.')
 flags.DEFINE_enum('fill', None, FILLS, 'Missing values and timestamps in --csv: none (an error '
                   'naming them), ffill or interpolate. Default: the run\'s data.fill.')
+flags.DEFINE_string('series', None, 'Runs on several series (data.id_column): forecast only '
+                    'this series of --csv.')
 flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
                   'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])
@@ -32,7 +37,7 @@ def main(argv):
   compile_cache.enable()
   frame = errors.exit_on_user_error(
       lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member,
-                                    FLAGS.fill, FLAGS.allow_unfinished))
+                                    FLAGS.fill, FLAGS.allow_unfinished, FLAGS.series))
   print(f'wrote {len(frame)} forecasts to {FLAGS.out}')
   errors.exit_now(0)
 

@@ -91,7 +91,6 @@ def test_windows_equal_tutorial_get_datos(window, adelanto):
   got = rnnjax_windows(serie, window, adelanto + 1)
   names = ('x_train', 'y_train', 'x_val', 'y_val')
   for name, g, w in zip(names, got, want, strict=True):
-    w = w[:, 0] if name.startswith('y') else w
     assert g.shape == w.shape, (
         f'{name} shape {g.shape} != tutorial {w.shape} for window={window}, '
         f'adelanto={adelanto} (horizon={adelanto + 1})')
@@ -122,10 +121,15 @@ def test_gather_windows_numpy_matches_explicit_loop_with_target_index():
   series, starts, window, horizon = _multi_feature_case()
   x, y = data_lib.gather_windows(series, starts, window, horizon, target_index=2)
   want_x = np.stack([series[s:s + window] for s in starts])
-  want_y = np.array([series[s + window - 1 + horizon, 2] for s in starts])
+  want_y = np.array([[series[s + window - 1 + horizon, 2]] for s in starts])
   np.testing.assert_array_equal(x, want_x, err_msg='gather_windows inputs differ from loop')
   np.testing.assert_array_equal(y, want_y,
                                 err_msg='gather_windows target (target_index=2) differs from loop')
+  _, y_steps = data_lib.gather_windows(series, starts, window, range(1, horizon + 1))
+  want_steps = np.array([[series[s + window - 1 + k, 0] for k in range(1, horizon + 1)]
+                         for s in starts])
+  np.testing.assert_array_equal(
+      y_steps, want_steps, err_msg='gather_windows targets of steps 1..horizon differ from loop')
 
 
 def test_gather_windows_same_on_numpy_and_jax_and_under_jit():

@@ -105,13 +105,13 @@ def test_ensemble_workdir_metrics_plots_and_predict(tmp_path):
   np.testing.assert_allclose(whole['forecast'], mean, rtol=1e-5, atol=1e-5)
   assert {'forecast_std', 'forecast_q0.1', 'forecast_q0.9'} <= set(whole.columns)
   assert np.all(whole['forecast_q0.1'] <= whole['forecast_q0.9'])
-  val = whole.set_index('target_time').loc[d.timestamps[d.target_positions(d.val_starts)]]
-  rmse = np.sqrt(np.mean((val['forecast'] - d.targets(d.val_starts)) ** 2))
+  val = whole.set_index('target_time').loc[d.timestamps[d.target_positions(d.val_starts)[:, 0]]]
+  rmse = np.sqrt(np.mean((val['forecast'] - d.targets(d.val_starts)[:, 0]) ** 2))
   assert metrics['val_rmse'] == pytest.approx(rmse, rel=1e-4), 'val_rmse is not the mean forecast'
   for k in range(3):
     assert frames[k]['forecast'].notna().all()
     member_val = frames[k].set_index('target_time').loc[val.index, 'forecast']
-    own = np.sqrt(np.mean((member_val - d.targets(d.val_starts)) ** 2))
+    own = np.sqrt(np.mean((member_val - d.targets(d.val_starts)[:, 0]) ** 2))
     assert metrics['members'][k]['val_rmse'] == pytest.approx(own, rel=1e-4)
 
   state, meta = ckpt_lib.load_for_inference(workdir)
@@ -127,7 +127,9 @@ _SHARDED = textwrap.dedent('''
     sys.path.insert(0, 'tests')
     from conftest import tiny_config
     from rnnjax import data as data_lib, ensemble, program as program_lib, run, train
-    config = tiny_config(num_seeds=6)
+    overrides = {k: tuple(v) if isinstance(v, list) else v
+                 for k, v in json.loads(sys.argv[2]).items()}
+    config = tiny_config(num_seeds=6, **overrides)
     program = program_lib.members_program(
         train.make_trainer(config, data_lib.prepare(config.data)), config,
         ensemble.plan_members(config))
@@ -140,11 +142,13 @@ _SHARDED = textwrap.dedent('''
 
 
 def test_sharded_run_equals_unsharded_run(tmp_path):
-  """6 members on 4 forced host devices (padded to 8) equal the same run on one device."""
+  """6 members on 4 forced host devices (padded to 8) equal the same run on one device; the
+  members forecast 6 steps at once with calendar inputs, the largest shapes a member carries."""
+  overrides = {'data.multi_step': True, 'data.horizon': 6, 'data.calendar': ('hour_of_day',)}
   sharded_dir = str(tmp_path / 'sharded')
   proc = subprocess.run(
-      [PYTHON, '-c', _SHARDED, sharded_dir], cwd=ROOT, capture_output=True, text=True,
-      timeout=300, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
+      [PYTHON, '-c', _SHARDED, sharded_dir, json.dumps(overrides)], cwd=ROOT, capture_output=True,
+      text=True, timeout=300, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
   assert proc.returncode == 0, proc.stderr[-3000:]
   info = json.loads(proc.stdout.strip().splitlines()[-1])
   assert info['devices'] == 4 and info['used'] == 4, f'not sharded over 4 devices: {info}'
@@ -152,7 +156,7 @@ def test_sharded_run_equals_unsharded_run(tmp_path):
   assert 'members' in info['spec']
 
   plain_dir = str(tmp_path / 'plain')
-  run.train_and_evaluate(tiny_config(num_seeds=6), plain_dir, progress=False)
+  run.train_and_evaluate(tiny_config(num_seeds=6, **overrides), plain_dir, progress=False)
   sharded, _ = ckpt_lib.load_for_inference(sharded_dir)
   plain, _ = ckpt_lib.load_for_inference(plain_dir)
   for a, b in zip(jax.tree.leaves(sharded['params']), jax.tree.leaves(plain['params']),

@@ -1,4 +1,5 @@
-"""rnnjax.evaluate.score: [members, windows] forecasts scored against NumPy on the raw series."""
+"""rnnjax.evaluate.score: [members, windows, steps] forecasts scored against NumPy on the raw
+series."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,12 +19,12 @@ def _dataset():
 
 
 def _scaled_forecasts(data, offsets_M):
-  """[M, N] scaled forecasts: each member's forecast is the truth plus its offset (degrees)."""
+  """[M, N, 1] scaled forecasts: each member's forecast is the truth plus its offset (degrees)."""
   out = {}
   for part, starts in (('train', data.train_starts), ('val', data.val_starts)):
     true = data.values_TF[starts + 5 - 1 + 3, 0]
     raw = true[None, :] + np.asarray(offsets_M, float)[:, None]
-    out[part] = data.target_scaler.transform(raw.reshape(-1, 1)).reshape(raw.shape)
+    out[part] = data.target_scaler.transform(raw.reshape(-1, 1)).reshape(raw.shape)[..., None]
   return out
 
 
@@ -62,6 +63,9 @@ def test_forecasts_of_the_wrong_shape_are_refused():
   scaled['val'] = scaled['val'][:, :-1]
   with pytest.raises(ValueError, match='val forecasts have shape'):
     evaluate.score(config, data, scaled, np.zeros(2, bool))
+  scaled['val'] = _scaled_forecasts(data, [0.0, 1.0])['val'][..., 0]  # no step axis
+  with pytest.raises(ValueError, match='val forecasts have shape'):
+    evaluate.score(config, data, scaled, np.zeros(2, bool))
 
 
 @pytest.mark.parametrize('num_seeds', [1, 3])
@@ -86,3 +90,23 @@ def test_warm_up_prepares_every_program_evaluate_runs(num_seeds, monkeypatch, tm
   assert seen['after'] == seen['before'], (
       f'evaluate compiled programs the warm-up did not prepare (cache sizes of predict_jit, '
       f'predict_members_jit before and after): {seen}')
+
+
+def test_a_score_that_disagrees_with_training_is_reported(caplog):
+  """The scorer's validation MSE of each member against the one training computed."""
+  import types
+  config = tiny_config(**{'train.early_stopping_patience': 2})
+  state = types.SimpleNamespace(best_val_loss=np.array([0.5, 0.25, 0.1], np.float32))
+  per_member = [{'val_mse_scaled': 0.5}, {'val_mse_scaled': 0.3}, {'val_mse_scaled': 9.0}]
+  with caplog.at_level('WARNING'):
+    evaluate._check_against_training(config, state, {}, per_member,
+                                     np.array([False, False, True]), True)
+  assert 'member 1' in caplog.text and '0.3 when scored, but 0.25 in training' in caplog.text
+  assert 'member 0' not in caplog.text, 'an agreeing member was reported'
+  assert 'member 2' not in caplog.text, 'a diverged member was checked'
+  caplog.clear()
+  history = {'val_loss': np.array([0.9, 0.4, 0.2], np.float32), 'active': np.ones(3, bool)}
+  with caplog.at_level('WARNING'):
+    evaluate._check_against_training(tiny_config(), None, history, [{'val_mse_scaled': 0.2}],
+                                     np.zeros(1, bool), False)
+  assert caplog.text == '', f'the last epoch\'s val_loss was not the one compared:\n{caplog.text}'

@@ -44,7 +44,7 @@ def test_skip_with_a_silent_network_is_the_naive_baseline(skip):
   starts = np.arange(0, 200 - WINDOW - HORIZON + 1, dtype=np.int32)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 1)))['params']
   predict = train.window_predictor(model, WINDOW, HORIZON)
-  got = np.asarray(predict(_zero_head(params), jnp.asarray(series), jnp.asarray(starts)))
+  got = np.asarray(predict(_zero_head(params), jnp.asarray(series), jnp.asarray(starts)))[:, 0]
   positions = starts + data_lib.target_offset(WINDOW, HORIZON)
   if skip == 'persistence':
     want = metrics.persistence_forecast(series[:, 0], positions, HORIZON)
@@ -53,7 +53,7 @@ def test_skip_with_a_silent_network_is_the_naive_baseline(skip):
   np.testing.assert_array_equal(got, want, err_msg=f'model.skip={skip} with a zero head is not '
                                 'the baseline rnnjax.metrics computes')
   # With the head's own parameters the network adds its correction on top.
-  full = np.asarray(predict(params, jnp.asarray(series), jnp.asarray(starts)))
+  full = np.asarray(predict(params, jnp.asarray(series), jnp.asarray(starts)))[:, 0]
   assert not np.allclose(full, want), 'the network adds nothing to the skip'
 
 
@@ -71,7 +71,7 @@ def test_highway_is_a_linear_map_of_the_last_inputs_that_starts_silent():
   w = np.linspace(-1.0, 1.0, k).astype(np.float32)[:, None]
   set_params = _zero_head(params)
   set_params['highway'] = {'kernel': jnp.asarray(w), 'bias': jnp.asarray([0.25])}
-  want = np.asarray(x)[:, -k:, 0] @ w[:, 0] + 0.25
+  want = np.asarray(x)[:, -k:, 0] @ w + 0.25
   np.testing.assert_allclose(np.asarray(model.apply({'params': set_params}, x)), want,
                              rtol=1e-6, atol=1e-6,
                              err_msg='highway output is not x[:, -k:, 0] @ w + b')
@@ -92,7 +92,7 @@ def test_normalised_forecast_moves_with_a_level_shift_of_the_window(normalize):
   value column adds c to the forecast; the calendar columns are not shifted."""
   model = _model(**{'model.normalize': normalize, 'data.calendar': ('hour_of_day',)})
   x = jnp.asarray(_series(n=4 * WINDOW, features=3).reshape(4, WINDOW, 3))
-  future = jnp.asarray(_series(n=4, features=2, seed=1))
+  future = jnp.asarray(_series(n=4, features=2, seed=1)).reshape(4, 1, 2)  # [B, steps, K]
   params = model.init(jax.random.PRNGKey(0), x, future)['params']
   shift = jnp.asarray([[[5.0, 0.0, 0.0]]])  # columns: target, calendar sin, calendar cos
   base = model.apply({'params': params}, x, future)
@@ -125,11 +125,11 @@ def test_calendar_at_the_target_time_reaches_the_forecast_and_nothing_later_does
   series = _series(n=120, features=3)  # target, sin, cos
   start, target = 10, 10 + data_lib.target_offset(WINDOW, HORIZON)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 3)),
-                      jnp.zeros((1, 2)))['params']
+                      jnp.zeros((1, 1, 2)))['params']
   predict = jax.jit(train.window_predictor(model, WINDOW, HORIZON, num_known=2))
 
   def forecast_of(s):
-    return float(predict(params, jnp.asarray(s), jnp.asarray([start], jnp.int32))[0])
+    return float(predict(params, jnp.asarray(s), jnp.asarray([start], jnp.int32))[0, 0])
 
   base = forecast_of(series)
   at_target = series.copy()
@@ -168,7 +168,8 @@ def test_cosine_schedule_scales_each_update_by_its_factor():
 def test_levers_default_off_leave_the_tutorial_model_unchanged():
   """The tutorial's Forecaster and parameter tree, exactly as before the levers existed."""
   model = models.from_config(config_lib.default_config())
-  assert (model.skip_lag, model.normalize, model.num_known) == (-1, 'none', 0)
+  assert (model.skip_lags, model.normalize, model.num_known, model.num_steps) == (
+      (), 'none', 0, 1)
   params = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 24, 1)))['params']
   assert params['head']['kernel'].shape == (24, 1), 'the head reads more than the last state'
 

@@ -20,6 +20,8 @@ def test_rmse_and_mae_hand_numbers():
       math.sqrt(12.5), rel=1e-15)
   assert metrics.mae(np.array([0.0, 0.0]), np.array([3.0, -4.0])) == pytest.approx(3.5, rel=1e-15)
   assert metrics.rmse([2.5], [2.5]) == 0.0 and metrics.mae([2.5], [2.5]) == 0.0
+  with pytest.raises(ValueError, match=r'shape \(2,\) scored against targets of shape \(2, 1\)'):
+    metrics.rmse([1.0, 2.0], [[1.0], [2.0]])  # broadcasting would score 4 pairs
   assert isinstance(metrics.rmse(np.float32([1]), np.float32([2])), float), 'rmse not a float'
 
 
@@ -86,7 +88,7 @@ def _dataset():
 def test_forecast_metrics_keys_and_values():
   d = _dataset()
   true = d.values_TF[d.val_starts + 5 - 1 + 3, 0]
-  m = metrics.forecast_metrics(d, d.val_starts, true + 1.0, season=24, prefix='val')
+  m = metrics.forecast_metrics(d, d.val_starts, true[:, None] + 1.0, season=24, prefix='val')
   assert set(m) == {
       'val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_persistence_mae',
       'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae',

@@ -60,7 +60,7 @@ def test_forecaster_output_shape_and_layer_sizes(cell, implementation):
   # Shapes only: tracing (eval_shape) runs the same code as a call without compiling it.
   params = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)['params']
   out = jax.eval_shape(model.apply, {'params': params}, x)
-  assert out.shape == (4,), f'{cell}/{implementation}: output shape {out.shape}, want (4,)'
+  assert out.shape == (4, 1), f'{cell}/{implementation}: output shape {out.shape}, want (4, 1)'
   sizes = _layer_sizes(params, cell, implementation, len(hidden_sizes))
   assert sizes == [(2, 3), (3, 5), (5, 2)], (
       f'{cell}/{implementation}: (fan-in, hidden) per layer {sizes}, want [(2, 3), (3, 5), (5, 2)]')

@@ -90,7 +90,7 @@ def test_reloaded_forecasts_equal_in_memory_training(finished, pure_training, se
   starts = np.arange(len(series[1]) - window + 1)
   x_BWF = data.scaled_TF[starts[:, None] + np.arange(window)[None, :]]
   model = models.from_config(config)
-  expected = data.unscale_target(model.apply({'params': state.params}, x_BWF))
+  expected = data.unscale_target(model.apply({'params': state.params}, x_BWF))[:, 0]
   assert len(frame) == len(starts), f'{len(frame)} rows for {len(starts)} complete windows'
   # make_train is one compiled scan over all epochs, the run one call per epoch: equal up to
   # float32 rounding, not bit for bit.

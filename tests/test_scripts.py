@@ -122,8 +122,9 @@ def test_predict_script_writes_one_row_per_window(trained, tmp_path):
   assert 'Traceback' not in proc.stderr, _tail(proc.stderr)
 
   out = pd.read_csv(out_path)
-  assert list(out.columns) == ['input_end', 'target_time', 'forecast', 'actual'], (
+  assert list(out.columns) == ['input_end', 'step', 'target_time', 'forecast', 'actual'], (
       f'forecast CSV columns are {list(out.columns)}')
+  assert (out['step'] == horizon).all(), f'a single-step run forecasts step {horizon} only'
   n_rows = len(values) - window + 1
   assert len(out) == n_rows, (
       f'{len(out)} forecast rows for {len(values)} points and window {window}; expected {n_rows}')
@@ -179,6 +180,14 @@ BAD_INPUTS = {
                                           '--config.data.window=8'], 'data.window >= 12'),
     'calendar_tuple_unquoted': (['--config.data.calendar=(hour_of_day,day_of_week)'],
                                 'Quote each name'),
+    'id_column_missing': (['--config.data.source=csv', '--config.data.path={dir}/panel.csv',
+                           '--config.data.id_column=site'], "no column(s) ['site']"),
+    'series_with_duplicate_timestamps': (['--config.data.source=csv',
+                                          '--config.data.path={dir}/panel_duplicates.csv',
+                                          '--config.data.id_column=series'],
+                                         "series 'b': duplicate timestamps"),
+    'multi_step_horizon_zero': (['--config.data.multi_step=True', '--config.data.horizon=0'],
+                                'data.horizon must be a positive integer'),
 }
 
 
@@ -202,6 +211,11 @@ def bad_runs(tmp_path_factory):
   stamps[100:] = stamps[100:] + '+00:00'
   pd.DataFrame({'time': stamps, 'temperature': values}).to_csv(directory / 'aware_and_naive.csv',
                                                                index=False)
+  panel = pd.concat([pd.DataFrame({'series': name, 'time': times, 'temperature': values})
+                     for name in ('a', 'b')])
+  panel.to_csv(directory / 'panel.csv', index=False)
+  pd.concat([panel, panel[panel['series'] == 'b'].iloc[[10]]]).to_csv(
+      directory / 'panel_duplicates.csv', index=False)
   runs = {}
   for name, (args, _) in BAD_INPUTS.items():
     workdir = directory / name
@@ -222,7 +236,7 @@ def test_bad_input_exits_with_a_message_and_no_traceback(bad_runs, case):
   proc, workdir = bad_runs[case]
   _, stderr = proc.communicate(timeout=TIMEOUT)
   expected = BAD_INPUTS[case][1]
-  assert proc.returncode != 0, f'{case}: train.py exited 0 on bad input'
+  assert proc.returncode == 2, f'{case}: train.py exited {proc.returncode} on bad input, not 2'
   assert 'Traceback' not in stderr, (
       f'{case}: train.py printed a traceback instead of a message:\n{_tail(stderr)}')
   assert expected in stderr, (

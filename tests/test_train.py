@@ -76,7 +76,8 @@ def _windows_numpy(data, starts):
 def _mse(session, params, starts):
   x, y = _windows_numpy(session.data, starts)
   pred = np.asarray(session.apply({'params': params}, jnp.asarray(x)), np.float64)
-  return float(np.mean((pred - y) ** 2))
+  assert pred.shape == (len(starts), 1), f'forecasts have shape {pred.shape}, want [N, 1]'
+  return float(np.mean((pred[:, 0] - y) ** 2))
 
 
 # ---------------------------------------------------------------------------- one epoch
