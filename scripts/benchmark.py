@@ -25,7 +25,9 @@ Sections:
   memory    series of 1 and 10 million points, each trained for one epoch (batch 65,536,
             GRU 8) in a fresh subprocess: peak resident memory, and the bytes each extra point
             costs (the slope between the two), next to the 96 bytes a point would cost if its
-            24-step float32 window were materialised.
+            24-step float32 window were materialised; then the same with 168 target steps
+            (data.multi_step, horizon 168), where materialised windows and targets would cost
+            (24 + 168) * 4 bytes a point.
   xla_opt   the tutorial's training program compiled at LLVM levels 3 and 1 (compile seconds,
             seconds per epoch), and its init with XLA's defaults and with the options
             rnnjax.program.compiler_options gives a program that runs once.
@@ -87,6 +89,8 @@ flags.DEFINE_integer('cpu_devices', 0, 'CPU devices (jax_num_cpu_devices); 0 is 
                      lower_bound=0)
 flags.DEFINE_integer('memory_child', 0, 'Internal: train on a series of this many points and '
                      'print the peak memory.')
+flags.DEFINE_integer('memory_horizon', 0, 'Internal: with --memory_child, forecast this many '
+                     'steps at once (data.multi_step); 0 is the tutorial\'s single target.')
 FLAGS = flags.FLAGS
 
 
@@ -241,16 +245,18 @@ def inference_rate(config, repeats: int) -> dict:
   return {'windows': len(starts), 'windows_per_second': len(starts) / float(np.median(times))}
 
 
-def memory_child(points: int) -> None:
+def memory_child(points: int, horizon: int) -> None:
   num_days = points // 24 + 1
+  steps = {'data.horizon': horizon, 'data.multi_step': True} if horizon else {}
   config = tutorial_config(**{'data.synthetic.num_days': num_days, 'model.hidden_sizes': (8,),
-                              'train.epochs': 1, 'train.batch_size': 65536})
+                              'train.epochs': 1, 'train.batch_size': 65536, **steps})
   data = data_lib.prepare(config.data)
   state, history = jax.jit(train.make_train(config, data))(jax.random.PRNGKey(0))
   jax.block_until_ready(history)
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-  windows_bytes = len(data.train_starts) * data.window * 4
-  print(json.dumps({'points': len(data.scaled_TF), 'peak_rss_bytes': peak,
+  windows_bytes = len(data.train_starts) * (data.window + len(data.steps)) * 4
+  print(json.dumps({'points': len(data.scaled_TF), 'target_steps': len(data.steps),
+                    'peak_rss_bytes': peak,
                     'series_bytes_float32': data.scaled_TF.nbytes,
                     'materialised_train_windows_bytes': windows_bytes,
                     'loss': float(history['loss'][-1])}))
@@ -259,7 +265,7 @@ def memory_child(points: int) -> None:
 def main(argv):
   del argv
   if FLAGS.memory_child:
-    memory_child(FLAGS.memory_child)
+    memory_child(FLAGS.memory_child, FLAGS.memory_horizon)
     return
   jax.config.update('jax_num_cpu_devices', FLAGS.cpu_devices or len(os.sched_getaffinity(0)))
   unknown = set(FLAGS.only) - set(SECTIONS)
@@ -327,16 +333,19 @@ def main(argv):
   if 'infer' in FLAGS.only:
     report('infer', inference_rate(tutorial_config(), r))
   if 'memory' in FLAGS.only:
-    rows = []
-    for points in (1_000_000, 10_000_000):
-      proc = subprocess.run([sys.executable, __file__, f'--memory_child={points}'],
-                            capture_output=True, text=True, check=True)
-      rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-      report('memory', rows[-1])
-    slope = (rows[1]['peak_rss_bytes'] - rows[0]['peak_rss_bytes']) / (
-        rows[1]['points'] - rows[0]['points'])
-    report('memory', {'bytes_per_extra_point': slope,
-                      'bytes_per_point_if_windows_materialised': 24 * 4})
+    for horizon in (0, 168):
+      rows = []
+      for points in (1_000_000, 10_000_000):
+        proc = subprocess.run([sys.executable, __file__, f'--memory_child={points}',
+                               f'--memory_horizon={horizon}'],
+                              capture_output=True, text=True, check=True)
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        report('memory', rows[-1])
+      slope = (rows[1]['peak_rss_bytes'] - rows[0]['peak_rss_bytes']) / (
+          rows[1]['points'] - rows[0]['points'])
+      report('memory', {'target_steps': rows[0]['target_steps'], 'bytes_per_extra_point': slope,
+                        'bytes_per_point_if_windows_materialised':
+                            (24 + rows[0]['target_steps']) * 4})
   print(tables(results))
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   with open(FLAGS.out, 'w') as f:
