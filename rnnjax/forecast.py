@@ -22,6 +22,7 @@ from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import models
+from rnnjax import sources
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
@@ -176,7 +177,7 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
     values_TF: [T, F] raw values in `run.columns` order.
     batch_size: windows per compiled call.
     future: the run's future features at timestamps after the series' end (rows with an empty
-      target, `rnnjax.data.Series.future`); needed when the run has data.future_features.
+      target, `rnnjax.sources.Series.future`); needed when the run has data.future_features.
     name: the series' id: picks its scalers, and names it in errors.
 
   Returns:
@@ -285,7 +286,7 @@ def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> Non
 
 
 def _for_predict(message: str, columns: list) -> str:
-  """A `data.load_csv` error with its advice in scripts/predict.py's flags."""
+  """A `sources.load_csv` error with its advice in scripts/predict.py's flags."""
   for config_words, predict_words in (
       ('--config.data.fill', '--fill'), ('data.fill', '--fill'), ('data.path', '--csv'),
       ('Set data.time_column, data.target, data.features, data.future_features and '
@@ -306,7 +307,7 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
       series); rows after a series' last target that hold only future features give the
       known inputs of forecasts past the data.
     out_path: CSV file to write (replaced whole, or left as it was on failure).
-    fill: missing values and timestamps, as `data.load_csv`; None is the run's data.fill.
+    fill: missing values and timestamps, as `sources.load_csv`; None is the run's data.fill.
     allow_unfinished: forecast with a run that has not finished, with a warning.
     series: forecast only this series of a long-format file.
 
@@ -327,7 +328,7 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     raise UserError(f'--series={series!r}: the run in {workdir!r} was trained on one series '
                     '(no data.id_column); drop --series.')
   try:
-    loaded = data_lib.load_series(csv_path, d.time_column, run.columns,
+    loaded = sources.load_series(csv_path, d.time_column, run.columns,
                                   d.fill if fill is None else fill, d.id_column,
                                   tuple(d.future_features))
   except UserError as e:

@@ -46,7 +46,7 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = {'first': 'rnnjax first run', 'keras': 'Keras reference',
             'second': 'rnnjax second run', 'predict': 'rnnjax predict'}
-_WRITE_CSV = ('import sys, pandas; from rnnjax.data import synthetic_series; '
+_WRITE_CSV = ('import sys, pandas; from rnnjax.sources import synthetic_series; '
               'times, values = synthetic_series(); '
               "pandas.DataFrame({'time': times, 'temperature': values})"
               '.to_csv(sys.argv[1], index=False)')

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import tiny_config
 from rnnjax import data as data_lib
+from rnnjax import sources
 from rnnjax.errors import UserError
 
 
@@ -62,7 +63,7 @@ def rnnjax_windows(series_T, window, horizon, val_fraction=0.2):
 
 def test_synthetic_series_equals_tutorial_generator():
   ref_times, ref_values = tutorial_series(TUTORIAL_START, num_dias=200, ruido_amplitud=0.5)
-  times, values = data_lib.synthetic_series(num_days=200, noise=0.5)
+  times, values = sources.synthetic_series(num_days=200, noise=0.5)
   assert values.shape == (4800,), f'200 days hourly should be 4800 points, got {values.shape}'
   np.testing.assert_array_equal(
       values, ref_values, err_msg='synthetic_series differs from the tutorial generator '
@@ -75,7 +76,7 @@ def test_synthetic_series_equals_tutorial_generator():
 def test_synthetic_series_leaves_global_random_state_alone():
   np.random.seed(1234)
   before = np.random.get_state()
-  data_lib.synthetic_series(num_days=3)
+  sources.synthetic_series(num_days=3)
   after = np.random.get_state()
   assert before[0] == after[0] and np.array_equal(before[1], after[1]) and \
       before[2:] == after[2:], 'synthetic_series changed NumPy global random state'
@@ -283,7 +284,7 @@ def test_load_csv_round_trip_shuffled_rows_come_back_sorted(tmp_path):
   frame = _frame()
   shuffled = frame.sample(frac=1.0, random_state=0)
   assert not shuffled['time'].is_monotonic_increasing
-  times, values = data_lib.load_csv(_write(tmp_path, shuffled), 'time', ['wind', 'temp'])
+  times, values = sources.load_csv(_write(tmp_path, shuffled), 'time', ['wind', 'temp'])
   want_times = pd.DatetimeIndex(pd.to_datetime(frame['time']))
   assert pd.DatetimeIndex(times).equals(want_times), 'timestamps not returned sorted/equal'
   assert values.dtype == np.float64 and values.shape == (30, 2), (
@@ -295,13 +296,13 @@ def test_load_csv_round_trip_shuffled_rows_come_back_sorted(tmp_path):
 def test_load_csv_missing_file(tmp_path):
   missing = str(tmp_path / 'nope.csv')
   with pytest.raises(UserError, match='nope.csv'):
-    data_lib.load_csv(missing, 'time', ['temp'])
+    sources.load_csv(missing, 'time', ['temp'])
 
 
 def test_load_csv_missing_column_names_it_and_lists_columns(tmp_path):
   path = _write(tmp_path, _frame())
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(path, 'time', ['temp', 'humidity'])
+    sources.load_csv(path, 'time', ['temp', 'humidity'])
   message = str(info.value)
   assert 'humidity' in message, f'message does not name the missing column: {message}'
   for column in ('time', 'temp', 'wind'):
@@ -316,7 +317,7 @@ def test_load_csv_bad_value_names_first_bad_line(tmp_path, bad_value):
   frame.loc[7, 'wind'] = np.nan      # line 9
   path = _write(tmp_path, frame)
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(path, 'time', ['temp', 'wind'])
+    sources.load_csv(path, 'time', ['temp', 'wind'])
   message = str(info.value)
   assert 'line 5' in message, f'message should name line 5, the first bad line: {message}'
   assert message.index('line 5') < message.index('line 9'), f'lines out of order: {message}'
@@ -332,13 +333,13 @@ def test_load_csv_ffill_and_interpolate_fill_gaps_in_time_order(tmp_path):
   path = _write(tmp_path, frame)
   want_times = pd.DatetimeIndex(['2024-12-31 23:00', '2025-01-01 00:00', '2025-01-01 01:00',
                                  '2025-01-01 02:00', '2025-01-01 03:00'])
-  times, ffilled = data_lib.load_csv(path, 'time', ['temp'], fill='ffill')
+  times, ffilled = sources.load_csv(path, 'time', ['temp'], fill='ffill')
   assert times.equals(want_times), f'ffill should add the missing 02:00 step: got {list(times)}'
   # time order: 23:00 (missing, nothing before -> next value), 00:00=1, 01:00, 02:00 (missing),
   # 03:00=7
   np.testing.assert_array_equal(ffilled[:, 0], [1.0, 1.0, 1.0, 1.0, 7.0],
                                 err_msg='ffill did not carry the last good value forward')
-  times, interpolated = data_lib.load_csv(path, 'time', ['temp'], fill='interpolate')
+  times, interpolated = sources.load_csv(path, 'time', ['temp'], fill='interpolate')
   assert times.equals(want_times), f'interpolate should add the 02:00 step: got {list(times)}'
   np.testing.assert_allclose(interpolated[:, 0], [1.0, 1.0, 3.0, 5.0, 7.0], rtol=1e-12,
                              err_msg='interpolate is not linear in time (01:00 and 02:00 are 1/3 '
@@ -352,21 +353,21 @@ def test_load_csv_column_with_no_number_cannot_be_filled(tmp_path, fill):
   frame = _frame(n=6)
   frame['temp'] = 'n/a'
   with pytest.raises(UserError, match='temp'):
-    times, values = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'], fill=fill)
+    times, values = sources.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'], fill=fill)
     # Reached only if no error was raised: show what came back.
     pytest.fail(f'fill={fill!r} returned NaN values instead of an error: {values[:, 0]}')
 
 
 def test_load_csv_unknown_fill_is_user_error(tmp_path):
   with pytest.raises(UserError, match='data.fill'):
-    data_lib.load_csv(_write(tmp_path, _frame()), 'time', ['temp'], fill='zero')
+    sources.load_csv(_write(tmp_path, _frame()), 'time', ['temp'], fill='zero')
 
 
 def test_load_csv_unparseable_timestamp(tmp_path):
   frame = _frame()
   frame.loc[4, 'time'] = 'not a time'
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+    sources.load_csv(_write(tmp_path, frame), 'time', ['temp'])
   message = str(info.value)
   assert 'line 6' in message and 'not a time' in message, (
       f'message should name line 6 and show the bad value: {message}')
@@ -376,7 +377,7 @@ def test_load_csv_duplicate_timestamps(tmp_path):
   frame = _frame()
   frame.loc[9, 'time'] = frame.loc[2, 'time']
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+    sources.load_csv(_write(tmp_path, frame), 'time', ['temp'])
   message = str(info.value)
   assert 'duplicate' in message and 'line 4' in message and 'line 11' in message, (
       f'message should say duplicate and name lines 4 and 11: {message}')
@@ -411,7 +412,7 @@ def test_load_csv_offsets_across_daylight_saving_are_utc_instants(tmp_path, star
   offsets = {t[-6:] for t in frame['time']}
   assert offsets == {'+01:00', '+02:00'}, f'the test file should cross a DST change: {offsets}'
   shuffled = frame.sample(frac=1.0, random_state=1)
-  times, values = data_lib.load_csv(_write(tmp_path, shuffled), 'time', ['temp'])
+  times, values = sources.load_csv(_write(tmp_path, shuffled), 'time', ['temp'])
   want = pd.DatetimeIndex(local.tz_convert('UTC'))
   assert times.equals(want), f'times should be the UTC instants in order: got {list(times)}'
   assert str(times.tz) == 'UTC', f'zone-aware times should come back in UTC, got {times.tz}'
@@ -425,7 +426,7 @@ def test_load_csv_offsets_across_daylight_saving_are_utc_instants(tmp_path, star
 def test_load_csv_one_offset_or_z_becomes_utc(tmp_path, suffix):
   naive = pd.date_range('2025-06-01 00:00', periods=5, freq='h')
   frame = pd.DataFrame({'time': [t.isoformat() + suffix for t in naive], 'temp': np.arange(5.0)})
-  times, _ = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+  times, _ = sources.load_csv(_write(tmp_path, frame), 'time', ['temp'])
   shift = pd.Timedelta(hours=5, minutes=30) if suffix != 'Z' else pd.Timedelta(0)
   want = (naive - shift).tz_localize('UTC')
   assert times.equals(want), f'{suffix} times should be converted to UTC: got {list(times)}'
@@ -433,7 +434,7 @@ def test_load_csv_one_offset_or_z_becomes_utc(tmp_path, suffix):
 
 def test_load_csv_naive_times_stay_naive(tmp_path):
   frame = _frame(n=5)
-  times, _ = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+  times, _ = sources.load_csv(_write(tmp_path, frame), 'time', ['temp'])
   assert times.tz is None, f'naive timestamps should stay naive, got tz={times.tz}'
   assert times.equals(pd.DatetimeIndex(pd.to_datetime(frame['time'])))
 
@@ -445,7 +446,7 @@ def test_load_csv_mixing_aware_and_naive_names_the_odd_lines(tmp_path, first_awa
   strip = [2, 5] if first_aware else [0, 1, 3, 4, 6, 7]
   frame.loc[strip, 'time'] = frame.loc[strip, 'time'].str[:-6]
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'])
+    sources.load_csv(_write(tmp_path, frame), 'time', ['temp'])
   message = str(info.value)
   assert 'with and without a UTC offset' in message, f'message should say what is mixed: {message}'
   for row in (2, 5):
@@ -462,7 +463,7 @@ def test_load_csv_infinite_value_is_reported_like_a_missing_one(tmp_path, text):
   frame = _frame(n=10).astype({'temp': object})
   frame.loc[4, 'temp'] = text   # line 6
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'])
+    sources.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'])
   message = str(info.value)
   assert 'line 6' in message and 'fill' in message, (
       f'message should name line 6 and point to data.fill: {message}')
@@ -476,11 +477,11 @@ def test_load_csv_infinite_values_are_filled(tmp_path):
   frame.loc[3, 'temp'], frame.loc[7, 'wind'] = 'inf', '-inf'
   path = _write(tmp_path, frame)
   hours = np.arange(10.0)
-  _, ffilled = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
+  _, ffilled = sources.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
   want_ffill = want.copy()
   want_ffill[3, 0], want_ffill[7, 1] = want[2, 0], want[6, 1]
   np.testing.assert_array_equal(ffilled, want_ffill, err_msg='ffill did not replace inf/-inf')
-  _, interpolated = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
+  _, interpolated = sources.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
   want_interp = want.copy()
   keep_t, keep_w = hours != 3, hours != 7
   want_interp[:, 0] = np.interp(hours, hours[keep_t], want[keep_t, 0])
@@ -494,7 +495,7 @@ def test_load_csv_column_of_only_inf_cannot_be_filled(tmp_path, fill):
   frame = _frame(n=6)
   frame['temp'] = 'inf'
   with pytest.raises(UserError, match="'temp'.*no finite number"):
-    data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'], fill=fill)
+    sources.load_csv(_write(tmp_path, frame), 'time', ['temp', 'wind'], fill=fill)
 
 
 # ---------------------------------------------------------------------------- load_csv: time grid
@@ -503,13 +504,13 @@ def test_load_csv_column_of_only_inf_cannot_be_filled(tmp_path, fill):
 def test_infer_step_is_the_most_common_difference():
   hours = pd.to_datetime(['2025-01-01 00:00', '2025-01-01 01:00', '2025-01-01 03:00',
                           '2025-01-01 04:00', '2025-01-01 05:00'])
-  assert data_lib.infer_step(hours[::-1]) == pd.Timedelta(hours=1)
+  assert sources.infer_step(hours[::-1]) == pd.Timedelta(hours=1)
   # Tied counts (one 1 h, one 2 h difference): the smallest.
-  assert data_lib.infer_step(hours[:3]) == pd.Timedelta(hours=1)
+  assert sources.infer_step(hours[:3]) == pd.Timedelta(hours=1)
   days = pd.date_range('2025-01-01', periods=9, freq='D').delete([2, 5])
-  assert data_lib.infer_step(days) == pd.Timedelta(days=1)
-  assert data_lib.infer_step(hours[:2]) == pd.Timedelta(hours=1)
-  assert data_lib.infer_step(hours[:1]) is None and data_lib.infer_step(hours[:0]) is None
+  assert sources.infer_step(days) == pd.Timedelta(days=1)
+  assert sources.infer_step(hours[:2]) == pd.Timedelta(hours=1)
+  assert sources.infer_step(hours[:1]) is None and sources.infer_step(hours[:0]) is None
 
 
 def _gappy(tmp_path, drop=(5, 6, 20), n=30):
@@ -522,7 +523,7 @@ def _gappy(tmp_path, drop=(5, 6, 20), n=30):
 def test_load_csv_missing_timestamps_are_refused_by_default(tmp_path):
   full, written, path = _gappy(tmp_path)
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(path, 'time', ['temp'])
+    sources.load_csv(path, 'time', ['temp'])
   message = str(info.value)
   line = {t: i + 2 for i, t in enumerate(written['time'])}
   for before, after, n in ((4, 7, 2), (19, 21, 1)):
@@ -539,7 +540,7 @@ def test_load_csv_missing_timestamps_are_refused_by_default(tmp_path):
 def test_load_csv_many_gaps_lists_the_first_few(tmp_path):
   _, _, path = _gappy(tmp_path, drop=range(2, 30, 3), n=32)
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(path, 'time', ['temp'])
+    sources.load_csv(path, 'time', ['temp'])
   message = str(info.value)
   assert '10 steps are missing in 10 gaps' in message and 'and 5 more gaps' in message, (
       f'message should count all gaps and list the first 5: {message}')
@@ -551,13 +552,13 @@ def test_load_csv_fills_missing_timestamps_on_the_regular_grid(tmp_path):
   want_times = pd.date_range(full['time'][0], periods=30, freq='h')
   present = ~np.isin(np.arange(30), [5, 6, 20])
   hours = np.arange(30.0)
-  times, ffilled = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
+  times, ffilled = sources.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
   assert times.equals(want_times), f'ffill should give every hour: got {list(times)}'
   want_ffill = full[['temp', 'wind']].copy()
   want_ffill.loc[~present] = np.nan
   want_ffill = want_ffill.ffill().to_numpy()
   np.testing.assert_array_equal(ffilled, want_ffill, err_msg='ffill of missing steps is wrong')
-  times, interpolated = data_lib.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
+  times, interpolated = sources.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
   assert times.equals(want_times), f'interpolate should give every hour: got {list(times)}'
   for k, column in enumerate(('temp', 'wind')):
     want = np.interp(hours, hours[present], full[column].to_numpy()[present])
@@ -569,7 +570,7 @@ def test_load_csv_fills_missing_timestamps_on_the_regular_grid(tmp_path):
 
 def test_load_csv_fills_missing_local_hour_across_daylight_saving(tmp_path):
   local, frame = _local_frame('2025-03-29 22:00', 8)
-  times, values = data_lib.load_csv(_write(tmp_path, frame.drop([4])), 'time', ['temp'],
+  times, values = sources.load_csv(_write(tmp_path, frame.drop([4])), 'time', ['temp'],
                                     fill='interpolate')
   assert times.equals(pd.DatetimeIndex(local.tz_convert('UTC'))), (
       f'the missing hour should be added on the UTC grid: got {list(times)}')
@@ -583,7 +584,7 @@ def test_load_csv_timestamp_off_the_grid_is_named(tmp_path, fill):
   stray = pd.DataFrame({'time': ['2025-03-01 10:30:00'], 'temp': [1.0], 'wind': [2.0]})
   written = pd.concat([frame.iloc[:6], stray, frame.iloc[6:]], ignore_index=True)
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(_write(tmp_path, written), 'time', ['temp'], fill=fill)
+    sources.load_csv(_write(tmp_path, written), 'time', ['temp'], fill=fill)
   message = str(info.value)
   assert 'off the series' in message and 'line 8 (2025-03-01 10:30:00)' in message, (
       f'message should name the off-grid line 8 (10:30): {message}')
@@ -595,7 +596,7 @@ def test_load_csv_stray_first_timestamp_is_the_one_named(tmp_path):
   stray = pd.DataFrame({'time': ['2025-02-28 23:45:00'], 'temp': [1.0], 'wind': [2.0]})
   written = pd.concat([frame, stray], ignore_index=True)
   with pytest.raises(UserError) as info:
-    data_lib.load_csv(_write(tmp_path, written), 'time', ['temp'])
+    sources.load_csv(_write(tmp_path, written), 'time', ['temp'])
   message = str(info.value)
   assert 'line 12 (2025-02-28 23:45:00)' in message and '(1 rows in all)' in message, (
       f'message should name only the stray first timestamp (line 12): {message}')
@@ -605,7 +606,7 @@ def test_load_csv_stray_first_timestamp_is_the_one_named(tmp_path):
 @pytest.mark.parametrize('n', [1, 2])
 def test_load_csv_one_or_two_points_load(tmp_path, n, fill):
   frame = _frame(n=n)
-  times, values = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'], fill=fill)
+  times, values = sources.load_csv(_write(tmp_path, frame), 'time', ['temp'], fill=fill)
   assert len(times) == n and values.shape == (n, 1), (
       f'{n} points should load as they are, got {len(times)} times, values {values.shape}')
 
@@ -617,16 +618,16 @@ def test_load_csv_regular_calendar_series_is_unchanged(tmp_path, freq):
   values = np.arange(30.0)
   frame = pd.DataFrame({'time': times, 'temp': values})
   for fill in ('none', 'interpolate'):
-    got_times, got = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temp'], fill=fill)
+    got_times, got = sources.load_csv(_write(tmp_path, frame), 'time', ['temp'], fill=fill)
     assert got_times.equals(times), f'fill={fill!r} changed a regular {freq} series'
     np.testing.assert_array_equal(got[:, 0], values)
 
 
 def test_load_csv_of_the_tutorial_series_is_unchanged(tmp_path):
-  times, values = data_lib.synthetic_series(num_days=20)
+  times, values = sources.synthetic_series(num_days=20)
   frame = pd.DataFrame({'time': times, 'temperature': values})
   for fill in ('none', 'ffill', 'interpolate'):
-    got_times, got = data_lib.load_csv(_write(tmp_path, frame), 'time', ['temperature'], fill=fill)
+    got_times, got = sources.load_csv(_write(tmp_path, frame), 'time', ['temperature'], fill=fill)
     assert got_times.equals(times), f'fill={fill!r} changed the tutorial timestamps'
     np.testing.assert_array_equal(got[:, 0], values,
                                   err_msg=f'fill={fill!r} changed the tutorial values')

@@ -20,7 +20,7 @@ from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
-from rnnjax.data import synthetic_series
+from rnnjax.sources import synthetic_series
 from rnnjax.errors import UserError
 
 TIMEOUT = 300  # seconds per subprocess; generous because others may share the machine

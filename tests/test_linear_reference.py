@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 
 from conftest import PYTHON, ROOT, script_env
-from rnnjax.data import synthetic_series
+from rnnjax.sources import synthetic_series
 
 DAYS, WINDOW, HORIZON, VAL_FRACTION = 30, 24, 13, 0.2
 

@@ -22,6 +22,7 @@ from rnnjax import forecast
 from rnnjax import models
 from rnnjax import program as program_lib
 from rnnjax import run as run_lib
+from rnnjax import sources
 from rnnjax import train as train_lib
 
 TIMINGS = ('compile_seconds', 'train_seconds_this_process', 'seconds')
@@ -50,7 +51,7 @@ def pure_training(finished):
 def series(finished):
   """The run's own raw series: (timestamps [T], values [T, 1])."""
   s = finished[0].data.synthetic
-  times, values = data_lib.synthetic_series(s.num_days, s.slope, s.amplitude, s.noise, s.start)
+  times, values = sources.synthetic_series(s.num_days, s.slope, s.amplitude, s.noise, s.start)
   return times, values[:, None]
 
 
@@ -211,7 +212,7 @@ def _csv(tmp_path, values):
 def test_flat_validation_part_or_flat_series_finishes_with_a_null_skill(tmp_path, flat_from):
   """A series flat over its validation part (or flat throughout) gives the persistence baseline
   zero error: the run finishes, the skill is null in metrics.json, and a rerun finishes too."""
-  values = data_lib.synthetic_series(num_days=20)[1]
+  values = sources.synthetic_series(num_days=20)[1]
   values[flat_from:] = 12.5
   config = tiny_config(**{'data.source': 'csv', 'data.path': _csv(tmp_path, values),
                           'train.epochs': 1})

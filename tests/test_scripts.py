@@ -15,7 +15,7 @@ import pytest
 
 from conftest import PYTHON, ROOT, script_env
 from rnnjax import metrics as metrics_lib
-from rnnjax.data import synthetic_series
+from rnnjax.sources import synthetic_series
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 TIMEOUT = 300  # seconds per subprocess; generous because others may share the machine
