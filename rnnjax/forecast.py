@@ -22,6 +22,7 @@ from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import models
+from rnnjax import plots
 from rnnjax import sources
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
@@ -243,29 +244,30 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   return frame
 
 
-def check_paths(csv_path: str, out_path: str) -> None:
+def check_paths(csv_path: str, out_path: str, flag: str = '--out') -> None:
   """Refuses paths scripts/predict.py cannot use, before any work.
 
   Raises:
-    UserError: `csv_path` is not a file; `out_path` is a folder, lies in a folder that does not
-      exist or cannot be written, or is `csv_path` itself (by any spelling or link).
+    UserError: `csv_path` is not a file; `out_path` (given as `flag`) is a folder, lies in a
+      folder that does not exist or cannot be written, or is `csv_path` itself (by any spelling
+      or link).
   """
   if not os.path.isfile(csv_path):
     raise UserError(f'--csv={csv_path!r} does not exist or is not a file.')
   if os.path.isdir(out_path):
-    raise UserError(f'--out={out_path!r} is a folder; name a file to write, e.g. '
-                    f'--out={os.path.join(out_path, "forecast.csv")}.')
+    raise UserError(f'{flag}={out_path!r} is a folder; name a file to write, e.g. '
+                    f'{flag}={os.path.join(out_path, "forecast.csv")}.')
   folder = os.path.dirname(os.path.abspath(out_path))
   if not os.path.isdir(folder):
-    raise UserError(f'--out={out_path!r}: the folder {folder!r} does not exist; create it first '
+    raise UserError(f'{flag}={out_path!r}: the folder {folder!r} does not exist; create it first '
                     f'(mkdir -p {folder}) or name a file in an existing folder.')
   if not os.access(folder, os.W_OK | os.X_OK):
-    raise UserError(f'--out={out_path!r} cannot be written: the folder {folder!r} is not '
+    raise UserError(f'{flag}={out_path!r} cannot be written: the folder {folder!r} is not '
                     'writable.')
   if os.path.realpath(out_path) == os.path.realpath(csv_path) or (
       os.path.exists(out_path) and os.path.samefile(out_path, csv_path)):
-    raise UserError(f'--out={out_path!r} is the input --csv={csv_path!r}: the forecast would '
-                    'overwrite the series. Name another file for --out.')
+    raise UserError(f'{flag}={out_path!r} is the input --csv={csv_path!r}: the forecast would '
+                    f'overwrite the series. Name another file for {flag}.')
 
 
 def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> None:
@@ -298,7 +300,7 @@ def _for_predict(message: str, columns: list) -> str:
 
 def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None = None,
                  fill: str | None = None, allow_unfinished: bool = False,
-                 series: str | None = None) -> pd.DataFrame:
+                 series: str | None = None, plot_path: str | None = None) -> pd.DataFrame:
   """Forecasts the series in `csv_path` with the run in `workdir` and writes `out_path`.
 
   Args:
@@ -310,6 +312,8 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     fill: missing values and timestamps, as `sources.load_csv`; None is the run's data.fill.
     allow_unfinished: forecast with a run that has not finished, with a warning.
     series: forecast only this series of a long-format file.
+    plot_path: also draw the forecast of one series (`series`, else the first) to this PNG
+      (`rnnjax.plots.plot_forecast`).
 
   Returns:
     The rows written: `forecast_frame`'s columns, after a first column `series` when the run
@@ -321,6 +325,8 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
       flags.
   """
   check_paths(csv_path, out_path)
+  if plot_path is not None:
+    check_paths(csv_path, plot_path, '--plot')
   run = load_run(workdir, member)
   check_finished(run, workdir, allow_unfinished)
   d = run.config.data
@@ -356,4 +362,9 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     frames.append(frame)
   frame = pd.concat(frames, ignore_index=True)
   workdir_lib.atomic_write(out_path, lambda path: frame.to_csv(path, index=False))
+  if plot_path is not None:
+    name = loaded[0].name
+    title = f'{"series " + repr(name) + ", " if name else ""}{os.path.abspath(workdir)}'
+    workdir_lib.atomic_write(plot_path, lambda path: plots.plot_forecast(
+        frames[0], path, f'Forecast of {title}'))
   return frame

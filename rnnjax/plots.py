@@ -86,3 +86,39 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     ax.legend(loc='upper left')
   fig.savefig(path)
   plt.close(fig)
+
+
+def plot_forecast(frame, path: str, title: str, last: int = 500) -> None:
+  """scripts/predict.py's figure of one series' forecast (the rows `forecast_frame` returns).
+
+  Top: the observed values and the forecast at the longest lead, over the last `last` target
+  times, then the forecast of the last window, every step, past the data. Bottom (with several
+  steps): the RMSE at each lead over the rows whose target was observed.
+
+  Args:
+    frame: rows of one series with input_end, step, target_time, forecast, actual.
+    path: PNG to write.
+    title: names the series and the run.
+  """
+  plt = pyplot()
+  steps = np.unique(frame['step'])
+  fig, axes = plt.subplots(2 if len(steps) > 1 else 1, 1, figsize=(12, 7 if len(steps) > 1 else 4),
+                           squeeze=False)
+  fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92, hspace=0.35)
+  ax = axes[0, 0]
+  longest = frame[frame['step'] == steps[-1]].tail(last)
+  ax.plot(longest['target_time'], longest['actual'], label='Observed')
+  ax.plot(longest['target_time'], longest['forecast'], label=f'Forecast {steps[-1]} steps ahead')
+  final = frame[frame['input_end'] == frame['input_end'].max()]
+  ax.plot(final['target_time'], final['forecast'], 'o-', markersize=2,
+          label='Forecast from the last window')
+  ax.set(title=title, ylabel='Value (original units)')
+  ax.legend(loc='upper left')
+  if len(steps) > 1:
+    known = frame[frame['actual'].notna()]
+    squared = ((known['forecast'] - known['actual']) ** 2).groupby(known['step']).mean()
+    axes[1, 0].plot(squared.index, np.sqrt(squared.to_numpy()), 'o-', markersize=3)
+    axes[1, 0].set(title='RMSE by lead time over the observed targets', xlabel='Steps ahead',
+                   ylabel='RMSE (original units)')
+  fig.savefig(path)
+  plt.close(fig)

@@ -6,7 +6,8 @@ The CSV needs the run's time column and value columns (see config.json in the wo
 id column for a run on several series; --fill handles its missing values and timestamps
 (default: the run's data.fill). Output, one row per window and target step: series (runs on
 several series), input_end, step, target_time, forecast (original units), actual; ensembles add
-forecast_std and the quantile band; --member=K forecasts with one member, --series=ID one series.
+forecast_std and the quantile band; --member=K forecasts with one member, --series=ID one series,
+--plot=FILE.png draws one series' forecast.
 Future features past the end come from rows with a timestamp and an empty target. A run that
 has not finished (no metrics.json) is refused unless --allow_unfinished. The work is in
 `rnnjax.forecast`, tested there.
@@ -24,6 +25,9 @@ flags.DEFINE_enum('fill', None, FILLS, 'Missing values and timestamps in --csv: 
                   'naming them), ffill or interpolate. Default: the run\'s data.fill.')
 flags.DEFINE_string('series', None, 'Runs on several series (data.id_column): forecast only '
                     'this series of --csv.')
+flags.DEFINE_string('plot', None, 'Also draw the forecast of one series (--series, else the '
+                    'first) to this PNG: the last 500 targets at the longest lead, the forecast '
+                    'past the data, and the RMSE by lead.')
 flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
                   'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])
@@ -37,7 +41,8 @@ def main(argv):
   compile_cache.enable()
   frame = errors.exit_on_user_error(
       lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member,
-                                    FLAGS.fill, FLAGS.allow_unfinished, FLAGS.series))
+                                    FLAGS.fill, FLAGS.allow_unfinished, FLAGS.series,
+                                    FLAGS.plot))
   print(f'wrote {len(frame)} forecasts to {FLAGS.out}')
   errors.exit_now(0)
 

@@ -301,8 +301,12 @@ def test_a_missing_future_feature_past_the_end_names_series_and_time(panel_run, 
                                       r'at 2025-01-05 21:00:00'):
     forecast.forecast_csv(workdir, str(tmp_path / 'cut.csv'), str(out))
   assert out.read_text() == 'an earlier forecast\n', 'a failed forecast replaced --out'
-  one = forecast.forecast_csv(workdir, path, str(out), series='a')
+  png = tmp_path / 'a.png'
+  one = forecast.forecast_csv(workdir, path, str(out), series='a', plot_path=str(png))
   assert set(one['series']) == {'a'} and len(one) == (LENGTHS['a'] - WINDOW + 1) * HORIZON
+  assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', '--plot did not write a PNG'
+  with pytest.raises(UserError, match=r"--plot='.*nowhere/a.png': the folder .* does not exist"):
+    forecast.forecast_csv(workdir, path, str(out), plot_path=str(tmp_path / 'nowhere' / 'a.png'))
   with pytest.raises(UserError, match="--series='z' is not in"):
     forecast.forecast_csv(workdir, path, str(out), series='z')
 
