@@ -311,15 +311,21 @@ def test_a_missing_future_feature_past_the_end_names_series_and_time(panel_run, 
     forecast.forecast_csv(workdir, path, str(out), series='z')
 
 
-def test_a_swept_ensemble_with_early_stopping_runs_on_every_new_shape(tmp_path):
-  """Sweeps and early stopping on multi-step windows of several series with future inputs."""
+def test_a_swept_ensemble_with_early_stopping_and_a_diverging_member_on_every_new_shape(
+    tmp_path):
+  """Sweeps, early stopping and divergence on multi-step windows of several series with future
+  inputs: the member whose learning rate overflows is left out, the others are scored."""
   config = _config(_panel(tmp_path), **{
-      'data.calendar': ('day_of_week',), 'num_seeds': 2, 'train.epochs': 6,
+      'data.calendar': ('day_of_week',), 'num_seeds': 3, 'train.epochs': 6,
       'train.early_stopping_patience': 1, 'train.learning_rate': 0.05})
-  config.sweep.learning_rate = (0.05, 0.002)
+  config.sweep.learning_rate = (0.05, 0.002, 1e30)
   results = run_lib.train_and_evaluate(config, str(tmp_path / 'run'), progress=False)
-  assert [m['learning_rate'] for m in results['members']] == pytest.approx([0.05, 0.002])
-  assert all(1 <= m['best_epoch'] <= m['epochs_run'] for m in results['members'])
+  assert [m['learning_rate'] for m in results['members']] == pytest.approx([0.05, 0.002, 1e30])
+  assert results['diverged_members'] == [2], results['diverged_members']
+  alive = results['members'][:2]
+  assert all(1 <= m['best_epoch'] <= m['epochs_run'] for m in alive), alive
+  assert np.isfinite(results['val_rmse'])
+  assert results['member_val_rmse_mean'] == pytest.approx(np.mean([m['val_rmse'] for m in alive]))
   assert set(results['per_series']) == {'a', 'b'} and len(results['per_step']) == HORIZON
   rmse = [results['per_series'][name]['val_rmse'] for name in ('a', 'b')]
   assert min(rmse) <= results['val_rmse'] <= max(rmse), (
