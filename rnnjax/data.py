@@ -120,12 +120,13 @@ def gather_windows(series_TF, starts_B, window: int, steps, target_index: int = 
   """
   offsets = np.arange(window, dtype=np.int32)
   x_BWF = series_TF[starts_B[:, None] + offsets[None, :]]
-  y_BS = series_TF[_target_index(starts_B, window, steps), target_index]
+  y_BS = series_TF[target_positions(starts_B, window, steps), target_index]
   return x_BWF, y_BS
 
 
-def _target_index(starts_B, window: int, steps):
-  """[B, S] positions of each window's targets, `steps` after its last input."""
+def target_positions(starts_B, window: int, steps):
+  """[B, S] positions of each window's targets, `steps` (an int or S ints) after its last
+  input; NumPy or JAX alike."""
   steps_S = np.atleast_1d(np.asarray(steps, np.int32))
   return starts_B[:, None] + (window - 1 + steps_S)[None, :]
 
@@ -138,7 +139,7 @@ def gather_future(series_TF, starts_B, window: int, steps, num_known: int):
   """
   if not num_known:
     return None
-  return series_TF[_target_index(starts_B, window, steps)][..., -num_known:]
+  return series_TF[target_positions(starts_B, window, steps)][..., -num_known:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +218,7 @@ class Dataset:
 
   def target_positions(self, starts: np.ndarray) -> np.ndarray:
     """[N, S] index into the series of each window's targets."""
-    return _target_index(np.asarray(starts), self.window, self.steps)
+    return target_positions(np.asarray(starts), self.window, self.steps)
 
   def targets(self, starts: np.ndarray) -> np.ndarray:
     """[N, S] raw target values (series' own units) of the given windows."""

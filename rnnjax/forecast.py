@@ -201,7 +201,7 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   if len(values_TF) < window:
     raise UserError(f'{where} has {len(values_TF)} points, fewer than one window of {window}.')
   starts = np.arange(len(values_TF) - window + 1, dtype=np.int32)
-  target_pos = starts[:, None] + (window - 1 + steps)[None, :]
+  target_pos = data_lib.target_positions(starts, window, steps)
   step = _step(times)
   last = len(times) - 1
   # The timestamps on to the last target: known inputs are known there, values are not.

@@ -73,7 +73,7 @@ def baseline_forecasts(data: data_lib.Dataset, starts: np.ndarray, season: int) 
                     'validation window; use a shorter season.')
   target = data.values_TF[:, 0]
   return {'persistence': persistence_forecast(target, positions, steps),
-          'seasonal_naive': target[positions - lag[None, :]]}
+          'seasonal_naive': seasonal_naive_forecast(target, positions, season, steps)}
 
 
 def skill(model_rmse: float, baseline_rmse: float) -> float | None:
