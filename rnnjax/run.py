@@ -120,13 +120,14 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   signals = preemption.Signals()
   if restored is not None:
     signals.kept = _kept(workdir, done)
-  bar = tqdm.tqdm(total=config.train.epochs, initial=done, unit='epoch', disable=not progress,
-                  dynamic_ncols=True)
-  all_stopped = bool(np.all(to_host(state.stopped)))
   seconds['checkpoints'] = 0.0
   warming = None
   try:
     with signals.catching():
+      # The bar shows inside the block: a Ctrl-C once it is on screen is caught and saved.
+      bar = tqdm.tqdm(total=config.train.epochs, initial=done, unit='epoch',
+                      disable=not progress, dynamic_ncols=True)
+      all_stopped = bool(np.all(to_host(state.stopped)))
       while done < config.train.epochs and not all_stopped:
         n = _chunk_length(config, done)
         start = time.perf_counter()
