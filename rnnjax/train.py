@@ -54,10 +54,17 @@ class TrainState:
 
 
 class DeviceData(NamedTuple):
-  """The arrays a run reads on the device: series_TF [T, F], train/val window starts [N]."""
+  """The arrays a run reads on the device.
+
+  series_TF [T, F]; train_starts [N_train] and val_starts [N_val] window starts, of which the
+  first num_train and num_val (int32 scalars) are real and the rest padding: members with
+  training sets of different sizes (backtest folds) share one program.
+  """
   series_TF: Array
   train_starts: Array
   val_starts: Array
+  num_train: Array
+  num_val: Array
 
 
 class Trainer(NamedTuple):
@@ -129,20 +136,59 @@ def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
   return tx
 
 
-def device_data(data: data_lib.Dataset) -> DeviceData:
-  return DeviceData(jnp.asarray(data.scaled_TF), jnp.asarray(data.train_starts),
-                    jnp.asarray(data.val_starts))
+def device_data(data: data_lib.Dataset, num_train: int | None = None,
+                num_val: int | None = None) -> DeviceData:
+  """`data` on the device; with `num_train`/`num_val`, its starts padded to those lengths."""
+  def padded(starts, size):
+    size = len(starts) if size is None else size
+    out = np.zeros(size, np.int32)
+    out[:len(starts)] = starts
+    return jnp.asarray(out)
+  return DeviceData(jnp.asarray(data.scaled_TF), padded(data.train_starts, num_train),
+                    padded(data.val_starts, num_val), jnp.int32(len(data.train_starts)),
+                    jnp.int32(len(data.val_starts)))
 
 
-def make_trainer(config, data: data_lib.Dataset) -> Trainer:
-  """Builds the pure training functions for `config` on `data`; reads the config, never writes it."""
+def epoch_order(key: Array, size: int, num_valid) -> Array:
+  """A random order of the indices 0..num_valid-1, then num_valid..size-1 in order.
+
+  Index i draws its own random key `fold_in(key, i)`, so the order of the first num_valid
+  indices is the same whatever `size` is: a member whose windows are padded to `size` visits
+  its windows in the order a run holding only its own would (`jax.random.permutation` draws
+  a different order for every length).
+
+  Args:
+    key: PRNG key.
+    size: static length.
+    num_valid: int or int32 scalar <= size: how many indices are real.
+
+  Returns:
+    int32 [size].
+  """
+  index = jnp.arange(size, dtype=jnp.int32)
+  bits = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(key, i)))(index)
+  # Real indices sort by their 31 high bits, padding after all of them (ties keep index order).
+  sort_key = jnp.where(index < num_valid, bits >> 1, jnp.uint32(2**31) + index.astype(jnp.uint32))
+  return jnp.argsort(sort_key, stable=True).astype(jnp.int32)
+
+
+def make_trainer(config, data: data_lib.Dataset,
+                 capacity: tuple[int, int] | None = None) -> Trainer:
+  """Builds the pure training functions for `config` on `data`; reads the config, never writes it.
+
+  Args:
+    config: the run's config.
+    data: the dataset; its shapes fix the program's.
+    capacity: (training, validation) windows of the longest member when members train on sets
+      of different sizes (backtest folds): each member's DeviceData holds that many starts,
+      its own count of real ones first. None: exactly data's windows.
+  """
   model = models.from_config(config)
   window, steps = data.window, data.steps
   batch_size = config.train.batch_size
-  n_train, n_val = len(data.train_starts), len(data.val_starts)
+  ragged = capacity is not None
+  n_train, n_val = capacity or (len(data.train_starts), len(data.val_starts))
   num_batches = math.ceil(n_train / batch_size)
-  # Keras semantics: every window every epoch; the ragged last batch is padded and masked.
-  batch_mask = (np.arange(num_batches * batch_size) < n_train).reshape(num_batches, batch_size)
   val_batch = min(config.train.val_batch_size, n_val)
   patience = config.train.early_stopping_patience
   skip_nonfinite = config.train.skip_nonfinite_updates
@@ -169,7 +215,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
     num_val_batches = math.ceil(n_val / val_batch)
     pad = num_val_batches * val_batch - n_val
     starts = jnp.concatenate([dd.val_starts, jnp.zeros(pad, jnp.int32)])
-    mask = jnp.arange(num_val_batches * val_batch) < n_val
+    mask = jnp.arange(num_val_batches * val_batch) < dd.num_val
     batches = (starts.reshape(num_val_batches, val_batch), mask.reshape(num_val_batches, val_batch))
 
     def body(total, batch):
@@ -179,13 +225,16 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
       return total + losses.masked_sum(loss_terms(pred, y), mask_b), None
 
     total, _ = jax.lax.scan(body, jnp.float32(0.0), batches)
-    return total / n_val
+    return total / dd.num_val
 
   def train_epoch(state: TrainState, dd: DeviceData) -> tuple[TrainState, dict]:
     perm_key, dropout_key = jax.random.split(jax.random.fold_in(state.key, state.epoch))
-    order = jax.random.permutation(perm_key, n_train)
-    order = jnp.concatenate([order, jnp.zeros(batch_mask.size - n_train, order.dtype)])
-    batches = (order.reshape(batch_mask.shape), jnp.asarray(batch_mask),
+    order = epoch_order(perm_key, n_train, dd.num_train)
+    order = jnp.concatenate([order, jnp.zeros(num_batches * batch_size - n_train, order.dtype)])
+    # Keras semantics: every window every epoch; the ragged last batch is padded and masked.
+    batch_mask = jnp.arange(num_batches * batch_size) < dd.num_train
+    batches = (order.reshape(num_batches, batch_size),
+               batch_mask.reshape(num_batches, batch_size),
                jax.random.split(dropout_key, num_batches))
 
     def loss_fn(params, x_BTF, future_BSK, y_BS, mask_B, key):
@@ -205,7 +254,10 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
         count = jnp.where(jnp.isfinite(loss), count, 0.0)
         loss = jnp.where(jnp.isfinite(loss), loss, 0.0)
-      return (optax.apply_updates(params, updates), opt_state), (loss * count, count)
+      new = (optax.apply_updates(params, updates), opt_state)
+      if ragged:  # a batch of padding only (a shorter member's) leaves the optimizer as it was
+        new = _select(jnp.any(mask_B), new, carry)
+      return new, (jnp.where(count > 0, loss * count, 0.0), count)
 
     (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state), batches)
     # Mean over windows, as Keras reports it (over the windows of applied steps when
@@ -238,7 +290,7 @@ def make_trainer(config, data: data_lib.Dataset) -> Trainer:
   return Trainer(init=init, run_epochs=run_epochs, predict=predict,
                  predict_jit=jax.jit(predict),
                  predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
-                 model=model, device_data=device_data(data))
+                 model=model, device_data=device_data(data, *(capacity or (None, None))))
 
 
 def _select(pred, on_true, on_false):
