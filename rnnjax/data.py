@@ -316,32 +316,60 @@ def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
       one the config names.
   """
   if values_TF is None:
-    series = series_from_config(data_config)
+    series = load(data_config)
     columns = input_columns(data_config)
   else:
     series = [Series('', pd.DatetimeIndex(times), np.asarray(values_TF), pd.DataFrame())]
+    check_lengths(len(series[0].values_TF), data_config.window, data_config.horizon,
+                  data_config.val_fraction)
+  return assemble(data_config, series, columns)
+
+
+def load(data_config) -> list[Series]:
+  """The series `data_config` names, each long enough for a training and a validation window.
+
+  With several series (data.id_column), one too short is left out with a warning; a single
+  series too short is an error.
+  """
+  series = series_from_config(data_config)
   window, horizon, fraction = data_config.window, data_config.horizon, data_config.val_fraction
-  if data_config.id_column:
-    kept = []
-    for one in series:
-      try:
-        check_lengths(len(one.values_TF), window, horizon, fraction, one.name)
-        kept.append(one)
-      except UserError as e:
-        logging.warning('%s It is left out of this run.', e)
-    if not kept:
-      raise UserError(f'no series of {data_config.path!r} is long enough for one training and '
-                      f'one validation window (window={window}, horizon={horizon}, '
-                      f'val_fraction={fraction}); see the warnings above for each one.')
-    series = kept
-  else:
+  if not data_config.id_column:
     check_lengths(len(series[0].values_TF), window, horizon, fraction)
+    return series
+  kept = []
+  for one in series:
+    try:
+      check_lengths(len(one.values_TF), window, horizon, fraction, one.name)
+      kept.append(one)
+    except UserError as e:
+      logging.warning('%s It is left out of this run.', e)
+  if not kept:
+    raise UserError(f'no series of {data_config.path!r} is long enough for one training and '
+                    f'one validation window (window={window}, horizon={horizon}, '
+                    f'val_fraction={fraction}); see the warnings above for each one.')
+  return kept
+
+
+def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
+             usable: Sequence[int] | None = None) -> Dataset:
+  """Splits and scales loaded series and lays them end to end.
+
+  Args:
+    data_config: the config's data section.
+    series: the series, each long enough (see `load`).
+    columns: their F column names.
+    usable: per series, how many of its first points the windows and the scalers may read
+      (a backtest fold's data before its origin); None is every point. Points past it stay in
+      the arrays, scaled by the same scalers, and belong to no window.
+  """
+  window, horizon = data_config.window, data_config.horizon
+  usable = [len(one.values_TF) for one in series] if usable is None else list(usable)
   calendar = tuple(data_config.calendar)
   parts = {'scaled': [], 'train': [], 'val': [], 'scalers': [], 'target_scalers': []}
   bounds = [0]
-  for one in series:
-    train_starts, val_starts = split_starts(
-        window_starts(len(one.values_TF), window, horizon), fraction)
+  for one, n_points in zip(series, usable, strict=True):
+    train_starts, val_starts = split_starts(window_starts(n_points, window, horizon),
+                                            data_config.val_fraction)
     fit_end = int(train_starts[-1]) + target_offset(window, horizon) + 1  # past the last target
     scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end])
     target_scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end, :1])

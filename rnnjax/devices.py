@@ -44,7 +44,7 @@ def is_ensemble(config) -> bool:
                                       for k in config_lib.SWEEPABLE)
 
 
-def use_every_cpu_core(config) -> None:
+def use_every_cpu_core(config, num_members: int | None = None) -> None:
   """Makes every CPU core a JAX device for an ensemble, so members train side by side.
 
   XLA:CPU runs a small recurrent program on one core: its time steps are sequential and each
@@ -54,8 +54,9 @@ def use_every_cpu_core(config) -> None:
   with one device). Call before JAX first touches a device. Single runs are left alone, and so
   is a CPU device count the user set (`jax_num_cpu_devices` or XLA_FLAGS). Only CPU devices are
   affected: where a GPU or TPU is present, `jax.devices()` is still the accelerators.
+  `num_members` counts members the config alone does not show (a backtest's folds).
   """
-  if not is_ensemble(config):
+  if (num_members or 0) <= 1 and not is_ensemble(config):
     return
   if ('xla_force_host_platform_device_count' in os.environ.get('XLA_FLAGS', '')
       or jax.config.jax_num_cpu_devices != -1):

@@ -29,10 +29,12 @@ class Members:
     seeds: [M] int seeds, train.seed + k.
     hparams: dict name -> [M] float32 values (learning_rate, weight_decay, clip_norm, dropout).
     swept: names of the hyper-parameters that vary between members.
+    folds: [M] backtest fold of each member (`rnnjax.backtest`), or None.
   """
   seeds: np.ndarray
   hparams: dict
   swept: tuple[str, ...]
+  folds: np.ndarray | None = None
 
   @property
   def size(self) -> int:
@@ -43,6 +45,8 @@ class Members:
     out = []
     for k, seed in enumerate(self.seeds):
       record = {'member': k, 'seed': int(seed)}
+      if self.folds is not None:
+        record['fold'] = int(self.folds[k])
       record.update({name: float(self.hparams[name][k]) for name in self.swept})
       out.append(record)
     return out
@@ -96,6 +100,14 @@ def plan_members(config) -> Members | None:
   return Members(seeds=seeds, hparams=hparams, swept=tuple(swept))
 
 
+def single_member(config) -> Members:
+  """The plan of a one-member ensemble: seed train.seed, the config's hyper-parameters."""
+  return Members(seeds=np.array([config.train.seed]),
+                 hparams={k: np.array([v], np.float32)
+                          for k, v in train_lib.default_hparams(config).items()},
+                 swept=())
+
+
 def member_keys(seeds: np.ndarray) -> np.ndarray:
   """[M, 2] uint32 keys: row k is `jax.random.PRNGKey(seeds[k])`, as a single run draws it."""
   return np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in seeds])
@@ -116,12 +128,7 @@ def train_many(config, data: data_lib.Dataset, members: Members | None = None):
   Returns:
     (TrainState, history), every leaf with a leading member axis [M, ...].
   """
-  members = members or plan_members(config)
-  if members is None:  # num_seeds=1 and no sweep: a one-member ensemble
-    members = Members(seeds=np.array([config.train.seed]),
-                      hparams={k: np.array([v], np.float32)
-                               for k, v in train_lib.default_hparams(config).items()},
-                      swept=())
+  members = members or plan_members(config) or single_member(config)
   train = train_lib.make_train(config, data)
   hparams = {k: jnp.asarray(v) for k, v in members.hparams.items()}
   return jax.jit(jax.vmap(train))(jnp.asarray(member_keys(members.seeds)), hparams)

@@ -94,8 +94,14 @@ def single_program(trainer: train_lib.Trainer, config) -> Program:
       compile_seconds=time.perf_counter() - start)
 
 
-def members_program(trainer: train_lib.Trainer, config, members: ensemble.Members) -> Program:
-  """The vmapped, member-sharded programs, with the same interface as a single run's."""
+def members_program(trainer: train_lib.Trainer, config, members: ensemble.Members,
+                    member_data: train_lib.DeviceData | None = None) -> Program:
+  """The vmapped, member-sharded programs, with the same interface as a single run's.
+
+  Members read `trainer.device_data`, or with `member_data` (every leaf [M, ...], e.g. backtest
+  folds: each its own scaled series and window starts) their own row of it, split over the
+  devices with the members.
+  """
   mesh = devices.member_mesh()
   num_devices = mesh.devices.size
   size = members.size
@@ -105,9 +111,15 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
   replicated = NamedSharding(mesh, P())
   keys = devices.global_array(ensemble.member_keys(members.seeds)[take], shard)
   hparams = {k: devices.global_array(v[take], shard) for k, v in members.hparams.items()}
-  device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a), replicated),
-                             trainer.device_data)
   spec = P(devices.MEMBERS_AXIS)
+  if member_data is None:
+    device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a), replicated),
+                               trainer.device_data)
+    data_spec = P()
+  else:
+    device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a)[take], shard),
+                               member_data)
+    data_spec = spec
   # shard_map: each device runs the vmapped program on its own members. Members never talk to
   # each other, so the program has no collectives for the partitioner to insert.
   sinit = jax.shard_map(jax.vmap(trainer.init), mesh=mesh, in_specs=(spec, spec),
@@ -121,8 +133,10 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
 
   def lower_run(n):
     def vrun(state, dd):  # this device's members, `group` at a time
-      return jax.lax.map(lambda s: trainer.run_epochs(s, dd, n), state, batch_size=group)
-    srun = jax.shard_map(vrun, mesh=mesh, in_specs=(spec, P()), out_specs=spec,
+      if member_data is None:
+        return jax.lax.map(lambda s: trainer.run_epochs(s, dd, n), state, batch_size=group)
+      return jax.lax.map(lambda sd: trainer.run_epochs(*sd, n), (state, dd), batch_size=group)
+    srun = jax.shard_map(vrun, mesh=mesh, in_specs=(spec, data_spec), out_specs=spec,
                          check_vma=False)
     return jax.jit(srun, donate_argnums=0).lower(running_state, device_data)
 

@@ -16,11 +16,14 @@ checkpoints. Everything the workdir receives:
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
 import threading
 import time
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -95,19 +98,91 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
 
   trainer = train_lib.make_trainer(config, data)
   program = program_lib.make_program(trainer, config, members)
+  seconds['prepare'] = time.perf_counter() - start
+  with training(config, workdir, program, seconds, progress,
+                meta=lambda history, done, train_seconds: _meta(
+                    config, data, history, done, members, train_seconds),
+                warm_up=lambda: evaluate_lib.warm_up(config, data, trainer, program)) as trained:
+    start = time.perf_counter()
+    state, history = trained.state, trained.history
+    results, panels, frame = evaluate_lib.evaluate(config, data, trainer, state, history,
+                                                   members)
+    seconds['evaluate'] = time.perf_counter() - start
+    if jax.process_index() == 0:  # one process writes the workdir's files
+      start = time.perf_counter()
+      workdir_lib.atomic_write(os.path.join(workdir, 'history.csv'),
+                               lambda p: frame.to_csv(p, index=False))
+      workdir_lib.atomic_write(os.path.join(workdir, 'loss.png'),
+                               lambda p: plots.plot_loss(history, p))
+      workdir_lib.atomic_write(os.path.join(workdir, 'predictions.png'),
+                               lambda p: plots.plot_predictions(panels, p))
+      seconds['plots'] = time.perf_counter() - start
+  if jax.process_index() != 0:
+    return results
+  results.update(trained.timings())
+  results['seconds'] = seconds
+  results['epochs_run'] = int(np.max(np.sum(history['active'], axis=-1)))
+  workdir_lib.write_text(os.path.join(workdir, 'metrics.json'),
+                         json.dumps(results, indent=1, sort_keys=True))
+  return results
+
+
+@dataclasses.dataclass
+class Trained:
+  """What `training` hands over: the final state, the joined history ([E] or [M, E] arrays),
+  training seconds of this process and of the processes before it that this run resumes, and
+  the program (for its compile seconds)."""
+  state: Any
+  history: dict
+  train_seconds: float
+  earlier_seconds: float
+  program: program_lib.Program
+
+  def timings(self) -> dict:
+    return {'compile_seconds': self.program.compile_seconds,
+            'train_seconds': self.earlier_seconds + self.train_seconds,
+            'train_seconds_this_process': self.train_seconds}
+
+
+@contextlib.contextmanager
+def training(config, workdir: str, program: program_lib.Program, seconds: dict,
+             progress: bool, meta: Callable[[dict, int, float], dict],
+             warm_up: Callable[[], None] | None = None):
+  """Trains `program` (or resumes it from `workdir`'s checkpoints) in chunks of epochs.
+
+  After each compiled chunk: the progress bar, history, divergence, early stopping, SIGTERM /
+  SIGINT, and a checkpoint every train.checkpoint_every epochs (saved in the background while
+  the next chunk trains). The block under `with` gets a `Trained` and runs while the last
+  checkpoint is written; leaving it waits for every save.
+
+  Args:
+    config: the run's config (train.epochs, checkpoint_every, max_to_keep, ...).
+    workdir: prepared by `rnnjax.workdir.prepare`.
+    program: from `rnnjax.program`.
+    seconds: phases timed so far; 'compile', 'train' and 'checkpoints' are added.
+    progress: show a progress bar.
+    meta: (history, epochs_done, train_seconds) -> the JSON-able metadata of a checkpoint.
+    warm_up: work to overlap with the first chunk (e.g. compiling the scoring programs).
+
+  Raises:
+    Diverged: a single run's loss went non-finite, or every member's did.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+  """
+  members = program.members
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.max_to_keep)
   history = {'loss': [], 'val_loss': [], 'active': []}
   # Training seconds of this process, and of the processes before it that this run resumes.
   done, train_seconds, earlier_seconds = 0, 0.0, 0.0
+  start = time.perf_counter()
   restored = checkpointer.restore_latest(program.abstract_state)
   if restored is not None:
-    state, meta = restored
+    state, saved_meta = restored
     state = program.from_saved(state)
-    done = meta['epochs_done']
-    earlier_seconds = meta.get('train_seconds', 0.0)
+    done = saved_meta['epochs_done']
+    earlier_seconds = saved_meta.get('train_seconds', 0.0)
     # JSON gives float64; keep the dtypes a chunk returns so a resumed history matches.
     history = {k: [np.asarray(v, bool if k == 'active' else np.float32)]
-               for k, v in meta['history'].items()}
+               for k, v in saved_meta['history'].items()}
     logging.info('resuming %s from epoch %d', workdir, done)
   else:
     state = program.init()
@@ -115,7 +190,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   best_saved = (np.inf if restored is None
                 else float(np.min(to_host(state.best_val_loss))))
   _import_in_background()
-  seconds['prepare'] = time.perf_counter() - start - program.compile_seconds
+  # The program's tracing so far counts as compiling, not preparing.
+  seconds['prepare'] = (seconds.get('prepare', 0.0) + time.perf_counter() - start
+                        - program.compile_seconds)
 
   signals = preemption.Signals()
   if restored is not None:
@@ -133,9 +210,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
         start = time.perf_counter()
         compile_before = program.compile_seconds
         state, chunk = program.run(state, n)
-        if warming is None:  # the forecasting programs get ready while the chunks train
-          warming = _in_background(
-              lambda: evaluate_lib.warm_up(config, data, trainer, program))
+        if warming is None and warm_up is not None:  # overlaps the chunks' training
+          warming = _in_background(warm_up)
         # The previous chunk's checkpoint lands while this chunk trains.
         if checkpointer.wait() is not None:
           signals.kept = _kept(workdir, checkpointer.finished_epoch)
@@ -161,8 +237,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
           best_now = float(np.min(np.where(diverged, np.inf, flags['best'])))
           start = time.perf_counter()
           checkpointer.save(done, program.to_saved(state),
-                            _meta(config, data, _joined(history), done, members,
-                                  earlier_seconds + train_seconds),
+                            meta(_joined(history), done, earlier_seconds + train_seconds),
                             is_best=best_now < best_saved)
           seconds['checkpoints'] += time.perf_counter() - start
           best_saved = min(best_saved, best_now)
@@ -174,45 +249,21 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     bar.close()
     start = time.perf_counter()
     checkpointer.save(done, program.to_saved(state),
-                      _meta(config, data, _joined(history), done, members,
-                            earlier_seconds + train_seconds))
+                      meta(_joined(history), done, earlier_seconds + train_seconds))
     seconds['checkpoints'] += time.perf_counter() - start
     if members is not None and np.all(to_host(state.diverged)):
       raise Diverged('every member of the ensemble diverged (non-finite loss); lower '
                      'train.learning_rate or set train.clip_norm.')
-    # The last checkpoint is written while the run is scored and drawn.
-    start = time.perf_counter()
+    # The last checkpoint is written while the caller scores and draws the run.
     if warming is not None:
       warming.join()
-    history = _joined(history)
-    results, panels, frame = evaluate_lib.evaluate(config, data, trainer, state, history,
-                                                   members)
-    seconds['evaluate'] = time.perf_counter() - start
-    if jax.process_index() == 0:  # one process writes the workdir's files
-      start = time.perf_counter()
-      workdir_lib.atomic_write(os.path.join(workdir, 'history.csv'),
-                               lambda p: frame.to_csv(p, index=False))
-      workdir_lib.atomic_write(os.path.join(workdir, 'loss.png'),
-                               lambda p: plots.plot_loss(history, p))
-      workdir_lib.atomic_write(os.path.join(workdir, 'predictions.png'),
-                               lambda p: plots.plot_predictions(panels, p))
-      seconds['plots'] = time.perf_counter() - start
+    yield Trained(state, _joined(history), train_seconds, earlier_seconds, program)
     start = time.perf_counter()
   finally:
     checkpointer.close()  # waits for the saves in flight, on every way out
   seconds['checkpoints'] += time.perf_counter() - start
-  if jax.process_index() != 0:
-    return results
   seconds['compile'] = program.compile_seconds
   seconds['train'] = train_seconds
-  results['compile_seconds'] = program.compile_seconds
-  results['train_seconds'] = earlier_seconds + train_seconds
-  results['train_seconds_this_process'] = train_seconds
-  results['seconds'] = seconds
-  results['epochs_run'] = int(np.max(np.sum(history['active'], axis=-1)))
-  workdir_lib.write_text(os.path.join(workdir, 'metrics.json'),
-                         json.dumps(results, indent=1, sort_keys=True))
-  return results
 
 
 def _in_background(fn) -> threading.Thread:

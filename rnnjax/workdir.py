@@ -21,7 +21,30 @@ from rnnjax import config as config_lib
 from rnnjax.errors import UserError
 
 OUTPUTS = ('config.json', 'history.csv', 'metrics.json', 'loss.png', 'predictions.png',
-           ckpt_lib.LATEST_DIR, ckpt_lib.BEST_DIR)
+           'backtest.csv', 'backtest.json', 'backtest.png', ckpt_lib.LATEST_DIR, ckpt_lib.BEST_DIR)
+# The key that marks a workdir's run as something other than train.py's (e.g. 'backtest') in
+# its config.json and checkpoints, so one command never resumes the other's checkpoints.
+KIND_KEY = 'run'
+
+
+def recorded_config(config, kind: str = 'train') -> str:
+  """The JSON a workdir records for `config`: the config, plus KIND_KEY unless kind is 'train'."""
+  if kind == 'train':
+    return config_lib.to_json(config)
+  return json.dumps({**json.loads(config_lib.to_json(config)), KIND_KEY: kind}, sort_keys=True,
+                    indent=1)
+
+
+def _with_defaults(recorded: dict) -> dict:
+  """A recorded config with the keys added to rnnjax since it was written at their defaults,
+  so an older run's workdir is not taken for another run's; as recorded if it cannot be read."""
+  kind = recorded.get(KIND_KEY)
+  rest = {k: v for k, v in recorded.items() if k != KIND_KEY}
+  try:
+    full = json.loads(config_lib.to_json(config_lib.from_json(json.dumps(rest))))
+  except Exception:  # noqa: BLE001 - a key rnnjax no longer has: compared as written
+    return recorded
+  return full if kind is None else {**full, KIND_KEY: kind}
 
 
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -65,12 +88,14 @@ def config_diff(old: dict, new: dict, prefix: str = '') -> list[str]:
   return out
 
 
-def prepare(workdir: str, config, overwrite: bool) -> None:
+def prepare(workdir: str, config, overwrite: bool, kind: str = 'train') -> None:
   """Checks the workdir can take this run; with `overwrite`, removes a previous run's outputs.
 
   A run's config is recorded twice: in config.json and inside every checkpoint. Either one
   differing from `config` means the workdir holds another run: refused (nothing is written),
   or with `overwrite` that run's outputs are removed. Only then is config.json written, once.
+
+  `kind` names the command ('train', 'backtest'): a workdir of the other is refused too.
 
   Raises:
     UserError: the workdir is a file, lies inside a file or is unwritable, or holds a run with
@@ -87,10 +112,10 @@ def prepare(workdir: str, config, overwrite: bool) -> None:
   if not os.access(parent, os.W_OK | os.X_OK):
     raise UserError(f'--workdir={workdir!r} cannot be written ({parent!r} is not writable).')
   saved = os.path.join(workdir, 'config.json')
-  new = json.loads(config_lib.to_json(config))
+  new = json.loads(recorded_config(config, kind))
   differs = False
   for where, old in _recorded_configs(workdir):
-    diff = config_diff(old, new)
+    diff = config_diff(_with_defaults(old), new)
     if diff and not overwrite:
       listed = '; '.join(diff[:5]) + (' ...' if len(diff) > 5 else '')
       raise UserError(
@@ -108,7 +133,7 @@ def prepare(workdir: str, config, overwrite: bool) -> None:
         os.remove(path)
   os.makedirs(workdir, exist_ok=True)
   if not os.path.isfile(saved) and jax.process_index() == 0:
-    write_text(saved, config_lib.to_json(config))
+    write_text(saved, recorded_config(config, kind))
   if jax.process_count() > 1:  # every host sees the prepared workdir before going on
     multihost_utils.sync_global_devices('rnnjax: workdir prepared')
 
