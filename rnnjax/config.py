@@ -98,6 +98,19 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.early_stopping_patience = 0  # epochs without a better val_loss; 0 is off
   c.train.skip_nonfinite_updates = False  # optax.apply_if_finite: skip steps with NaN/inf grads
 
+  # Rolling-origin backtest (scripts/backtest.py): `folds` forecast origins, the last one
+  # `test_length` windows before the end, each `step` windows after the one before. Fold k
+  # trains on the data before its origin as train.py would on that data alone (its own split
+  # into training and validation windows, its own scalers) and is scored on the next
+  # `test_length` windows. 0 picks the default: step = the validation windows // folds,
+  # test_length = step. refit=False trains once, on the first fold's data, and scores that
+  # model at every origin.
+  c.backtest = ml_collections.ConfigDict()
+  c.backtest.folds = 4
+  c.backtest.step = 0
+  c.backtest.test_length = 0
+  c.backtest.refit = True
+
   c.num_seeds = 1                    # members trained at once; member k uses seed train.seed + k
   c.sweep = ml_collections.ConfigDict()
   for name in SWEEPABLE + SHAPE_CHANGING:
@@ -231,6 +244,16 @@ def validate(config) -> None:
       or config.ensemble_vmap_size < 0):
     raise UserError(f'ensemble_vmap_size must be an integer >= 0 (0 picks for the device), '
                     f'got {config.ensemble_vmap_size!r}.')
+  b = config.backtest
+  for name in ('step', 'test_length'):
+    value = b[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+      raise UserError(f'backtest.{name} must be an integer >= 0 (0 picks the default), got '
+                      f'{value!r}.')
+  if isinstance(b.folds, bool) or not isinstance(b.folds, int) or b.folds < 1:
+    raise UserError(f'backtest.folds must be an integer >= 1, got {b.folds!r}.')
+  if not isinstance(b.refit, bool):
+    raise UserError(f'backtest.refit must be True or False, got {b.refit!r}.')
   if len(config.ensemble_quantiles) < 2:
     raise UserError(f'ensemble_quantiles must hold the two ends of the band, e.g. (0.1, 0.9); '
                     f'got {tuple(config.ensemble_quantiles)}.')

@@ -122,3 +122,33 @@ def plot_forecast(frame, path: str, title: str, last: int = 500) -> None:
                    ylabel='RMSE (original units)')
   fig.savefig(path)
   plt.close(fig)
+
+
+def plot_backtest(folds: list[dict], path: str) -> None:
+  """Test RMSE per backtest fold: the members' mean forecast, each member, and both baselines.
+
+  Args:
+    folds: backtest.json's 'folds' (each with 'fold', and for a scored fold 'rmse',
+      'members_rmse', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse').
+    path: PNG to write.
+  """
+  plt = pyplot()
+  scored = [f for f in folds if 'rmse' in f]
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
+  x = np.array([f['fold'] for f in scored])
+  for key, label, style in (('rmse', 'model (mean of members)', 'o-'),
+                            ('baseline_persistence_rmse', 'persistence', 's--'),
+                            ('baseline_seasonal_naive_rmse', 'seasonal naive', '^--')):
+    values = np.array([f[key] for f in scored], float)
+    ax.plot(x, values, style, label=f'{label}: mean {np.mean(values):.4g}')
+  for f in scored:
+    each = [v for v in f.get('members_rmse', []) if v is not None]
+    if len(each) > 1:
+      ax.plot([f['fold']] * len(each), each, '.', color='gray', alpha=0.6)
+  ax.set(title='Backtest: test RMSE by fold (series units; gray: each member)',
+         xlabel='Fold (later origins to the right)', ylabel='RMSE')
+  ax.set_xticks(x)
+  ax.legend(loc='upper left')
+  fig.savefig(path)
+  plt.close(fig)

@@ -31,6 +31,12 @@ Sections:
   xla_opt   the tutorial's training program compiled at LLVM levels 3 and 1 (compile seconds,
             seconds per epoch), and its init with XLA's defaults and with the options
             rnnjax.program.compiler_options gives a program that runs once.
+  backtest  a backtest of --backtest_folds folds x --backtest_seeds seeds (--backtest_epochs
+            epochs) on the tutorial's series, and with --backtest_csv on that file with
+            configs/hourly.py: wall seconds from the series to trained members (planning,
+            building, compiling, training) as one program (rnnjax.backtest) and as a loop of
+            one run per fold (each fold's seeds one ensemble program, as train.py would
+            train it), alternating, and their ratio per repeat.
 Shrinking the task (for smoke runs; each default keeps the tutorial's own value):
   --num_days      days of the synthetic hourly series (the tutorial's 200) in every section but
                   memory.
@@ -39,6 +45,7 @@ Shrinking the task (for smoke runs; each default keeps the tutorial's own value)
                   xla_opt (3); the seeds section takes --seed_epochs.
   --matmul_size   side of the reference matrix product (2048).
 """
+import importlib.util
 import itertools
 import json
 import os
@@ -53,12 +60,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from rnnjax import backtest
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
-from rnnjax import ensemble, models, train
+from rnnjax import ensemble, models, sources, train
 from rnnjax import program as program_lib
 
-SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt')
+SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt',
+            'backtest')
 flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
 flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).',
                      lower_bound=1)
@@ -91,6 +100,13 @@ flags.DEFINE_integer('memory_child', 0, 'Internal: train on a series of this man
                      'print the peak memory.')
 flags.DEFINE_integer('memory_horizon', 0, 'Internal: with --memory_child, forecast this many '
                      'steps at once (data.multi_step); 0 is the tutorial\'s single target.')
+flags.DEFINE_integer('backtest_folds', 8, 'Folds in the backtest section.', lower_bound=1)
+flags.DEFINE_integer('backtest_seeds', 4, 'Seeds per fold in the backtest section.',
+                     lower_bound=1)
+flags.DEFINE_integer('backtest_epochs', 10, 'Epochs per member in the backtest section.',
+                     lower_bound=1)
+flags.DEFINE_string('backtest_csv', '', 'A CSV file (time, temperature columns) to backtest '
+                    'with configs/hourly.py besides the tutorial\'s series.')
 FLAGS = flags.FLAGS
 
 
@@ -141,6 +157,47 @@ def time_training(config, repeats: int) -> dict:
           'epochs_per_second': epochs / seconds,
           'train_windows_per_second': n * epochs * len(data.train_starts) / seconds,
           'gflops': n * epochs * epoch_flops(config, data) / seconds / 1e9}
+
+
+def backtest_ab(config, repeats: int) -> dict:
+  """Wall seconds of one backtest as one program and as a loop of one run per fold,
+  alternating (which goes first alternates too); each from the loaded series to trained
+  members, compiling included (fresh functions every time, no compilation cache)."""
+  series = data_lib.load(config.data)
+
+  def one_program():
+    bt = backtest.make_backtest(config, series)
+    jax.block_until_ready(bt.program.run(bt.program.init(), config.train.epochs))
+    return bt
+
+  def fold_by_fold():
+    folds = backtest.plan_folds(config, series, data_lib.input_columns(config.data))
+    members = ensemble.plan_members(config)
+    for origins in folds.origins:
+      cut = [sources.Series(one.name, one.times[:n], one.values_TF[:n], one.future)
+             for one, n in zip(series, origins, strict=True)]
+      data = data_lib.assemble(config.data, cut, data_lib.input_columns(config.data))
+      program = make_program(config, data, members)
+      jax.block_until_ready(program.run(program.init(), config.train.epochs))
+
+  times = {'one_program': [], 'fold_by_fold': []}
+  runs = {'one_program': one_program, 'fold_by_fold': fold_by_fold}
+  for r in range(repeats):
+    for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+      start = time.perf_counter()
+      result = runs[name]()
+      times[name].append(time.perf_counter() - start)
+      if name == 'one_program':
+        members = result.members.size
+  ratios = [a / b for a, b in zip(times['one_program'], times['fold_by_fold'], strict=True)]
+  return {'folds': config.backtest.folds, 'seeds': config.num_seeds, 'members': members,
+          'epochs': config.train.epochs,
+          'one_program_seconds': float(np.median(times['one_program'])),
+          'fold_by_fold_seconds': float(np.median(times['fold_by_fold'])),
+          'ratio': float(np.median(ratios)),
+          'ratio_all': [round(x, 3) for x in ratios],
+          'one_program_all': [round(x, 2) for x in times['one_program']],
+          'fold_by_fold_all': [round(x, 2) for x in times['fold_by_fold']]}
 
 
 def make_program(config, data, members=None) -> program_lib.Program:
@@ -330,6 +387,21 @@ def main(argv):
   if 'xla_opt' in FLAGS.only:
     for row in compile_options_ab(r, FLAGS.epochs or 3):
       report('xla_opt', row)
+  if 'backtest' in FLAGS.only:
+    shape = {'backtest.folds': FLAGS.backtest_folds, 'num_seeds': FLAGS.backtest_seeds,
+             'train.epochs': FLAGS.backtest_epochs}
+    configs = {'tutorial': tutorial_config(**shape)}
+    if FLAGS.backtest_csv:
+      spec = importlib.util.spec_from_file_location(
+          'hourly', os.path.join(os.path.dirname(__file__), '..', 'configs', 'hourly.py'))
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+      hourly = module.get_config()
+      configs[FLAGS.backtest_csv] = config_lib.override(
+          hourly, {**shape, 'data.path': FLAGS.backtest_csv, 'data.target': 'temperature'})
+    for name, config in configs.items():
+      row = backtest_ab(config, r)
+      report('backtest', {'series': name, **row})
   if 'infer' in FLAGS.only:
     report('infer', inference_rate(tutorial_config(), r))
   if 'memory' in FLAGS.only:

@@ -56,6 +56,8 @@ INVALID = [
     ('model.skip', 'drift'), ('model.normalize', 'std'), ('train.lr_schedule', 'step'),
     ('train.warmup_epochs', 30), ('train.warmup_epochs', -1),
     ('model.highway', -1), ('model.highway', 25),
+    ('backtest.folds', 0), ('backtest.folds', -2), ('backtest.step', -1),
+    ('backtest.test_length', -5),
 ]
 
 

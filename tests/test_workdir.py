@@ -1,4 +1,5 @@
 """rnnjax.workdir: atomic writes, and a workdir that cannot hold the run refused with its reason."""
+import json
 import os
 
 import pytest
@@ -31,3 +32,21 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path):
     workdir_lib.atomic_write(str(path), fails)
   assert path.read_text() == 'second', 'a failed write replaced the file'
   assert sorted(os.listdir(tmp_path)) == ['metrics.json'], 'a failed write left a temporary file'
+
+
+def test_a_config_json_from_before_a_key_existed_is_the_same_run(tmp_path):
+  """config.json written before `backtest` existed (and a key added at its default): the same
+  run resumes there; a value that differs from the default is still another run's."""
+  workdir = str(tmp_path / 'w')
+  workdir_lib.prepare(workdir, tiny_config(), overwrite=False)
+  path = os.path.join(workdir, 'config.json')
+  with open(path) as f:
+    recorded = json.load(f)
+  del recorded['backtest']
+  with open(path, 'w') as f:
+    json.dump(recorded, f)
+  workdir_lib.prepare(workdir, tiny_config(), overwrite=False)  # not refused
+  with pytest.raises(UserError, match=r'backtest.folds: 4 -> 6'):
+    workdir_lib.prepare(workdir, tiny_config(**{'backtest.folds': 6}), overwrite=False)
+  with pytest.raises(UserError, match=r"run: None -> 'backtest'"):
+    workdir_lib.prepare(workdir, tiny_config(), overwrite=False, kind='backtest')

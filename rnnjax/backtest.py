@@ -1,0 +1,392 @@
+"""Rolling-origin backtests: every fold x seed is a member of one compiled program.
+
+`plan_folds` places `backtest.folds` forecast origins at the end of each series: the last
+fold's test windows end with the series, each earlier fold's start `backtest.step` windows
+before the next one's. Fold k's origin is the first point its training never sees: its first
+test window's inputs end just before it. Fold k is the run train.py would make of the data
+before its origin alone: that data's windows split by `data.val_fraction` into training and
+validation windows (early stopping and the best epoch come from those), scalers fit on its
+training part. It is scored on the next `backtest.test_length` windows.
+
+With `backtest.refit` (the default) each fold x seed (x swept value) is a member of one
+`jit(vmap(...))` program, sharded over the devices like an ensemble. Folds have training sets
+of different sizes: each member holds its own scaled series and window starts padded to the
+longest fold's (`train.make_trainer(capacity=...)`), and its series is NaN from its origin on,
+so a training or scaling step that read past the origin would diverge rather than leak.
+Without refit the members train once, on the first fold's data, and every fold scores them.
+
+`run_backtest` writes into the workdir:
+
+  config.json, checkpoints/, best/   as a training run (kill and resume the same way)
+  backtest.csv    one row per fold, member, series, window and step: forecast, actual and
+                  both naive forecasts, in the series' units
+  backtest.json   per fold the scores of the members' mean forecast and of the baselines,
+                  their mean and standard deviation over folds, and the folds won
+  backtest.png    the error by fold, model vs baselines
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+
+from rnnjax import config as config_lib
+from rnnjax import data as data_lib
+from rnnjax import devices
+from rnnjax import ensemble
+from rnnjax import metrics as metrics_lib
+from rnnjax import plots
+from rnnjax import program as program_lib
+from rnnjax import run as run_lib
+from rnnjax import train as train_lib
+from rnnjax import workdir as workdir_lib
+from rnnjax.errors import UserError
+from rnnjax.sources import Series
+
+KIND = 'backtest'
+
+
+@dataclasses.dataclass(frozen=True)
+class Folds:
+  """Where each fold's origin and test windows lie.
+
+  Attributes:
+    origins: [K, num_series] int, per fold and series the position (within the series) of the
+      first point the fold's training does not see.
+    datasets: K Datasets of every series in full, laid out alike: fold k's windows, split and
+      scalers from the points before its origins (`rnnjax.data.assemble` with `usable`).
+    test_starts: K arrays [N_test] of window starts (into the datasets' arrays), series by
+      series: the `test_length` windows after each origin.
+    step: windows between consecutive origins.
+    test_length: test windows per fold and series.
+  """
+  origins: np.ndarray
+  datasets: tuple
+  test_starts: tuple
+  step: int
+  test_length: int
+
+  @property
+  def num_folds(self) -> int:
+    return len(self.datasets)
+
+
+def _min_points(window: int, horizon: int, val_fraction: float) -> int:
+  """The fewest points with one training and one validation window (`data.check_lengths`)."""
+  n = window + horizon
+  while True:
+    try:
+      data_lib.check_lengths(n, window, horizon, val_fraction)
+      return n
+    except UserError:
+      n += 1
+
+
+def plan_folds(config, series: list[Series], columns) -> Folds:
+  """The folds of `config.backtest` on loaded series (`rnnjax.data.load`).
+
+  Raises:
+    UserError: more folds (or a longer step or test part) than the shortest series allows.
+  """
+  d, b = config.data, config.backtest
+  window, horizon, num_folds = d.window, d.horizon, b.folds
+  counts = np.array([len(data_lib.window_starts(len(one.values_TF), window, horizon))
+                     for one in series])
+  val_counts = counts - np.floor(counts * (1.0 - d.val_fraction)).astype(int)
+  step = b.step or int(val_counts.min()) // num_folds
+  if step < 1:
+    raise UserError(
+        f'backtest.folds={num_folds} is more folds than the validation part holds windows '
+        f'({int(val_counts.min())}{" in the shortest series" if len(series) > 1 else ""}); use '
+        f'at most {int(val_counts.min())} folds, or set backtest.step.')
+  test_length = b.test_length or step
+  need = _min_points(window, horizon, d.val_fraction)
+  origins = np.zeros((num_folds, len(series)), int)
+  for i, (one, count) in enumerate(zip(series, counts, strict=True)):
+    for k in range(num_folds):
+      first_test = count - test_length - (num_folds - 1 - k) * step
+      origins[k, i] = first_test + window
+    if origins[0, i] < need:
+      most = max(0, (count - test_length + window - need) // step + 1)
+      name = f'series {one.name!r}' if one.name else 'the series'
+      where = (f'{origins[0, i]} points into {name}' if origins[0, i] > 0
+               else f'before the start of {name}')
+      raise UserError(
+          f'backtest.folds={num_folds} with backtest.step={step} and test_length={test_length} '
+          f'puts the first origin {where} ({len(one.values_TF)} points), too early for one '
+          f'training and one validation window (which need {need} points with window={window}, '
+          f'horizon={horizon}, val_fraction={d.val_fraction}). Use at most {most} folds, or a '
+          'smaller backtest.step or test_length.')
+  datasets = tuple(data_lib.assemble(d, series, columns, usable=origins[k])
+                   for k in range(num_folds))
+  bounds = datasets[0].bounds
+  test_starts = tuple(
+      np.concatenate([bounds[i] + origins[k, i] - window + np.arange(test_length)
+                      for i in range(len(series))]).astype(np.int32)
+      for k in range(num_folds))
+  return Folds(origins=origins, datasets=datasets, test_starts=test_starts, step=step,
+               test_length=test_length)
+
+
+def training_series(dataset: data_lib.Dataset, origins: np.ndarray) -> np.ndarray:
+  """A fold's scaled series as its training reads it: NaN from each series' origin on.
+
+  Args:
+    dataset: the fold's dataset.
+    origins: [num_series] its origins within each series.
+
+  Returns:
+    float32 [T, F + K], a copy of dataset.scaled_TF.
+  """
+  series = np.array(dataset.scaled_TF, copy=True)
+  for i, origin in enumerate(origins):
+    series[dataset.bounds[i] + origin:dataset.bounds[i + 1]] = np.nan
+  return series
+
+
+def fold_members(config, num_folds: int) -> ensemble.Members:
+  """Every fold x the config's members (seeds and sweep), fold-major: member m trains fold
+  m // M0 as member m % M0 of the config's own plan (seed train.seed + m % M0)."""
+  base = ensemble.plan_members(config) or ensemble.single_member(config)
+  return ensemble.Members(
+      seeds=np.tile(base.seeds, num_folds),
+      hparams={k: np.tile(v, num_folds) for k, v in base.hparams.items()},
+      swept=base.swept, folds=np.repeat(np.arange(num_folds), base.size))
+
+
+def member_data(folds: Folds, capacity: tuple[int, int], members_per_fold: int):
+  """[M, ...] DeviceData: each member its fold's training series and padded window starts."""
+  rows = []
+  for dataset, origins in zip(folds.datasets, folds.origins, strict=True):
+    dd = train_lib.device_data(dataset, *capacity)
+    rows += [dd._replace(series_TF=training_series(dataset, origins))] * members_per_fold
+  return jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *rows)
+
+
+@dataclasses.dataclass
+class Backtest:
+  """A backtest ready to train: its folds, members and compiled programs.
+
+  Attributes:
+    folds: from `plan_folds`.
+    base: the config's own member plan (seeds, sweep): M0 members per fold.
+    members: what the program trains: every fold x base member (fold-major) with refit, else
+      the base members, trained on the first fold's data.
+    trainer: from `train.make_trainer`.
+    program: from `rnnjax.program.members_program`.
+  """
+  folds: Folds
+  base: ensemble.Members
+  members: ensemble.Members
+  trainer: train_lib.Trainer
+  program: program_lib.Program
+
+
+def make_backtest(config, series: list[Series] | None = None) -> Backtest:
+  """Plans the folds of `config` (on `series`, else the series it names) and builds the program.
+
+  Raises:
+    UserError: bad config, data or fold plan.
+  """
+  config_lib.validate(config)
+  base = ensemble.plan_members(config) or ensemble.single_member(config)
+  series = data_lib.load(config.data) if series is None else series
+  folds = plan_folds(config, series, data_lib.input_columns(config.data))
+  for dataset, starts in zip(folds.datasets, folds.test_starts, strict=True):
+    metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
+  if config.backtest.refit:
+    members = fold_members(config, folds.num_folds)
+    capacity = (max(len(d.train_starts) for d in folds.datasets),
+                max(len(d.val_starts) for d in folds.datasets))
+    trainer = train_lib.make_trainer(config, folds.datasets[0], capacity)
+    program = program_lib.members_program(trainer, config, members,
+                                           member_data(folds, capacity, base.size))
+  else:
+    members = base
+    trainer = train_lib.make_trainer(config, folds.datasets[0])
+    program = program_lib.members_program(trainer, config, members)
+  return Backtest(folds, base, members, trainer, program)
+
+
+def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True) -> dict:
+  """Trains (or resumes) the backtest `config` describes and writes its files to `workdir`.
+
+  Returns:
+    The contents of backtest.json.
+
+  Raises:
+    UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched).
+    Diverged: every member diverged.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+  """
+  seconds = {}
+  start = time.perf_counter()
+  bt = make_backtest(config)
+  workdir_lib.prepare(workdir, config, overwrite, kind=KIND)
+  folds, members = bt.folds, bt.members
+  seconds['prepare'] = time.perf_counter() - start
+
+  def meta(history, done, train_seconds):
+    return {'config': workdir_lib.recorded_config(config, KIND), 'epochs_done': done,
+            'train_seconds': train_seconds,
+            'history': {k: np.asarray(v).tolist() for k, v in history.items()},
+            'members': members.records(),
+            'origins': folds.origins.tolist()}
+
+  with run_lib.training(config, workdir, bt.program, seconds, progress, meta) as trained:
+    start = time.perf_counter()
+    state = trained.state
+    params = devices.to_host(train_lib.final_params(
+        state, config.train.early_stopping_patience > 0))
+    params = jax.tree.map(lambda a: a[:members.size], params)
+    diverged = devices.to_host(state.diverged)[:members.size]
+    frame, results = score_folds(config, folds, bt.trainer, params, diverged, bt.base)
+    seconds['evaluate'] = time.perf_counter() - start
+    if jax.process_index() == 0:
+      start = time.perf_counter()
+      workdir_lib.atomic_write(os.path.join(workdir, 'backtest.csv'),
+                               lambda p: frame.to_csv(p, index=False))
+      workdir_lib.atomic_write(os.path.join(workdir, 'backtest.png'),
+                               lambda p: plots.plot_backtest(results['folds'], p))
+      seconds['plots'] = time.perf_counter() - start
+  results.update(trained.timings())
+  results['epochs_run'] = int(np.max(np.sum(trained.history['active'], axis=-1)))
+  results['seconds'] = seconds
+  if jax.process_index() == 0:
+    workdir_lib.write_text(os.path.join(workdir, 'backtest.json'),
+                           json.dumps(results, indent=1, sort_keys=True))
+  return results
+
+
+SCORES = ('rmse', 'mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
+          'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive')
+
+
+def _test_scores(metrics: dict) -> dict:
+  """`metrics.forecast_metrics`' validation scores renamed for a test part: 'val_' dropped."""
+  def rename(tree):
+    if isinstance(tree, dict):
+      return {(k[4:] if k.startswith('val_') else k): rename(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+      return [rename(v) for v in tree]
+    return tree
+  return rename(metrics)
+
+
+def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverged_M,
+                base: ensemble.Members) -> tuple[pd.DataFrame, dict]:
+  """Forecasts every fold's test windows with its members and scores them.
+
+  Args:
+    config: the backtest's config.
+    folds: from `plan_folds`.
+    trainer: the trainer the members trained with (its `predict`).
+    params: the members' reported parameters, [M, ...]: fold-major with refit, else [M0, ...]
+      shared by every fold.
+    diverged_M: [M] bool.
+    base: the config's own member plan (M0 members per fold).
+
+  Returns:
+    (the backtest.csv table, the backtest.json contents without timings).
+  """
+  refit = config.backtest.refit
+  rows, fold_results = [], []
+  for k, (dataset, starts) in enumerate(zip(folds.datasets, folds.test_starts, strict=True)):
+    if refit:
+      take = slice(k * base.size, (k + 1) * base.size)
+      fold_params = jax.tree.map(lambda a, t=take: a[t], params)
+      alive = ~np.asarray(diverged_M[take], bool)
+    else:  # the first fold's members and scalers, at every origin
+      fold_params, alive = params, ~np.asarray(diverged_M, bool)
+      dataset = folds.datasets[0]
+    scaled = train_lib.predict_windows(trainer, fold_params, dataset.scaled_TF, starts,
+                                       config.train.val_batch_size, member_axis=True)
+    forecast_MNS = dataset.unscale_target(scaled, starts)
+    result = {'fold': k, 'test_windows': int(len(starts)),
+              'train_windows': int(len(dataset.train_starts)),
+              'val_windows': int(len(dataset.val_starts)),
+              'members_alive': int(alive.sum())}
+    result['origin'] = _origin_times(dataset, folds.origins[k])
+    if alive.any():
+      mean = forecast_MNS[alive].mean(axis=0)
+      result.update(_test_scores(metrics_lib.forecast_metrics(
+          dataset, starts, mean, config.data.season, 'val')))
+      result['members_rmse'] = [metrics_lib.rmse(f, dataset.targets(starts)) if ok else None
+                                for f, ok in zip(forecast_MNS, alive, strict=True)]
+    fold_results.append(result)
+    rows.append(_fold_rows(config, dataset, starts, forecast_MNS, base, k,
+                           folds.origins[k]))
+  return pd.concat(rows, ignore_index=True), summarize(fold_results, folds, refit)
+
+
+def _origin_times(dataset, origins) -> dict | str:
+  """A fold's origin time, the first its test part forecasts from (by series with several)."""
+  times = {name: str(dataset.timestamps[dataset.bounds[i] + origins[i]])
+           for i, name in enumerate(dataset.series_ids)}
+  return times[''] if list(times) == [''] else times
+
+
+def _fold_rows(config, dataset, starts, forecast_MNS, base, fold, origins) -> pd.DataFrame:
+  """backtest.csv's rows of one fold: every member, window and step."""
+  num_members, n, num_steps = forecast_MNS.shape
+  positions = dataset.target_positions(starts)
+  baselines = metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
+  which = dataset.series_index(starts)
+  origin_times = dataset.timestamps[dataset.bounds[:-1][which] + np.asarray(origins)[which]]
+  window_rows = {
+      'origin': np.repeat(np.asarray(origin_times), num_steps),
+      'input_end': np.repeat(np.asarray(dataset.timestamps[starts + dataset.window - 1]),
+                             num_steps),
+      'step': np.tile(np.asarray(dataset.steps), n),
+      'target_time': np.asarray(dataset.timestamps[positions.reshape(-1)]),
+      'actual': dataset.targets(starts).reshape(-1),
+      'persistence': baselines['persistence'].reshape(-1),
+      'seasonal_naive': baselines['seasonal_naive'].reshape(-1),
+  }
+  if dataset.series_ids != ('',):
+    window_rows = {'series': np.repeat(np.asarray(dataset.series_ids)[which], num_steps),
+                   **window_rows}
+  frames = []
+  for m, record in enumerate(base.records()):
+    head = {'fold': fold, 'member': m, 'seed': record['seed'],
+            **{name: record[name] for name in base.swept}}
+    frame = pd.DataFrame({**window_rows, 'forecast': forecast_MNS[m].reshape(-1)})
+    for i, (key, value) in enumerate(head.items()):
+      frame.insert(i, key, value)
+    frames.append(frame)
+  columns = list(frames[0].columns)
+  order = [c for c in columns if c not in ('forecast', 'actual', 'persistence', 'seasonal_naive')]
+  return pd.concat(frames, ignore_index=True)[
+      order + ['forecast', 'actual', 'persistence', 'seasonal_naive']]
+
+
+def summarize(fold_results: list[dict], folds: Folds, refit: bool) -> dict:
+  """backtest.json: the folds, the mean and standard deviation over folds of each score, and
+  how many folds the model's RMSE beats each baseline's."""
+  scored = [r for r in fold_results if 'rmse' in r]
+  out = {'folds': fold_results, 'num_folds': folds.num_folds, 'step': folds.step,
+         'test_length': folds.test_length, 'refit': refit,
+         'mean': {}, 'std': {}, 'wins': {}}
+  for key in SCORES:
+    values = np.array([r[key] for r in scored if r.get(key) is not None], float)
+    out['mean'][key] = float(values.mean()) if values.size else None
+    out['std'][key] = float(values.std(ddof=1)) if values.size > 1 else None
+  for name in metrics_lib.BASELINES:
+    out['wins'][name] = sum(r['rmse'] < r[f'baseline_{name}_rmse'] for r in scored)
+  out['folds_scored'] = len(scored)
+  return out
+
+
+def verdict(results: dict) -> str:
+  """One line: mean test RMSE over folds against each baseline's, and the folds won."""
+  mean, n = results['mean'], results['folds_scored']
+  parts = [f'{metrics_lib._BASELINE_NAMES[name]} {mean[f"baseline_{name}_rmse"]:.4g} '
+           f'(wins {results["wins"][name]} of {n} folds)' for name in metrics_lib.BASELINES]
+  return f'backtest of {results["num_folds"]} folds: mean rmse {mean["rmse"]:.4g} vs ' + \
+      ', '.join(parts)
+
