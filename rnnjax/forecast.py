@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import logging
 import os
 import sys
@@ -132,6 +133,11 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   """
   with _quiet_restore():
     state, meta = ckpt_lib.load_for_inference(workdir)
+  kind = json.loads(meta['config']).get(workdir_lib.KIND_KEY)
+  if kind is not None:
+    raise UserError(f'{workdir!r} holds a {kind} (scripts/{kind}.py), whose members are '
+                    'trained on parts of the series: forecast with a workdir of '
+                    'scripts/train.py.')
   config = config_lib.from_json(meta['config'])
   early = config.train.early_stopping_patience > 0
   params = state['best_params'] if early else state['params']

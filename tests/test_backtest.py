@@ -16,6 +16,7 @@ from conftest import ROOT, file_tree, script_env, tiny_config
 from rnnjax import backtest as backtest_lib
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
+from rnnjax import forecast
 from rnnjax import sources
 from rnnjax import train as train_lib
 from rnnjax.errors import UserError
@@ -278,6 +279,8 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
     assert a['origin'] == b['origin'] and np.isclose(a['rmse'], b['rmse'], rtol=1e-5)
   assert (workdir / 'backtest.png').stat().st_size > 0
   assert (workdir / 'config.json').exists()
+  with pytest.raises(UserError, match='holds a backtest .*workdir of scripts/train.py'):
+    forecast.load_run(str(workdir))  # scripts/predict.py's first step
 
 
 @pytest.mark.parametrize('extra, message', [
