@@ -19,6 +19,8 @@ CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
 SKIPS = ('none', 'persistence', 'seasonal_naive')
 NORMALIZATIONS = ('none', 'last', 'mean')
 LR_SCHEDULES = ('constant', 'cosine')
+# What the model forecasts per target step: one value, quantiles, or a normal distribution.
+HEADS = ('point', 'quantile', 'gaussian')
 ACTIVATIONS = ('tanh', 'swish', 'silu', 'relu', 'gelu', 'sigmoid', 'elu', 'softplus', 'linear')
 # Hyper-parameters that change no array shape, so members of one vmapped run may differ in them.
 SWEEPABLE = ('learning_rate', 'weight_decay', 'clip_norm', 'dropout')
@@ -79,6 +81,12 @@ def default_config() -> ml_collections.ConfigDict:
   # A linear path beside the network (LSTNet's highway): a Dense map of the window's last
   # `highway` target inputs added to the forecast; 0 is off, at most data.window.
   c.model.highway = 0
+  # 'point': one value per step (trained on the squared error); 'quantile': model.quantiles of
+  # each step (pinball loss); 'gaussian': a normal distribution, its mean and scale
+  # (negative log-likelihood). See rnnjax.models.Forecaster.
+  c.model.head = 'point'
+  c.model.quantiles = (0.1, 0.5, 0.9)  # levels the quantile head forecasts, and scores pinball at
+  c.model.interval = 0.8             # nominal level of the central interval scored and drawn
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 30
@@ -221,6 +229,7 @@ def validate(config) -> None:
     raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {d.val_fraction}.')
   if m.cell not in CELLS:
     raise UserError(f'model.cell={m.cell!r} is not one of {CELLS}.')
+  _check_head(m)
   if m.activation not in ACTIVATIONS:
     raise UserError(f'model.activation={m.activation!r} is not one of {ACTIVATIONS}.')
   if m.implementation not in ('fused', 'flax'):
@@ -260,6 +269,45 @@ def validate(config) -> None:
   for q in config.ensemble_quantiles:
     if not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
+
+
+def interval_bounds(level: float) -> tuple[float, float]:
+  """The quantile levels ((1 - level) / 2, (1 + level) / 2) bounding the central interval,
+  rounded to 12 decimals: 0.8 gives (0.1, 0.9), the levels as written, not 0.09999999999999998."""
+  return round((1.0 - level) / 2.0, 12), round((1.0 + level) / 2.0, 12)
+
+
+def _check_head(m) -> None:
+  """model.head, model.quantiles and model.interval (see default_config)."""
+  if m.head not in HEADS:
+    raise UserError(f'model.head={m.head!r} is not one of {HEADS}: "point" forecasts one value '
+                    'per step, "quantile" the levels in model.quantiles, "gaussian" a normal '
+                    'distribution.')
+  levels = tuple(m.quantiles)
+  if not levels:
+    raise UserError('model.quantiles is empty: give the levels to forecast and score, e.g. '
+                    '--config.model.quantiles="(0.1,0.5,0.9)".')
+  for q in levels:
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
+      raise UserError(f'model.quantiles={levels} holds {q!r}: every level must lie strictly '
+                      'between 0 and 1, e.g. --config.model.quantiles="(0.1,0.5,0.9)".')
+  if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+    raise UserError(f'model.quantiles={levels} must be strictly increasing, each level once: '
+                    f'give them as {tuple(sorted(set(levels)))}.')
+  interval = m.interval
+  if isinstance(interval, bool) or not isinstance(interval, (int, float)) or \
+      not 0.0 < interval < 1.0:
+    raise UserError(f'model.interval={interval!r} must lie strictly between 0 and 1: it is the '
+                    'nominal level of the central interval, e.g. 0.8 for the 10%-90% interval.')
+  if m.head == 'quantile':
+    missing = [b for b in interval_bounds(interval)
+               if not any(abs(b - q) <= 1e-6 for q in levels)]
+    if missing:
+      bounds = ', '.join(f'{b:.6g}' for b in interval_bounds(interval))
+      raise UserError(f'model.quantiles={levels} lacks the bounds of the central '
+                      f'{interval:g} interval ({bounds}) that the quantile head scores and draws: '
+                      f'add them to model.quantiles, or set model.interval to a level whose '
+                      'bounds it holds.')
 
 
 def seasonal_lag(season: int, horizon):

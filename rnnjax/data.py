@@ -245,6 +245,80 @@ class Dataset:
           part.reshape(-1, 1)).reshape(part.shape)
     return out
 
+  def unscale_distribution(self, forecast, head: str,
+                           starts: np.ndarray | None = None) -> np.ndarray:
+    """A head's scaled forecasts of the windows at `starts` in the series' own units.
+
+    Each window is unscaled by its own series' target scaler, as `unscale_distribution`
+    (module level) says: values and quantiles as values, a gaussian scale by the unit only.
+
+    Args:
+      forecast: [..., N, S] (point), [..., N, S, Q] (quantile) or [..., N, S, 2] (gaussian).
+      head: 'point', 'quantile' or 'gaussian'.
+      starts: [N] window starts; needed when there are several series.
+
+    Returns:
+      float64, the shape of `forecast`.
+    """
+    y = np.asarray(forecast, dtype=np.float64)
+    if head == 'point':
+      return self.unscale_target(y, starts)
+    if len(self.target_scalers) == 1:
+      return unscale_distribution(y, head, self.target_scalers[0])
+    if starts is None:
+      raise ValueError('unscale_distribution needs the window starts when there are several '
+                       'series')
+    which = self.series_index(starts)
+    if y.ndim < 3 or y.shape[-3] != len(which):
+      raise ValueError(f'{head} forecasts of shape {y.shape} for {len(which)} windows: expected '
+                       '[..., N, S, Q or 2]')
+    out = np.empty_like(y)
+    for i in np.unique(which):
+      out[..., which == i, :, :] = unscale_distribution(y[..., which == i, :, :], head,
+                                                        self.target_scalers[i])
+    return out
+
+
+def target_unit(target_scaler) -> float:
+  """How much one scaled unit is in the series' units: the slope of `inverse_transform`.
+
+  Both scalers map affinely with a positive slope (MinMaxScaler: 1 / scale_, StandardScaler:
+  scale_), so a scaled difference, such as a scale or an interval width, is that many series
+  units; a value is also shifted by the offset, which a difference never is.
+  """
+  zero_one = target_scaler.inverse_transform(np.array([[0.0], [1.0]]))[:, 0]
+  unit = float(zero_one[1] - zero_one[0])
+  if not unit > 0:
+    raise ValueError(f'target scaler {target_scaler!r} maps 1 scaled unit to {unit} series units; '
+                     'a distribution needs a positive slope')
+  return unit
+
+
+def unscale_distribution(forecast, head: str, target_scaler) -> np.ndarray:
+  """A head's scaled forecasts of one series in the series' own units.
+
+  Args:
+    forecast: scaled forecasts, float [..., S] (point), [..., S, Q] quantiles (quantile) or
+      [..., S, 2] (mean, scale) (gaussian).
+    head: 'point', 'quantile' or 'gaussian' (rnnjax.config.HEADS).
+    target_scaler: the series' fitted target scaler.
+
+  Returns:
+    float64, the shape of `forecast`: point values and quantiles each unscaled as values
+    (`inverse_transform`); a gaussian mean as a value and its scale multiplied by
+    `target_unit`, never shifted.
+  """
+  y = np.asarray(forecast, dtype=np.float64)
+  if head == 'gaussian':
+    if y.shape[-1:] != (2,):
+      raise ValueError(f'gaussian forecasts have shape {y.shape}; the last axis must be (mean, '
+                       'scale), size 2')
+    mean = target_scaler.inverse_transform(y[..., 0].reshape(-1, 1)).reshape(y.shape[:-1])
+    return np.stack([mean, y[..., 1] * target_unit(target_scaler)], axis=-1)
+  if head not in ('point', 'quantile'):
+    raise ValueError(f'unknown head {head!r}; choose one of {config_lib.HEADS}')
+  return target_scaler.inverse_transform(y.reshape(-1, 1)).reshape(y.shape)
+
 
 def make_scaler(name: str):
   if name not in SCALERS:

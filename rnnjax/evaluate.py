@@ -3,20 +3,30 @@
 `evaluate` forecasts every training and validation window with the reported parameters
 (`train.final_params`), scores the forecast in the series' own units next to the naive
 baselines (`rnnjax.metrics`), and builds the plot panels and the history table. An ensemble is
-scored on the mean forecast of its members that did not diverge, and each member on its own;
-a single run's forecast is that mean over one member, so both go through the same lines.
+scored on the forecast of its members that did not diverge, and each member on its own; a
+single run's forecast is that of one member, so both go through the same lines.
+
+The ensemble forecast of point heads is the members' mean, with the members' quantiles drawn
+as a band: a spread across seeds, not a predictive interval. Members of a probabilistic head
+are mixed: the ensemble's distribution is the equal-weight mixture of theirs
+(`rnnjax.distributions`), scored like one model's, its point forecast the mixture's median
+(quantile head) or mean (gaussian head).
 """
 from __future__ import annotations
 
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import devices
+from rnnjax import distributions
 from rnnjax import ensemble
+from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import train as train_lib
 
@@ -71,9 +81,10 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
 
 def _check_against_training(config, state, history: dict, per_member: list[dict],
                             diverged_M: np.ndarray, member_axis: bool) -> None:
-  """Warns when a member's validation MSE here differs from the one its training computed.
+  """Warns when a member's validation loss here differs from the one its training computed.
 
-  Both are the scaled MSE of the reported parameters over the validation windows, one from
+  Both are the scaled loss (`rnnjax.losses`; the MSE for the point head) of the reported
+  parameters over the validation windows, one from
   the compiled training program, one from the forecasting programs; they differ only by float
   rounding. A larger gap means one program computed something else (a miscompiled program
   has been seen to do so), and the scores written would not be the trained model's.
@@ -84,13 +95,16 @@ def _check_against_training(config, state, history: dict, per_member: list[dict]
     val, active = (np.atleast_2d(np.asarray(history[k])) for k in ('val_loss', 'active'))
     last = np.maximum(active.astype(int).sum(axis=1) - 1, 0)
     trained = val[np.arange(len(val)), last]
+  # The head's validation loss: the MSE for the point head. The others' (pinball, NLL) sum
+  # terms of either sign, so their rounding is judged on an absolute scale as well.
+  atol = 1e-7 if config.model.head == 'point' else 1e-5
   for k, member in enumerate(per_member):
     if diverged_M[k]:
       continue
-    here, there = member['val_mse_scaled'], float(trained[k])
-    if not np.isclose(here, there, rtol=1e-3, atol=1e-7):
+    here, there = member.get('val_loss_scaled', member['val_mse_scaled']), float(trained[k])
+    if not np.isclose(here, there, rtol=1e-3, atol=atol):
       who = f'member {k}' if member_axis else 'the model'
-      logging.warning('%s: the validation MSE of its reported parameters is %.6g when scored, '
+      logging.warning('%s: the validation loss of its reported parameters is %.6g when scored, '
                       'but %.6g in training; the forecasts and metrics may not be the trained '
                       'model\'s. Report this with the config and the jax version.', who, here,
                       there)
@@ -119,7 +133,8 @@ def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program)
 
 def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
                      member_axis: bool, starts: np.ndarray) -> np.ndarray:
-  """[M, N, S] scaled forecasts of the windows at `starts`; M = 1 for a single run."""
+  """[M, N, S] scaled forecasts of the windows at `starts` ([M, N, S, Q] or [M, N, S, 2] for a
+  probabilistic head); M = 1 for a single run."""
   scaled = train_lib.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
                                      config.train.val_batch_size, member_axis=member_axis)
   return scaled if member_axis else scaled[None]
@@ -129,54 +144,85 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
           diverged_M: np.ndarray) -> tuple[dict, dict, list[dict]]:
   """Scores [M, N, S] scaled forecasts of the training and validation windows.
 
-  The reported forecast is the mean over members that did not diverge (a single run: its own).
-  With more than one member, the members' quantile band (`ensemble_quantiles`) is scored too.
-  Scores are over every window, step and series (`rnnjax.metrics.forecast_metrics` adds the
-  per-step and per-series ones).
+  The reported forecast is that of the members that did not diverge (a single run: its own):
+  for the point head their mean, with more than one member their quantile band
+  (`ensemble_quantiles`, a spread across seeds) scored too. A probabilistic head's members are
+  mixed (see the module docstring); its point errors are those of the mixture's median or mean,
+  and the validation windows get `rnnjax.metrics.distribution_scores`. Scores are over every
+  window, step and series (`rnnjax.metrics.forecast_metrics` adds the per-step and per-series
+  ones).
 
   Args:
-    config: the run's config (season, ensemble_quantiles).
+    config: the run's config (season, ensemble_quantiles, model.head and its levels).
     data: the dataset the windows come from.
-    scaled_MNS: {'train': [M, N_train, S], 'val': [M, N_val, S]} forecasts in scaled units.
-    diverged_M: [M] bool, members left out of the mean.
+    scaled_MNS: {'train': [M, N_train, S], 'val': [M, N_val, S]} forecasts in scaled units,
+      with a last axis [..., Q] (quantile head) or [..., 2] (gaussian head).
+    diverged_M: [M] bool, members left out.
 
   Returns:
     (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
-    first series at the last step: {part: (true [n], forecast [n], band or None)}, and with
-    several steps 'lead': the validation RMSE per step of the model and both baselines.
+    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'band_label'
+    saying what the band is, and with several steps 'lead': the validation RMSE per step of the
+    model and both baselines.
   """
   alive = ~np.asarray(diverged_M, bool)
+  head, levels = config.model.head, tuple(config.model.quantiles)
+  point = head == 'point'
   low_q, high_q = min(config.ensemble_quantiles), max(config.ensemble_quantiles)
+  trailing = () if point else ((len(levels),) if head == 'quantile' else (2,))
+  loss_terms = losses.for_model(config.model)
   results, panels = {}, {}
   per_member = [dict() for _ in range(len(alive))]
   num_steps = len(data.steps)
+  if not point:
+    panels['band_label'] = f'{config.model.interval * 100:g}% central interval'
+  elif len(alive) > 1:
+    panels['band_label'] = (f'Spread across seeds (q{low_q:g}-q{high_q:g}), not a predictive '
+                            'interval')
   for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True):
     scaled = np.asarray(scaled_MNS[part])
-    if scaled.shape != (len(alive), len(starts), num_steps):
-      raise ValueError(f'{part} forecasts have shape {scaled.shape}, expected '
-                       f'{(len(alive), len(starts), num_steps)} (members, windows, steps)')
-    forecast_MNS = data.unscale_target(scaled, starts)
+    expected = (len(alive), len(starts), num_steps) + trailing
+    if scaled.shape != expected:
+      raise ValueError(f'{part} forecasts have shape {scaled.shape}, expected {expected} '
+                       f'(members, windows, steps{", " + head + " outputs" if trailing else ""})')
+    forecast_M = data.unscale_distribution(scaled, head, starts)
     true = data.targets(starts)
-    mean = forecast_MNS[alive].mean(axis=0)
+    mean = distributions.center(forecast_M[alive], head, levels)
     band = None
-    if len(alive) > 1:
-      band = (np.quantile(forecast_MNS[alive], low_q, axis=0),
-              np.quantile(forecast_MNS[alive], high_q, axis=0))
+    if not point:
+      band = tuple(np.moveaxis(distributions.quantiles_at(
+          forecast_M[alive], head, levels, config_lib.interval_bounds(config.model.interval)),
+          -1, 0))
+    elif len(alive) > 1:
+      band = (np.quantile(forecast_M[alive], low_q, axis=0),
+              np.quantile(forecast_M[alive], high_q, axis=0))
     results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
+    if not point and part == 'val':
+      _merge(results, metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
     first = data.series_index(starts) == 0
     panels[part] = (true[first, -1], mean[first, -1],
                     None if band is None else (band[0][first, -1], band[1][first, -1]))
     scaled_true = data.scaled_TF[data.target_positions(starts), 0]
+    centers_M = forecast_M if point else np.stack(
+        [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive))])
     if part == 'val':
-      results['val_mse_scaled'] = float(np.mean((scaled[alive].mean(0) - scaled_true) ** 2))
-      if band is not None:
-        results['val_spread_mean'] = float(forecast_MNS[alive].std(axis=0).mean())
-        results['val_band_coverage'] = float(np.mean((true >= band[0]) & (true <= band[1])))
+      scaled_mean = (scaled[alive].mean(0) if point
+                     else distributions.center(scaled[alive], head, levels))
+      results['val_mse_scaled'] = float(np.mean((scaled_mean - scaled_true) ** 2))
+      if len(alive) > 1:
+        results['val_spread_mean'] = float(centers_M[alive].std(axis=0).mean())
+        if point:
+          results['val_band_coverage'] = float(np.mean((true >= band[0]) & (true <= band[1])))
     for k, member in enumerate(per_member):
-      member[f'{part}_rmse'] = metrics_lib.rmse(forecast_MNS[k], true)
-      member[f'{part}_mae'] = metrics_lib.mae(forecast_MNS[k], true)
+      member[f'{part}_rmse'] = metrics_lib.rmse(centers_M[k], true)
+      member[f'{part}_mae'] = metrics_lib.mae(centers_M[k], true)
       if part == 'val':
-        member['val_mse_scaled'] = float(np.mean((scaled[k] - scaled_true) ** 2))
+        scaled_center = scaled[k] if point else distributions.center(scaled[k:k + 1], head,
+                                                                       levels)
+        member['val_mse_scaled'] = float(np.mean((scaled_center - scaled_true) ** 2))
+        if not point:  # what training reported as val_loss
+          member['val_loss_scaled'] = float(np.mean(loss_terms(
+              jnp.asarray(scaled[k]), jnp.asarray(scaled_true, jnp.float32))))
   if 'per_step' in results:
     panels['lead'] = {key: np.array([entry[key] for entry in results['per_step']])
                       for key in ('step', 'val_rmse', 'baseline_persistence_rmse',
@@ -187,6 +233,20 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   label += [f'step {data.steps[-1]}'] if num_steps > 1 else []
   panels['label'] = ', '.join(label)
   return results, panels, per_member
+
+
+def _merge(results: dict, scores: dict) -> None:
+  """Adds `scores` to `results`, joining their per_step (by position) and per_series (by id)
+  entries to the ones already there."""
+  for key, value in scores.items():
+    if key == 'per_step':
+      for entry, more in zip(results['per_step'], value, strict=True):
+        entry.update(more)
+    elif key == 'per_series':
+      for name, more in value.items():
+        results['per_series'][name].update(more)
+    else:
+      results[key] = value
 
 
 def history_frame(history: dict, diverged_M: np.ndarray | None) -> pd.DataFrame:

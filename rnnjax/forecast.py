@@ -22,6 +22,7 @@ import pandas as pd
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
+from rnnjax import distributions
 from rnnjax import models
 from rnnjax import plots
 from rnnjax import sources
@@ -41,7 +42,8 @@ class TrainedRun:
       series: the id '').
     columns: input columns: the target, past-only features, then future features.
     members: per-member records of an ensemble, else None.
-    predict_jit: `predict(params, series_TF, starts_B) -> [B, S]` scaled forecasts.
+    predict_jit: `predict(params, series_TF, starts_B) -> [B, S]` scaled forecasts ([B, S, Q]
+      or [B, S, 2] for a probabilistic head).
     predict_members_jit: the member-vmapped version.
     epochs_done: epochs the restored checkpoint holds.
     finished: the run wrote metrics.json; False while it trains or after it was stopped.
@@ -190,8 +192,9 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   Returns:
     Columns input_end (time of the last input), step (steps after it), target_time (past the
     series end it is extrapolated at the series' frequency), forecast (original units), actual
-    (the observed target, empty past the end); for ensembles also forecast_std and
-    forecast_q{low}/forecast_q{high}, the members' quantile band.
+    (the observed target, empty past the end); for point ensembles also forecast_std and
+    forecast_q{low}/forecast_q{high}, the members' quantile band (a spread across seeds). A
+    probabilistic head adds its distribution after forecast (`distribution_columns`).
 
   Raises:
     UserError: fewer points than a window, a series the run was not trained on, or a future
@@ -230,7 +233,8 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   series = data_lib.model_inputs(scaled, all_times, d.calendar)
   scaled_pred = train_lib.predict_windows(run, run.params, series, starts, batch_size,
                                           member_axis=run.members is not None)
-  pred = target_scaler.inverse_transform(scaled_pred.reshape(-1, 1)).reshape(scaled_pred.shape)
+  head = run.config.model.head
+  pred = data_lib.unscale_distribution(scaled_pred, head, target_scaler)
   actual = np.full(target_pos.shape, np.nan)
   observed = target_pos <= last
   actual[observed] = values_TF[target_pos[observed], 0]
@@ -238,7 +242,10 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   frame = pd.DataFrame({'input_end': times[starts + window - 1].repeat(num_steps),
                         'step': np.tile(steps, len(starts)),
                         'target_time': all_times[target_pos.ravel()]})
-  if run.members is None:
+  if head != 'point':
+    for name, column in distribution_columns(run.config, pred, run.members is not None).items():
+      frame[name] = column.ravel()
+  elif run.members is None:
     frame['forecast'] = pred.ravel()
   else:
     low, high = min(run.config.ensemble_quantiles), max(run.config.ensemble_quantiles)
@@ -248,6 +255,41 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
     frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
   frame['actual'] = actual.ravel()
   return frame
+
+
+def distribution_columns(config, forecast, member_axis: bool) -> dict:
+  """The forecast file's columns of a probabilistic head's distribution, series units.
+
+  quantile head: forecast (the median, or the level nearest 0.5), one column q{level} per
+  level of model.quantiles (q0.1, q0.5, q0.9), then lower and upper, the central
+  model.interval interval. gaussian head: forecast (the mean), mean and scale, lower, upper.
+  An ensemble's distribution is the equal-weight mixture of its members': its quantiles
+  (`rnnjax.distributions.quantiles_at`), or for normals the mixture's mean and standard
+  deviation as mean and scale and its quantiles as lower and upper.
+
+  Args:
+    config: the run's config (model.head, model.quantiles, model.interval).
+    forecast: [N, S, Q] or [N, S, 2] in series units; [M, N, S, ...] with `member_axis`.
+    member_axis: `forecast` holds the members of an ensemble.
+
+  Returns:
+    {column name: [N, S] array}, in column order.
+  """
+  m = config.model
+  levels = tuple(m.quantiles)
+  members = np.asarray(forecast, np.float64)
+  members = members if member_axis else members[None]
+  lower, upper = np.moveaxis(distributions.quantiles_at(
+      members, m.head, levels, config_lib.interval_bounds(m.interval)), -1, 0)
+  if m.head == 'quantile':
+    q = distributions.quantiles_at(members, m.head, levels, levels)
+    columns = {'forecast': q[..., distributions.middle_index(levels)]}
+    columns.update({f'q{level:g}': q[..., i] for i, level in enumerate(levels)})
+  else:
+    mean, scale = distributions.gaussian_mixture_moments(members[..., 0], members[..., 1])
+    columns = {'forecast': mean, 'mean': mean, 'scale': scale}
+  columns.update(lower=lower, upper=upper)
+  return columns
 
 
 def check_paths(csv_path: str, out_path: str, flag: str = '--out') -> None:
@@ -371,6 +413,7 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
   if plot_path is not None:
     name = loaded[0].name
     title = f'{"series " + repr(name) + ", " if name else ""}{os.path.abspath(workdir)}'
+    interval = run.config.model.interval if run.config.model.head != 'point' else None
     workdir_lib.atomic_write(plot_path, lambda path: plots.plot_forecast(
-        frames[0], path, f'Forecast of {title}'))
+        frames[0], path, f'Forecast of {title}', interval=interval))
   return frame

@@ -1,13 +1,28 @@
-"""Errors in the series' own units and the naive baselines every forecast is held against."""
+"""Errors in the series' own units and the naive baselines every forecast is held against.
+
+Point forecasts: RMSE and MAE next to persistence and seasonal naive. Distribution forecasts
+(the quantile and gaussian heads): coverage and width of the central interval, pinball loss and
+CRPS, next to the naive distribution, the seasonal-naive forecast plus the quantiles of its own
+residuals on the training windows (`naive_distribution`). The scores take plain arrays;
+`distribution_scores` computes them all for a dataset's windows.
+"""
 from __future__ import annotations
 
 import logging
+import math
+from typing import Sequence
 
 import numpy as np
+from scipy import special
 
 from rnnjax import data as data_lib
-from rnnjax.config import seasonal_lag
+from rnnjax import distributions
+from rnnjax.config import interval_bounds, seasonal_lag
 from rnnjax.errors import UserError
+
+# Levels at which the naive distribution is described for its CRPS: its CDF between them is
+# linear, close to the empirical distribution of the residuals it comes from.
+NAIVE_LEVELS = tuple(k / 100 for k in range(1, 100))
 
 
 def _flat(pred, true) -> tuple[np.ndarray, np.ndarray]:
@@ -159,3 +174,295 @@ def verdict(results: dict) -> str:
     said = 'skill undefined' if score is None else f'skill {score:.2f}'
     parts.append(f'{won} {_BASELINE_NAMES[name]} ({base:.4g}, {said})')
   return f'val_rmse {model:.4g} ' + ' and '.join(parts)
+
+
+# ------------------------------------------------------------------ distribution forecasts
+
+
+def _same_shape(name: str, a: np.ndarray, b: np.ndarray) -> None:
+  if a.shape != b.shape:  # broadcasting [N] against [N, 1] would score N * N pairs
+    raise ValueError(f'{name} of shape {a.shape} scored against targets of shape {b.shape}')
+
+
+def interval_scores(lower_NS, upper_NS, y_NS, level: float) -> dict:
+  """Scores of central intervals [lower, upper] with nominal level `level`, means over all.
+
+  Args:
+    lower_NS, upper_NS: [N, S] (any shape, the same) interval bounds.
+    y_NS: targets of the same shape.
+    level: the nominal level, e.g. 0.8 for the interval between the 0.1 and 0.9 quantiles.
+
+  Returns:
+    {'coverage': fraction of targets with lower <= y <= upper (ideally `level`),
+     'width': mean of upper - lower,
+     'interval_score': mean of width + (2 / alpha) * (how far y falls outside the interval),
+       alpha = 1 - level (Gneiting and Raftery 2007): lower is better, it rewards narrow
+       intervals and charges for every miss.}
+  """
+  lower, upper, y = (np.asarray(a, np.float64) for a in (lower_NS, upper_NS, y_NS))
+  _same_shape('interval bounds', lower, y)
+  _same_shape('interval bounds', upper, y)
+  if not 0.0 < level < 1.0:
+    raise ValueError(f'interval level must lie strictly between 0 and 1, got {level}')
+  alpha = 1.0 - level
+  miss = np.maximum(lower - y, 0.0) + np.maximum(y - upper, 0.0)
+  return {'coverage': float(np.mean((lower <= y) & (y <= upper))),
+          'width': float(np.mean(upper - lower)),
+          'interval_score': float(np.mean(upper - lower + 2.0 / alpha * miss))}
+
+
+def pinball(q_NSQ, y_NS, quantiles: Sequence[float]) -> np.ndarray:
+  """[N, S] pinball loss of quantile forecasts, averaged over the Q levels.
+
+  Per level tau: tau * (y - q) when y >= q, else (1 - tau) * (q - y), in the series' units.
+
+  Args:
+    q_NSQ: [N, S, Q] (any leading shape) quantiles at `quantiles`.
+    y_NS: [N, S] targets (the leading shape of q_NSQ).
+    quantiles: the Q levels.
+  """
+  q, y = np.asarray(q_NSQ, np.float64), np.asarray(y_NS, np.float64)
+  tau = np.asarray(quantiles, np.float64)
+  if q.shape != y.shape + tau.shape:
+    raise ValueError(f'quantiles of shape {q.shape} scored against targets of shape {y.shape} at '
+                     f'{tau.size} levels')
+  error = y[..., None] - q
+  return np.mean(np.maximum(tau * error, (tau - 1.0) * error), axis=-1)
+
+
+def crps_gaussian(mean, scale, y) -> np.ndarray:
+  """CRPS of normal forecasts, closed form, elementwise (arrays of one shape).
+
+  CRPS(N(mu, sigma^2), y) = sigma * (z * (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)),
+  z = (y - mu) / sigma (Gneiting et al. 2005). Same units as y; lower is better.
+  """
+  mean, scale, y = (np.asarray(a, np.float64) for a in (mean, scale, y))
+  _same_shape('gaussian means', mean, y)
+  _same_shape('gaussian scales', scale, y)
+  z = (y - mean) / scale
+  pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+  return scale * (z * (2.0 * special.ndtr(z) - 1.0) + 2.0 * pdf - 1.0 / math.sqrt(math.pi))
+
+
+def _mean_abs_normal(mu, sigma):
+  """E|X| for X ~ N(mu, sigma^2)."""
+  return sigma * 2.0 * np.exp(-0.5 * (mu / sigma) ** 2) / math.sqrt(2.0 * math.pi) + \
+      mu * (2.0 * special.ndtr(mu / sigma) - 1.0)
+
+
+def crps_gaussian_mixture(mean_M, scale_M, y) -> np.ndarray:
+  """CRPS of equal-weight mixtures of normals, closed form: E|X - y| - E|X - X'| / 2.
+
+  Args:
+    mean_M, scale_M: [M, ...] the members' normals.
+    y: [...] targets.
+
+  Returns:
+    [...] CRPS; with M = 1 it equals `crps_gaussian`.
+  """
+  mean, scale, y = (np.asarray(a, np.float64) for a in (mean_M, scale_M, y))
+  _same_shape('gaussian members', mean[0], y)
+  _same_shape('gaussian members', scale, mean)
+  to_target = np.mean(_mean_abs_normal(mean - y[None], scale), axis=0)
+  between = np.mean(_mean_abs_normal(mean[:, None] - mean[None, :],
+                                     np.sqrt(scale[:, None] ** 2 + scale[None, :] ** 2)),
+                    axis=(0, 1))
+  return to_target - 0.5 * between
+
+
+def crps_from_quantiles(q_NSQ, y_NS, quantiles: Sequence[float]) -> np.ndarray:
+  """[N, S] CRPS of quantile forecasts: the exact CRPS of the distribution they stand for.
+
+  The distribution is `rnnjax.distributions.quantile_knots`': its CDF F runs linearly between
+  the quantiles and, past the outer two, on with the nearest segment's slope down to 0 and up
+  to 1. CRPS = integral of (F(x) - 1{x >= y})^2 dx, integrated exactly segment by segment (the
+  integrand is a quadratic on each side of y). A distribution described by few quantiles
+  scores a little worse than itself: a normal described at 0.1, 0.5 and 0.9 scores 0.7% above
+  the normal's own expected CRPS (at 0.01, ..., 0.99: 0.002%).
+
+  Args:
+    q_NSQ: [N, S, Q] (any leading shape) non-decreasing quantiles at the Q >= 2 `quantiles`.
+    y_NS: [N, S] targets.
+  """
+  y = np.asarray(y_NS, np.float64)
+  x, p = distributions.quantile_knots(q_NSQ, quantiles)
+  if x.shape[:-1] != y.shape:
+    raise ValueError(f'quantiles of shape {np.shape(q_NSQ)} scored against targets of shape '
+                     f'{y.shape}')
+  a, b = x[..., :-1], x[..., 1:]
+  u, v = p[:-1], p[1:]
+  width = b - a
+  cut = np.clip(y[..., None], a, b)                 # y inside each segment
+  f_cut = u + (v - u) * (cut - a) / np.where(width > 0, width, 1.0)
+  left = (cut - a) * (u * u + u * f_cut + f_cut * f_cut) / 3.0      # F^2 below y
+  gu, gv = 1.0 - f_cut, 1.0 - v
+  right = (b - cut) * (gu * gu + gu * gv + gv * gv) / 3.0           # (1 - F)^2 above y
+  outside = np.maximum(x[..., 0] - y, 0.0) + np.maximum(y - x[..., -1], 0.0)
+  return np.sum(left + right, axis=-1) + outside
+
+
+def naive_distribution(data: data_lib.Dataset, starts: np.ndarray, season: int,
+                       levels: Sequence[float],
+                       train_starts: np.ndarray | None = None) -> np.ndarray:
+  """Quantiles of the naive distribution of the windows at `starts`.
+
+  The seasonal-naive forecast of each window and step plus the `levels` quantiles of the
+  seasonal-naive forecast's own residuals (target - forecast) over the training windows of the
+  same series, at the same step. Training windows whose seasonal value lies before their
+  series' start are left out.
+
+  Args:
+    data: the dataset.
+    starts: [N] window starts to forecast.
+    season: period of the seasonal-naive forecast.
+    levels: the L increasing levels.
+    train_starts: [N_train] windows the residuals come from; None is `data.train_starts`.
+
+  Returns:
+    [N, S, L] quantiles in the series' units.
+
+  Raises:
+    UserError: a series has no training window whose seasonal value lies inside it, or the
+      seasonal value of a window at `starts` lies before its series' start.
+  """
+  tau = np.asarray(levels, np.float64)
+  train = np.asarray(data.train_starts if train_starts is None else train_starts)
+  naive_NS = baseline_forecasts(data, starts, season)['seasonal_naive']
+  lag = seasonal_lag(season, np.asarray(data.steps))
+  positions = data.target_positions(train)
+  which_train = data.series_index(train)
+  back = positions - lag[None, :]
+  valid = back >= data.bounds[which_train][:, None]
+  target = data.values_TF[:, 0]
+  residuals = np.where(valid, target[positions] - target[np.maximum(back, 0)], np.nan)
+  which = data.series_index(starts)
+  per_series = np.full((len(data.series_ids), len(data.steps), tau.size), np.nan)
+  for i in np.unique(which):
+    rows = residuals[which_train == i]
+    if np.any(np.sum(np.isfinite(rows), axis=0) == 0):
+      name = data.series_ids[i]
+      series = f'series {name!r}' if name else 'the series'
+      raise UserError(f'data.season={season}: no training window of {series} has its seasonal-'
+                      'naive value inside the series, so the naive distribution (the seasonal-'
+                      'naive forecast plus its training residuals) is undefined; use a shorter '
+                      'season or a longer series.')
+    per_series[i] = np.nanquantile(rows, tau, axis=0).T
+  return naive_NS[..., None] + per_series[which]
+
+
+def _distribution_block(lower, upper, q, crps, y, level, levels, prefix: str) -> dict:
+  scores = interval_scores(lower, upper, y, level)
+  return {f'{prefix}_coverage': scores['coverage'],
+          f'{prefix}_interval_width': scores['width'],
+          f'{prefix}_interval_score': scores['interval_score'],
+          f'{prefix}_pinball': float(np.mean(pinball(q, y, levels))),
+          f'{prefix}_crps': float(np.mean(crps))}
+
+
+def distribution_scores(data: data_lib.Dataset, starts: np.ndarray, forecast, config,
+                        prefix: str = 'val', train_starts: np.ndarray | None = None) -> dict:
+  """Every score of a distribution forecast of the windows at `starts`, with the naive one's.
+
+  Args:
+    data: the dataset the windows come from.
+    starts: [N] window starts.
+    forecast: the forecast in the series' own units (`Dataset.unscale_distribution`): for
+      model.head 'quantile', [N, S, Q] quantiles at model.quantiles; for 'gaussian', [N, S, 2]
+      (mean, scale). A leading member axis, [M, N, S, Q] or [M, N, S, 2], scores the
+      equal-weight mixture of the M members (`rnnjax.distributions`).
+    config: the run's config: model.head, model.quantiles, model.interval, data.season.
+    prefix: names the model's scores ('val' gives 'val_coverage', ...).
+    train_starts: [N_train] windows whose seasonal-naive residuals make the naive
+      distribution; None is `data.train_starts`.
+
+  Returns:
+    Floats, the model's then the naive distribution's (`naive_distribution`):
+      {prefix}_interval_level: model.interval, the nominal level.
+      {prefix}_coverage, baseline_naive_coverage: fraction of targets inside the central
+        interval (its bounds: the (1 -+ interval) / 2 quantiles).
+      {prefix}_interval_width, baseline_naive_interval_width: its mean width.
+      {prefix}_interval_score, baseline_naive_interval_score: `interval_scores`'.
+      {prefix}_pinball, baseline_naive_pinball: mean pinball loss over model.quantiles
+        (gaussian head: the quantiles of its normal, or of the mixture, at those levels).
+      {prefix}_crps, baseline_naive_crps: mean CRPS; gaussian head in closed form
+        (`crps_gaussian_mixture`), quantile head from its quantiles (`crps_from_quantiles`),
+        the naive distribution from its quantiles at NAIVE_LEVELS.
+      {prefix}_crps_skill_vs_naive: 1 - model CRPS / naive CRPS (None when the naive is 0).
+    and, with several steps, 'per_step': [{'step', '{prefix}_coverage', '{prefix}_pinball',
+    'baseline_naive_coverage', 'baseline_naive_pinball'}] per step; with several series,
+    'per_series': {series id: the same keys but 'step'}.
+
+  Raises:
+    ValueError: a forecast of the wrong shape, or a point head.
+    UserError: as `naive_distribution`.
+  """
+  m = config.model
+  head, levels, level = m.head, tuple(float(q) for q in m.quantiles), float(m.interval)
+  if head not in ('quantile', 'gaussian'):
+    raise ValueError(f'distribution_scores needs a probabilistic model.head, got {head!r}')
+  f = np.asarray(forecast, np.float64)
+  f = f[None] if f.ndim == 3 else f
+  last = len(levels) if head == 'quantile' else 2
+  want = (len(starts), len(data.steps), last)
+  if f.ndim != 4 or f.shape[1:] != want:
+    raise ValueError(f'{head} forecasts have shape {np.shape(forecast)}, expected {want} '
+                     '(windows, steps, quantiles or (mean, scale)), or with a leading member '
+                     'axis')
+  y = data.targets(starts)
+  bounds = interval_bounds(level)
+  q = distributions.quantiles_at(f, head, levels, levels)
+  lower, upper = np.moveaxis(distributions.quantiles_at(f, head, levels, bounds), -1, 0)
+  if head == 'gaussian':
+    crps = crps_gaussian_mixture(f[..., 0], f[..., 1], y)
+  else:
+    crps = crps_from_quantiles(q, y, levels)
+  union = np.unique(np.round(np.concatenate([levels, bounds, NAIVE_LEVELS]), 12))
+  naive = naive_distribution(data, starts, config.data.season, union, train_starts)
+
+  def naive_at(wanted):
+    return naive[..., [int(np.argmin(np.abs(union - w))) for w in wanted]]
+
+  n_q, (n_lower, n_upper) = naive_at(levels), np.moveaxis(naive_at(bounds), -1, 0)
+  n_crps = crps_from_quantiles(naive, y, union)
+  out = {f'{prefix}_interval_level': level,
+         **_distribution_block(lower, upper, q, crps, y, level, levels, prefix),
+         **_distribution_block(n_lower, n_upper, n_q, n_crps, y, level, levels, 'baseline_naive')}
+  out[f'{prefix}_crps_skill_vs_naive'] = skill(out[f'{prefix}_crps'], out['baseline_naive_crps'])
+
+  def short(rows, cols=slice(None)):
+    return {f'{prefix}_coverage': float(np.mean((lower[rows, cols] <= y[rows, cols])
+                                                & (y[rows, cols] <= upper[rows, cols]))),
+            f'{prefix}_pinball': float(np.mean(pinball(q[rows, cols], y[rows, cols], levels))),
+            'baseline_naive_coverage': float(np.mean((n_lower[rows, cols] <= y[rows, cols])
+                                                     & (y[rows, cols] <= n_upper[rows, cols]))),
+            'baseline_naive_pinball': float(np.mean(pinball(n_q[rows, cols], y[rows, cols],
+                                                            levels)))}
+  if data.multi_step:
+    out['per_step'] = [{'step': int(step), **short(slice(None), slice(j, j + 1))}
+                       for j, step in enumerate(data.steps)]
+  if data.series_ids != ('',):
+    which = data.series_index(starts)
+    out['per_series'] = {name: short(which == i) for i, name in enumerate(data.series_ids)}
+  return out
+
+
+def distribution_verdict(results: dict, prefix: str = 'val') -> str:
+  """One line on a distribution forecast against the naive distribution.
+
+  Args:
+    results: `distribution_scores`' keys.
+
+  Returns:
+    e.g. 'val_crps 0.412 beats the naive distribution (0.551, skill 0.25); the 80% interval
+    holds 79.3% of the targets (naive 81.2%), mean width 1.62 (naive 2.1)'.
+  """
+  model, base = results[f'{prefix}_crps'], results['baseline_naive_crps']
+  won = 'beats' if model < base else 'does not beat'
+  score = skill(model, base) if base > 0 else None
+  said = 'skill undefined' if score is None else f'skill {score:.2f}'
+  level = results[f'{prefix}_interval_level']
+  return (f'{prefix}_crps {model:.4g} {won} the naive distribution ({base:.4g}, {said}); the '
+          f'{level * 100:g}% interval holds {results[f"{prefix}_coverage"]:.1%} of the targets '
+          f'(naive {results["baseline_naive_coverage"]:.1%}), mean width '
+          f'{results[f"{prefix}_interval_width"]:.4g} '
+          f'(naive {results["baseline_naive_interval_width"]:.4g})')

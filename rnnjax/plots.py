@@ -20,8 +20,9 @@ def pyplot():
   return plt
 
 
-def plot_loss(history: dict, path: str) -> None:
-  """loss and val_loss (scaled MSE) per epoch; `history` holds [E] arrays (or [M, E] members)."""
+def plot_loss(history: dict, path: str, ylabel: str = 'MSE (scaled)') -> None:
+  """loss and val_loss per epoch; `history` holds [E] arrays (or [M, E] members); `ylabel`
+  names the loss (`rnnjax.losses.NAMES`)."""
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)  # no second draw to fit
@@ -33,7 +34,7 @@ def plot_loss(history: dict, path: str) -> None:
     if curve.shape[0] > 1:
       ax.fill_between(epochs, np.nanmin(curve, 0), np.nanmax(curve, 0), alpha=0.2,
                       color=line.get_color())
-  ax.set(title='Loss per epoch', xlabel='Epoch', ylabel='MSE (scaled)')
+  ax.set(title='Loss per epoch', xlabel='Epoch', ylabel=ylabel)
   ax.legend(loc='upper right')
   fig.savefig(path)
   plt.close(fig)
@@ -45,8 +46,10 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
 
   Args:
     panels: {'train': (real [N], pred [N], band or None), 'val': (...)}; a band is
-      (low [N], high [N]) in original units, drawn for ensembles. Optional: 'label', what the
-      panels show (e.g. 'series a, step 24'); 'lead', {'step', 'val_rmse',
+      (low [N], high [N]) in original units: a probabilistic head's central interval, or the
+      spread of a point ensemble's members. Optional: 'band_label', what the band is (e.g.
+      '80% central interval'); 'label', what the panels show (e.g. 'series a, step 24');
+      'lead', {'step', 'val_rmse',
       'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse'}: [S] arrays, and 'title'.
     path: PNG to write.
     last: points in the zoomed panels.
@@ -71,7 +74,8 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     ax.plot(x, real, label='Real')
     ax.plot(x, pred, label='Predicted')
     if band is not None:
-      ax.fill_between(x, band[0], band[1], alpha=0.3, color='C1', label='Ensemble band')
+      ax.fill_between(x, band[0], band[1], alpha=0.3, color='C1',
+                      label=panels.get('band_label', 'Band'))
     ax.set(title=title + suffix, xlabel='Window', ylabel='Value (original units)')
     ax.set_xlim(x[0], x[-1])
     ax.legend(loc='upper left')
@@ -88,7 +92,8 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
   plt.close(fig)
 
 
-def plot_forecast(frame, path: str, title: str, last: int = 500) -> None:
+def plot_forecast(frame, path: str, title: str, last: int = 500,
+                  interval: float | None = None) -> None:
   """scripts/predict.py's figure of one series' forecast (the rows `forecast_frame` returns).
 
   Top: the observed values and the forecast at the longest lead, over the last `last` target
@@ -96,9 +101,12 @@ def plot_forecast(frame, path: str, title: str, last: int = 500) -> None:
   steps): the RMSE at each lead over the rows whose target was observed.
 
   Args:
-    frame: rows of one series with input_end, step, target_time, forecast, actual.
+    frame: rows of one series with input_end, step, target_time, forecast, actual; with
+      lower and upper (a probabilistic head) the central interval is drawn as a band.
     path: PNG to write.
     title: names the series and the run.
+    last: target times in the top panel.
+    interval: the interval's nominal level, for its label.
   """
   plt = pyplot()
   steps = np.unique(frame['step'])
@@ -112,6 +120,11 @@ def plot_forecast(frame, path: str, title: str, last: int = 500) -> None:
   final = frame[frame['input_end'] == frame['input_end'].max()]
   ax.plot(final['target_time'], final['forecast'], 'o-', markersize=2,
           label='Forecast from the last window')
+  if 'lower' in frame and 'upper' in frame:
+    said = f'{interval * 100:g}% central interval' if interval else 'Central interval'
+    for rows, name, color in ((longest, said, 'C1'), (final, None, 'C2')):
+      ax.fill_between(rows['target_time'], rows['lower'], rows['upper'], alpha=0.25,
+                      color=color, label=name)
   ax.set(title=title, ylabel='Value (original units)')
   ax.legend(loc='upper left')
   if len(steps) > 1:

@@ -10,8 +10,10 @@ checkpoints. Everything the workdir receives:
   config.json      the config of the run (a different config there is refused)
   checkpoints/     Orbax checkpoints of the whole training state (see rnnjax.checkpoint)
   best/            the checkpoint after the best validation loss
-  history.csv      epoch, loss, val_loss (scaled MSE; ensembles: member means, then per member)
-  metrics.json     errors in the series' own units, baselines, timings (written last)
+  history.csv      epoch, loss, val_loss (the head's scaled loss, rnnjax.losses; ensembles: member
+                   means, then per member)
+  metrics.json     errors in the series' own units, baselines, distribution scores for a
+                   probabilistic head, timings (written last)
   loss.png, predictions.png
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import preemption
@@ -94,6 +97,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   data = data_lib.prepare(config.data)
   # A season reaching before a series' start fails before training.
   metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
+  if config.model.head != 'point':  # and so does one the naive distribution cannot be made of
+    metrics_lib.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
   workdir_lib.prepare(workdir, config, overwrite)
 
   trainer = train_lib.make_trainer(config, data)
@@ -113,7 +118,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
       workdir_lib.atomic_write(os.path.join(workdir, 'history.csv'),
                                lambda p: frame.to_csv(p, index=False))
       workdir_lib.atomic_write(os.path.join(workdir, 'loss.png'),
-                               lambda p: plots.plot_loss(history, p))
+                               lambda p: plots.plot_loss(history, p,
+                                                         losses.NAMES[config.model.head]))
       workdir_lib.atomic_write(os.path.join(workdir, 'predictions.png'),
                                lambda p: plots.plot_predictions(panels, p))
       seconds['plots'] = time.perf_counter() - start

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import losses
 from rnnjax import models
@@ -72,7 +73,8 @@ class Trainer(NamedTuple):
 
   init(key, hparams) -> TrainState
   run_epochs(state, device_data, num_epochs) -> (state, history: dict of [num_epochs] arrays)
-  predict(params, series_TF, starts_B) -> [B, S] scaled forecasts
+  predict(params, series_TF, starts_B) -> [B, S] scaled forecasts ([B, S, Q] or [B, S, 2]
+    for a probabilistic head)
   predict_jit, predict_members_jit: `predict` jitted, for one model and for stacked members.
   """
   init: Callable
@@ -183,7 +185,8 @@ def make_trainer(config, data: data_lib.Dataset,
       of different sizes (backtest folds): each member's DeviceData holds that many starts,
       its own count of real ones first. None: exactly data's windows.
   """
-  model = models.from_config(config)
+  model = models.from_config(
+      config, None if config.model.head == 'point' else naive_spread(config, data))
   window, steps = data.window, data.steps
   batch_size = config.train.batch_size
   ragged = capacity is not None
@@ -293,6 +296,24 @@ def make_trainer(config, data: data_lib.Dataset,
                  model=model, device_data=device_data(data, *(capacity or (None, None))))
 
 
+def naive_spread(config, data: data_lib.Dataset) -> float:
+  """Standard deviation of the seasonal-naive forecast's errors over the training windows and
+  steps, in scaled units: where a probabilistic head's spread starts (`models.Forecaster`).
+
+  Windows whose seasonal value lies before their series' start are left out; with none left,
+  the training targets' own standard deviation.
+  """
+  scaled = data.scaled_TF[:, 0].astype(np.float64)
+  positions = data.target_positions(data.train_starts)
+  back = positions - config_lib.seasonal_lag(config.data.season, np.asarray(data.steps))
+  valid = back >= data.bounds[data.series_index(data.train_starts)][:, None]
+  if valid.any():
+    spread = np.std((scaled[positions] - scaled[np.maximum(back, 0)])[valid])
+  else:
+    spread = np.std(scaled[positions])
+  return float(max(spread, 2 * models.SCALE_FLOOR))
+
+
 def _select(pred, on_true, on_false):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -307,7 +328,8 @@ def make_train(config, data: data_lib.Dataset) -> Callable:
 
   One model: `jax.jit(train)(jax.random.PRNGKey(0))`. Many at once, same code:
   `jax.jit(jax.vmap(train))(keys)`. history holds [epochs] arrays 'loss' and 'val_loss'
-  (scaled MSE, as Keras' History) and 'active' (false after an early stop).
+  (the head's loss in scaled units, `rnnjax.losses`: for the point head the MSE, as Keras'
+  History) and 'active' (false after an early stop).
   """
   trainer = make_trainer(config, data)
   epochs = config.train.epochs
@@ -321,7 +343,8 @@ def make_train(config, data: data_lib.Dataset) -> Callable:
 
 def window_predictor(model: models.Forecaster, window: int, steps,
                      num_known: int = 0) -> Callable:
-  """`predict(params, series_TF [T, F], starts_B [B]) -> [B, S]` scaled forecasts, no dropout.
+  """`predict(params, series_TF [T, F], starts_B [B]) -> [B, S]` scaled forecasts, no dropout
+  ([B, S, Q] or [B, S, 2] for a probabilistic head).
 
   `steps`: the S target steps after the last input (an int horizon, or a sequence). With
   `num_known` known-future columns, series_TF must reach every target time (the forecast of a
@@ -347,7 +370,8 @@ def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
     member_axis: params carry a leading member axis; the result is then [M, N].
 
   Returns:
-    [N, S] (or [M, N, S]) forecasts, scaled units.
+    [N, S] (or [M, N, S]) forecasts, scaled units; a probabilistic head adds its last axis
+    ([..., Q] quantiles or [..., 2] mean and scale, see `rnnjax.models.Forecaster`).
   """
   fn = trainer.predict_members_jit if member_axis else trainer.predict_jit
   n = len(starts)
@@ -356,5 +380,6 @@ def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
   padded[:n] = starts
   out = [np.asarray(fn(params, series_TF, jnp.asarray(padded[i:i + batch])))
          for i in range(0, len(padded), batch)]
-  return np.concatenate(out, axis=-2)[..., :n, :]
+  windows = 1 if member_axis else 0
+  return np.concatenate(out, axis=windows)[(slice(None),) * windows + (slice(0, n),)]
 

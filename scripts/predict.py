@@ -5,9 +5,11 @@
 The CSV needs the run's time column and value columns (see config.json in the workdir), and its
 id column for a run on several series; --fill handles its missing values and timestamps
 (default: the run's data.fill). Output, one row per window and target step: series (runs on
-several series), input_end, step, target_time, forecast (original units), actual; ensembles add
-forecast_std and the quantile band; --member=K forecasts with one member, --series=ID one series,
---plot=FILE.png draws one series' forecast.
+several series), input_end, step, target_time, forecast (original units), actual; a quantile
+head adds q0.1, q0.5, q0.9 (its levels; forecast is the median), a gaussian head mean and scale
+(forecast is the mean), both then lower and upper, the central model.interval interval; point
+ensembles add forecast_std and the members' quantile band (a spread across seeds); --member=K
+forecasts with one member, --series=ID one series, --plot=FILE.png draws one series' forecast.
 Future features past the end come from rows with a timestamp and an empty target. A run that
 has not finished (no metrics.json) is refused unless --allow_unfinished. The work is in
 `rnnjax.forecast`, tested there.

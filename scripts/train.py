@@ -62,6 +62,10 @@ def main(argv):
     keys = ('val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
             'compile_seconds', 'train_seconds')
     print(metrics_lib.verdict(metrics), file=sys.stdout)
+    if 'val_crps' in metrics:  # a probabilistic head: its distribution against the naive one
+      print(metrics_lib.distribution_verdict(metrics), file=sys.stdout)
+      keys = keys[:4] + ('val_coverage', 'val_interval_width', 'val_crps',
+                         'baseline_naive_coverage', 'baseline_naive_crps') + keys[4:]
     print(json.dumps({k: round(metrics[k], 4) for k in keys}), file=sys.stdout)  # last: parse it
   errors.exit_now(0)
 

@@ -108,3 +108,39 @@ def test_every_config_file_passes_the_checks(name):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config_lib.validate(module.get_config())  # raises UserError naming the bad key
+
+
+# (overrides, words the message must hold: the value and how to fix it)
+HEAD_MISTAKES = [
+    ({'model.head': 'beta'}, ["model.head='beta'", "('point', 'quantile', 'gaussian')"]),
+    ({'model.quantiles': (0.1, 0.5, 1.0)}, ['holds 1.0', 'strictly between 0 and 1']),
+    ({'model.quantiles': (0.0, 0.5)}, ['holds 0.0', 'strictly between 0 and 1']),
+    ({'model.quantiles': (0.9, 0.5, 0.1)}, ['strictly increasing', '(0.1, 0.5, 0.9)']),
+    ({'model.quantiles': (0.1, 0.5, 0.5, 0.9)}, ['each level once', '(0.1, 0.5, 0.9)']),
+    ({'model.quantiles': ()}, ['model.quantiles is empty', '(0.1,0.5,0.9)']),
+    ({'model.interval': 1.0}, ['model.interval=1.0', 'strictly between 0 and 1']),
+    ({'model.interval': 0.0}, ['model.interval=0.0', 'strictly between 0 and 1']),
+    ({'model.head': 'quantile', 'model.quantiles': (0.25, 0.5, 0.75)},
+     ['lacks the bounds of the central 0.8 interval (0.1, 0.9)', 'add them to model.quantiles']),
+    ({'model.head': 'quantile', 'model.interval': 0.9}, ['(0.05, 0.95)']),
+]
+
+
+@pytest.mark.parametrize('overrides,words', HEAD_MISTAKES,
+                         ids=[str(o) for o, _ in HEAD_MISTAKES])
+def test_head_settings_are_checked_with_the_value_and_the_fix(overrides, words):
+  c = config_lib.override(config_lib.default_config(), overrides)
+  with pytest.raises(UserError) as info:
+    config_lib.validate(c)
+  for word in words:
+    assert word in str(info.value), f'{overrides}: the message lacks {word!r}: {info.value}'
+
+
+@pytest.mark.parametrize('overrides', [
+    {'model.head': 'quantile'},                                      # 0.1 is (1 - 0.8) / 2 +- 1e-16
+    {'model.head': 'quantile', 'model.quantiles': (0.25, 0.5, 0.75), 'model.interval': 0.5},
+    {'model.head': 'gaussian', 'model.quantiles': (0.25, 0.5, 0.75)},  # no bounds needed
+    {'model.head': 'quantile', 'model.quantiles': (0.05, 0.95), 'model.interval': 0.9},
+])
+def test_head_settings_that_are_fine_pass(overrides):
+  config_lib.validate(config_lib.override(config_lib.default_config(), overrides))

@@ -3,10 +3,12 @@ series."""
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 
 from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import evaluate
+from rnnjax import metrics
 
 
 def _dataset():
@@ -110,3 +112,36 @@ def test_a_score_that_disagrees_with_training_is_reported(caplog):
     evaluate._check_against_training(tiny_config(), None, history, [{'val_mse_scaled': 0.2}],
                                      np.zeros(1, bool), False)
   assert caplog.text == '', f'the last epoch\'s val_loss was not the one compared:\n{caplog.text}'
+
+
+def test_gaussian_members_are_mixed_and_scored_on_the_mixture():
+  """Two gaussian members, the truth + 1 and the truth - 3 with scales 1 and 2 (degrees)."""
+  config, data = _dataset()
+  config.model.head = 'gaussian'
+  unit = 1.0 / data.target_scaler.scale_[0]  # degrees per scaled unit (MinMaxScaler)
+  scaled = {}
+  for part, means in _scaled_forecasts(data, [1.0, -3.0]).items():
+    scales = np.broadcast_to(np.array([1.0, 2.0])[:, None, None] / unit, means.shape)
+    scaled[part] = np.stack([means, scales], -1)
+  results, panels, members = evaluate.score(config, data, scaled, np.zeros(2, bool))
+  # Point errors are the mixture mean's: the truth - 1.
+  assert results['val_rmse'] == pytest.approx(1.0, rel=1e-6)
+  assert [m['val_rmse'] for m in members] == pytest.approx([1.0, 3.0], rel=1e-6)
+  assert results['val_crps'] == pytest.approx(
+      metrics.crps_gaussian_mixture(np.array([[1.0], [-3.0]]), np.array([[1.0], [2.0]]),
+                                    np.array([0.0]))[0], rel=1e-6)
+  grid = np.linspace(-20, 20, 400_001)
+  mixture = (special.ndtr(grid - 1.0) + special.ndtr((grid + 3.0) / 2.0)) / 2
+  low, high = np.interp([0.1, 0.9], mixture, grid)
+  true, _, band = panels['val']
+  np.testing.assert_allclose(band[0] - true, low, atol=1e-3)
+  np.testing.assert_allclose(band[1] - true, high, atol=1e-3)
+  assert panels['band_label'] == '80% central interval'
+  assert 'val_band_coverage' not in results and 'val_coverage' in results
+
+
+def test_a_point_ensemble_band_is_labelled_a_spread_across_seeds():
+  config, data = _dataset()
+  _, panels, _ = evaluate.score(config, data, _scaled_forecasts(data, [0.0, 1.0]),
+                                np.zeros(2, bool))
+  assert panels['band_label'] == 'Spread across seeds (q0.1-q0.9), not a predictive interval'

@@ -128,3 +128,124 @@ def test_verdict_says_which_baselines_the_model_beat(model, persistence, seasona
   line = metrics.verdict({'val_rmse': model, 'baseline_persistence_rmse': persistence,
                           'baseline_seasonal_naive_rmse': seasonal})
   assert line == expected, line
+
+
+# ---------------------------------------------------------------------------- distributions
+
+LEVELS = (0.1, 0.5, 0.9)
+
+
+def test_interval_scores_and_pinball_match_loops():
+  rng = np.random.RandomState(5)
+  y = rng.normal(size=(40, 3))
+  q = np.sort(rng.normal(size=(40, 3, 3)), axis=-1)
+  scores = metrics.interval_scores(q[..., 0], q[..., 2], y, 0.8)
+  inside = widths = penalised = 0.0
+  for n in range(40):
+    for s in range(3):
+      lo, hi, t = q[n, s, 0], q[n, s, 2], y[n, s]
+      inside += lo <= t <= hi
+      widths += hi - lo
+      penalised += (hi - lo) + 10.0 * (max(lo - t, 0) + max(t - hi, 0))  # 2 / (1 - 0.8) = 10
+  assert scores['coverage'] == pytest.approx(inside / 120, rel=1e-12)
+  assert scores['width'] == pytest.approx(widths / 120, rel=1e-12)
+  assert scores['interval_score'] == pytest.approx(penalised / 120, rel=1e-12)
+  loop = [[np.mean([max(tau * (y[n, s] - q[n, s, k]), (tau - 1) * (y[n, s] - q[n, s, k]))
+                    for k, tau in enumerate(LEVELS)]) for s in range(3)] for n in range(40)]
+  np.testing.assert_allclose(metrics.pinball(q, y, LEVELS), loop, rtol=1e-12)
+  with pytest.raises(ValueError, match='scored against targets'):
+    metrics.pinball(q[:, :1], y, LEVELS)
+
+
+def test_crps_from_dense_quantiles_of_a_normal_is_its_closed_form():
+  from scipy import special
+  levels = np.arange(1, 200) / 200
+  y = np.linspace(-3, 3, 13)
+  q = 1.0 + 2.0 * special.ndtri(levels)[None, :] + np.zeros((13, 1))
+  np.testing.assert_allclose(metrics.crps_from_quantiles(q, y, levels),
+                             metrics.crps_gaussian(np.full(13, 1.0), np.full(13, 2.0), y),
+                             rtol=2e-3)
+
+
+@pytest.fixture(scope='module')
+def panel(tmp_path_factory):
+  """Two series of different lengths and levels, 3 steps at once, season 5."""
+  path = tmp_path_factory.mktemp('panel') / 'panel.csv'
+  rng = np.random.RandomState(6)
+  frames = []
+  for name, n, level in (('a', 120, 10.0), ('b', 90, -50.0)):
+    t = np.arange(n)
+    values = level + 3 * np.sin(2 * np.pi * t / 5) + rng.normal(size=n) * (1 + (name == 'b'))
+    frames.append(pd.DataFrame({'site': name, 'time': pd.date_range('2025-01-01', periods=n,
+                                                                    freq='h'), 'y': values}))
+  pd.concat(frames).to_csv(path, index=False)
+  config = tiny_config(**{'data.source': 'csv', 'data.path': str(path), 'data.target': 'y',
+                          'data.id_column': 'site', 'data.window': 6, 'data.horizon': 3,
+                          'data.multi_step': True, 'data.season': 5,
+                          'model.head': 'gaussian'})
+  return config, data_lib.prepare(config.data)
+
+
+def _naive_loop(data, starts, season, levels):
+  """For each window and step: the value `lag` before the target plus the quantiles of the
+  same step's seasonal-naive errors over the training windows of the same series."""
+  values, out = data.values_TF[:, 0], []
+  for s in starts:
+    series = data.series_index(np.array([s]))[0]
+    rows = []
+    for step in data.steps:
+      lag = metrics.seasonal_lag(season, step)
+      errors = []
+      for t in data.train_starts:
+        if data.series_index(np.array([t]))[0] != series:
+          continue
+        target = t + data.window - 1 + step
+        if target - lag >= data.bounds[series]:
+          errors.append(values[target] - values[target - lag])
+      target = s + data.window - 1 + step
+      rows.append(values[target - lag] + np.quantile(errors, levels))
+    out.append(rows)
+  return np.array(out)
+
+
+def test_naive_distribution_matches_a_loop_per_series_and_step(panel):
+  _, data = panel
+  got = metrics.naive_distribution(data, data.val_starts, 5, LEVELS)
+  assert got.shape == (len(data.val_starts), 3, 3)
+  np.testing.assert_allclose(got, _naive_loop(data, data.val_starts, 5, LEVELS), rtol=1e-12,
+                             err_msg='naive distribution differs from the loop')
+
+
+def test_distribution_scores_of_a_gaussian_forecast(panel):
+  config, data = panel
+  starts = data.val_starts
+  y = data.targets(starts)
+  rng = np.random.RandomState(7)
+  mean, scale = y + rng.normal(size=y.shape), rng.uniform(0.5, 2.0, size=y.shape)
+  out = metrics.distribution_scores(data, starts, np.stack([mean, scale], -1), config)
+  z = 1.2815515655446004
+  inside = np.abs(y - mean) <= z * scale
+  assert out['val_coverage'] == pytest.approx(inside.mean(), abs=1e-12)
+  assert out['val_interval_width'] == pytest.approx(2 * z * np.mean(scale), rel=1e-9)
+  assert out['val_crps'] == pytest.approx(
+      np.mean(metrics.crps_gaussian(mean, scale, y)), rel=1e-12)
+  q = mean[..., None] + scale[..., None] * np.array([-z, 0.0, z])
+  assert out['val_pinball'] == pytest.approx(np.mean(metrics.pinball(q, y, LEVELS)), rel=1e-9)
+  naive = _naive_loop(data, starts, 5, LEVELS)
+  assert out['baseline_naive_coverage'] == pytest.approx(
+      np.mean((naive[..., 0] <= y) & (y <= naive[..., 2])), abs=1e-12)
+  assert out['baseline_naive_pinball'] == pytest.approx(
+      np.mean(metrics.pinball(naive, y, LEVELS)), rel=1e-9)
+  assert out['val_interval_level'] == 0.8
+  assert out['val_crps_skill_vs_naive'] == pytest.approx(
+      1 - out['val_crps'] / out['baseline_naive_crps'], rel=1e-12)
+  assert [entry['step'] for entry in out['per_step']] == [1, 2, 3]
+  for j, entry in enumerate(out['per_step']):
+    assert entry['val_coverage'] == pytest.approx(inside[:, j].mean(), abs=1e-12), entry
+  which = data.series_index(starts)
+  assert sorted(out['per_series']) == ['a', 'b']
+  for i, name in enumerate(data.series_ids):
+    assert out['per_series'][name]['val_coverage'] == pytest.approx(
+        inside[which == i].mean(), abs=1e-12)
+  with pytest.raises(ValueError, match='expected'):
+    metrics.distribution_scores(data, starts, np.stack([mean, scale], -1)[:-1], config)

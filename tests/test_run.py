@@ -84,6 +84,20 @@ def test_metrics_json_is_what_train_and_evaluate_returned(finished):
   assert seconds['train'] == metrics['train_seconds_this_process'], seconds
 
 
+def test_a_point_run_reports_the_same_metrics_as_ever(finished):
+  """The point head's metrics.json keeps its keys: the distribution scores are the
+  probabilistic heads' alone (tests/test_heads.py)."""
+  _, _, metrics = finished
+  want = {'val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae',
+          'baseline_persistence_rmse', 'baseline_persistence_mae',
+          'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae',
+          'val_rmse_skill_vs_persistence', 'val_rmse_skill_vs_seasonal_naive',
+          'compile_seconds', 'train_seconds', 'train_seconds_this_process', 'seconds',
+          'epochs_run'}
+  assert set(metrics) == want, (f'point run metrics: missing {sorted(want - set(metrics))}, '
+                                f'unexpected {sorted(set(metrics) - want)}')
+
+
 def test_reloaded_forecasts_equal_in_memory_training(finished, pure_training, series, frame):
   config, _, _ = finished
   data, state, _ = pure_training

@@ -188,7 +188,17 @@ BAD_INPUTS = {
                                          "series 'b': duplicate timestamps"),
     'multi_step_horizon_zero': (['--config.data.multi_step=True', '--config.data.horizon=0'],
                                 'data.horizon must be a positive integer'),
+    'head_unknown': (['--config.model.head=beta'], "model.head='beta' is not one of"),
+    'quantile_outside_0_1': (['--config.model.head=quantile',
+                              '--config.model.quantiles=(0.1,0.5,0.9,1.5)'],
+                             'every level must lie strictly between 0 and 1'),
+    'quantiles_unsorted': (['--config.model.head=quantile',
+                            '--config.model.quantiles=(0.9,0.5,0.1)'],
+                           'must be strictly increasing'),
 }
+# Config mistakes that scripts/train.py reports before it creates the workdir at all.
+REFUSED_BEFORE_THE_WORKDIR = {'window_zero', 'unknown_cell', 'head_unknown',
+                              'quantile_outside_0_1', 'quantiles_unsorted'}
 
 
 @pytest.fixture(scope='module')
@@ -243,6 +253,8 @@ def test_bad_input_exits_with_a_message_and_no_traceback(bad_runs, case):
       f'{case}: stderr does not name the problem ({expected!r}):\n{_tail(stderr)}')
   assert not os.path.exists(workdir / 'metrics.json'), (
       f'{case}: a failed run left metrics.json, so the workdir looks like a finished run')
+  if case in REFUSED_BEFORE_THE_WORKDIR:
+    assert not os.path.exists(workdir), f'{case}: a bad config created {os.listdir(workdir)}'
 
 
 def test_workdir_that_is_a_file_is_refused_and_left_alone(tmp_path):
