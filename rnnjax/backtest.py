@@ -38,7 +38,9 @@ import pandas as pd
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import devices
+from rnnjax import distributions
 from rnnjax import ensemble
+from rnnjax import evaluate as evaluate_lib
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import program as program_lib
@@ -264,7 +266,11 @@ def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool =
 
 
 SCORES = ('rmse', 'mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
-          'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive')
+          'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive',
+          # a probabilistic head's, next to the naive distribution's
+          'coverage', 'interval_width', 'pinball', 'crps', 'crps_skill_vs_naive',
+          'baseline_naive_coverage', 'baseline_naive_interval_width', 'baseline_naive_pinball',
+          'baseline_naive_crps')
 
 
 def _test_scores(metrics: dict) -> dict:
@@ -295,6 +301,7 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
     (the backtest.csv table, the backtest.json contents without timings).
   """
   refit = config.backtest.refit
+  head, levels = config.model.head, tuple(config.model.quantiles)
   rows, fold_results = [], []
   for k, (dataset, starts) in enumerate(zip(folds.datasets, folds.test_starts, strict=True)):
     if refit:
@@ -306,20 +313,24 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
       dataset = folds.datasets[0]
     scaled = train_lib.predict_windows(trainer, fold_params, dataset.scaled_TF, starts,
                                        config.train.val_batch_size, member_axis=True)
-    forecast_MNS = dataset.unscale_target(scaled, starts)
+    forecast_M = dataset.unscale_distribution(scaled, head, starts)  # [M, N, S(, Q or 2)]
+    centers_MNS = np.stack([distributions.center(f[None], head, levels) for f in forecast_M])
     result = {'fold': k, 'test_windows': int(len(starts)),
               'train_windows': int(len(dataset.train_starts)),
               'val_windows': int(len(dataset.val_starts)),
               'members_alive': int(alive.sum())}
     result['origin'] = _origin_times(dataset, folds.origins[k])
     if alive.any():
-      mean = forecast_MNS[alive].mean(axis=0)
-      result.update(_test_scores(metrics_lib.forecast_metrics(
-          dataset, starts, mean, config.data.season, 'val')))
+      center = distributions.center(forecast_M[alive], head, levels)
+      scores = metrics_lib.forecast_metrics(dataset, starts, center, config.data.season, 'val')
+      if head != 'point':  # the naive distribution from the fold's own training windows
+        evaluate_lib.merge_scores(scores, metrics_lib.distribution_scores(
+            dataset, starts, forecast_M[alive], config, train_starts=dataset.train_starts))
+      result.update(_test_scores(scores))
       result['members_rmse'] = [metrics_lib.rmse(f, dataset.targets(starts)) if ok else None
-                                for f, ok in zip(forecast_MNS, alive, strict=True)]
+                                for f, ok in zip(centers_MNS, alive, strict=True)]
     fold_results.append(result)
-    rows.append(_fold_rows(config, dataset, starts, forecast_MNS, base, k,
+    rows.append(_fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, k,
                            folds.origins[k]))
   return pd.concat(rows, ignore_index=True), summarize(fold_results, folds, refit)
 
@@ -331,9 +342,11 @@ def _origin_times(dataset, origins) -> dict | str:
   return times[''] if list(times) == [''] else times
 
 
-def _fold_rows(config, dataset, starts, forecast_MNS, base, fold, origins) -> pd.DataFrame:
-  """backtest.csv's rows of one fold: every member, window and step."""
-  num_members, n, num_steps = forecast_MNS.shape
+def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold,
+               origins) -> pd.DataFrame:
+  """backtest.csv's rows of one fold: every member, window and step; a probabilistic head's
+  columns as scripts/predict.py writes them (`distribution_columns`)."""
+  _, n, num_steps = centers_MNS.shape
   positions = dataset.target_positions(starts)
   baselines = metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
   which = dataset.series_index(starts)
@@ -355,14 +368,38 @@ def _fold_rows(config, dataset, starts, forecast_MNS, base, fold, origins) -> pd
   for m, record in enumerate(base.records()):
     head = {'fold': fold, 'member': m, 'seed': record['seed'],
             **{name: record[name] for name in base.swept}}
-    frame = pd.DataFrame({**window_rows, 'forecast': forecast_MNS[m].reshape(-1)})
+    frame = pd.DataFrame({**window_rows, 'forecast': centers_MNS[m].reshape(-1),
+                          **distribution_columns(config, forecast_M[m])})
     for i, (key, value) in enumerate(head.items()):
       frame.insert(i, key, value)
     frames.append(frame)
   columns = list(frames[0].columns)
-  order = [c for c in columns if c not in ('forecast', 'actual', 'persistence', 'seasonal_naive')]
-  return pd.concat(frames, ignore_index=True)[
-      order + ['forecast', 'actual', 'persistence', 'seasonal_naive']]
+  last = ('actual', 'persistence', 'seasonal_naive')
+  return pd.concat(frames, ignore_index=True)[[c for c in columns if c not in last] + list(last)]
+
+
+def distribution_columns(config, forecast) -> dict:
+  """One member's distribution as flat columns [N * S]: the quantile head's 'q{level}' and the
+  central interval's 'lower'/'upper'; the gaussian head's 'mean', 'scale', 'lower', 'upper';
+  nothing for the point head.
+
+  Args:
+    config: model.head, model.quantiles, model.interval.
+    forecast: [N, S, Q] or [N, S, 2] in the series' units.
+  """
+  head, levels = config.model.head, tuple(config.model.quantiles)
+  if head == 'point':
+    return {}
+  f = np.asarray(forecast)
+  out = {}
+  if head == 'quantile':
+    out = {f'q{level:g}': f[..., j].reshape(-1) for j, level in enumerate(levels)}
+  else:
+    out = {'mean': f[..., 0].reshape(-1), 'scale': f[..., 1].reshape(-1)}
+  bounds = distributions.quantiles_at(f[None], head, levels,
+                                      config_lib.interval_bounds(config.model.interval))
+  out['lower'], out['upper'] = bounds[..., 0].reshape(-1), bounds[..., 1].reshape(-1)
+  return out
 
 
 def summarize(fold_results: list[dict], folds: Folds, refit: bool) -> dict:
@@ -373,11 +410,17 @@ def summarize(fold_results: list[dict], folds: Folds, refit: bool) -> dict:
          'test_length': folds.test_length, 'refit': refit,
          'mean': {}, 'std': {}, 'wins': {}}
   for key in SCORES:
+    if not any(key in r for r in scored):
+      continue
     values = np.array([r[key] for r in scored if r.get(key) is not None], float)
     out['mean'][key] = float(values.mean()) if values.size else None
     out['std'][key] = float(values.std(ddof=1)) if values.size > 1 else None
   for name in metrics_lib.BASELINES:
     out['wins'][name] = sum(r['rmse'] < r[f'baseline_{name}_rmse'] for r in scored)
+  if any('crps' in r for r in scored):
+    out['wins']['naive_distribution_crps'] = sum(r['crps'] < r['baseline_naive_crps']
+                                                 for r in scored)
+    out['interval_level'] = scored[0]['interval_level']
   out['folds_scored'] = len(scored)
   return out
 
@@ -387,6 +430,12 @@ def verdict(results: dict) -> str:
   mean, n = results['mean'], results['folds_scored']
   parts = [f'{metrics_lib._BASELINE_NAMES[name]} {mean[f"baseline_{name}_rmse"]:.4g} '
            f'(wins {results["wins"][name]} of {n} folds)' for name in metrics_lib.BASELINES]
-  return f'backtest of {results["num_folds"]} folds: mean rmse {mean["rmse"]:.4g} vs ' + \
+  line = f'backtest of {results["num_folds"]} folds: mean rmse {mean["rmse"]:.4g} vs ' + \
       ', '.join(parts)
+  if 'crps' in mean:
+    line += (f'; {results["interval_level"]:.0%} interval coverage {mean["coverage"]:.3f} '
+             f'(naive {mean["baseline_naive_coverage"]:.3f}), crps {mean["crps"]:.4g} (naive '
+             f'{mean["baseline_naive_crps"]:.4g}, wins {results["wins"]["naive_distribution_crps"]} '
+             f'of {n} folds)')
+  return line
 

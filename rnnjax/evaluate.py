@@ -198,7 +198,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
               np.quantile(forecast_M[alive], high_q, axis=0))
     results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
     if not point and part == 'val':
-      _merge(results, metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
+      merge_scores(results,
+                   metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
     first = data.series_index(starts) == 0
     panels[part] = (true[first, -1], mean[first, -1],
                     None if band is None else (band[0][first, -1], band[1][first, -1]))
@@ -235,7 +236,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   return results, panels, per_member
 
 
-def _merge(results: dict, scores: dict) -> None:
+def merge_scores(results: dict, scores: dict) -> None:
   """Adds `scores` to `results`, joining their per_step (by position) and per_series (by id)
   entries to the ones already there."""
   for key, value in scores.items():

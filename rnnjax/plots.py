@@ -147,8 +147,11 @@ def plot_backtest(folds: list[dict], path: str) -> None:
   """
   plt = pyplot()
   scored = [f for f in folds if 'rmse' in f]
-  fig, ax = plt.subplots(figsize=(8, 4.5))
-  fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
+  distribution = bool(scored) and 'crps' in scored[0]
+  fig, axes = plt.subplots(2 if distribution else 1, 1, figsize=(8, 8 if distribution else 4.5),
+                           squeeze=False)
+  fig.subplots_adjust(left=0.1, right=0.97, bottom=0.08, top=0.94, hspace=0.35)
+  ax = axes[0, 0]
   x = np.array([f['fold'] for f in scored])
   for key, label, style in (('rmse', 'model (mean of members)', 'o-'),
                             ('baseline_persistence_rmse', 'persistence', 's--'),
@@ -163,5 +166,17 @@ def plot_backtest(folds: list[dict], path: str) -> None:
          xlabel='Fold (later origins to the right)', ylabel='RMSE')
   ax.set_xticks(x)
   ax.legend(loc='upper left')
+  if distribution:
+    ax = axes[1, 0]
+    level = scored[0]['interval_level']
+    for key, coverage, label, style in (
+        ('crps', 'coverage', 'model', 'o-'),
+        ('baseline_naive_crps', 'baseline_naive_coverage', 'naive distribution', 's--')):
+      cover = np.mean([f[coverage] for f in scored])
+      ax.plot(x, [f[key] for f in scored], style,
+              label=f'{label}: {level:.0%} interval coverage {cover:.2f}')
+    ax.set(title='Backtest: test CRPS by fold (series units)', xlabel='Fold', ylabel='CRPS')
+    ax.set_xticks(x)
+    ax.legend(loc='upper left')
   fig.savefig(path)
   plt.close(fig)

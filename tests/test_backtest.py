@@ -310,3 +310,34 @@ def test_a_train_workdir_is_not_taken_for_a_backtest(tmp_path):
   with pytest.raises(UserError, match="different config.*run: None -> 'backtest'"):
     backtest_lib.run_backtest(config, workdir, progress=False)
   assert file_tree(workdir) == before
+
+
+@pytest.mark.parametrize('head', ['quantile', 'gaussian'])
+def test_a_probabilistic_backtest_scores_each_fold_from_its_csv_rows(head):
+  """Per fold, coverage and width of the central interval and the pinball loss, recomputed
+  with NumPy from backtest.csv's columns; the naive distribution's scores beside them."""
+  config = _config(**{'model.head': head, 'backtest.folds': 2, 'train.epochs': 1})
+  bt = backtest_lib.make_backtest(config)
+  state, _ = bt.program.run(bt.program.init(), config.train.epochs)
+  state = jax.device_get(state)
+  frame, results = backtest_lib.score_folds(config, bt.folds, bt.trainer, state.params,
+                                            state.diverged, bt.base)
+  named = ['q0.1', 'q0.5', 'q0.9'] if head == 'quantile' else ['mean', 'scale']
+  assert set(named + ['lower', 'upper']) <= set(frame.columns), list(frame.columns)
+  for fold in results['folds']:
+    rows = frame[frame['fold'] == fold['fold']]
+    y, lower, upper = rows['actual'], rows['lower'], rows['upper']
+    assert np.isclose(fold['coverage'], np.mean((y >= lower) & (y <= upper)))
+    assert np.isclose(fold['interval_width'], np.mean(upper - lower))
+    assert fold['interval_level'] == 0.8 and 0 <= fold['baseline_naive_coverage'] <= 1
+    if head == 'quantile':
+      q = rows[named].to_numpy()
+      levels = np.array([0.1, 0.5, 0.9])
+      diff = y.to_numpy()[:, None] - q
+      want = np.mean(np.maximum(levels * diff, (levels - 1) * diff))
+      assert np.isclose(fold['pinball'], want), (fold['pinball'], want)
+      np.testing.assert_array_equal(rows['forecast'], rows['q0.5'])
+    else:
+      assert (rows['scale'] > 0).all()
+      np.testing.assert_array_equal(rows['forecast'], rows['mean'])
+  assert 'naive_distribution_crps' in results['wins'] and 'crps' in results['mean']
