@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 
@@ -196,6 +197,8 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     UserError: bad config, data or fold plan.
   """
   config_lib.validate(config)
+  for caveat in config_lib.caveats(config):
+    logging.warning(caveat)
   base = ensemble.plan_members(config) or ensemble.single_member(config)
   series = data_lib.load(config.data) if series is None else series
   folds = plan_folds(config, series, data_lib.input_columns(config.data))

@@ -310,6 +310,17 @@ def _check_head(m) -> None:
                       'bounds it holds.')
 
 
+def caveats(config) -> list[str]:
+  """Settings that run but work against the run's purpose; the run logs each as a warning."""
+  out = []
+  if config.model.head != 'point' and config.model.dropout > 0:
+    out.append(f'model.head={config.model.head!r} with model.dropout={config.model.dropout}: the '
+               'spread is trained on forecasts perturbed by dropout and forecasting runs without '
+               'it, so the intervals come out too wide (docs/distributions.md); '
+               '--config.model.dropout=0 avoids it.')
+  return out
+
+
 def seasonal_lag(season: int, horizon):
   """Steps back from the target to the latest value one or more whole seasons before it that is
   already known when the forecast is made (at most `horizon` steps after the last input).

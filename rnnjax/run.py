@@ -93,6 +93,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   seconds = dict(seconds or {})  # where the time goes, by phase: metrics.json's 'seconds'
   start = time.perf_counter()
   config_lib.validate(config)
+  for caveat in config_lib.caveats(config):
+    logging.warning(caveat)
   members = ensemble.plan_members(config)
   data = data_lib.prepare(config.data)
   # A season reaching before a series' start fails before training.

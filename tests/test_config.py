@@ -144,3 +144,13 @@ def test_head_settings_are_checked_with_the_value_and_the_fix(overrides, words):
 ])
 def test_head_settings_that_are_fine_pass(overrides):
   config_lib.validate(config_lib.override(config_lib.default_config(), overrides))
+
+
+def test_a_probabilistic_head_with_dropout_is_warned_about():
+  c = config_lib.default_config()
+  assert config_lib.caveats(c) == [], 'the point head with dropout needs no warning'
+  c.model.head = 'quantile'
+  (caveat,) = config_lib.caveats(c)
+  assert 'model.dropout=0.1' in caveat and '--config.model.dropout=0' in caveat, caveat
+  c.model.dropout = 0.0
+  assert config_lib.caveats(c) == []
