@@ -201,7 +201,7 @@ def test_fold_scores_are_those_of_the_csv_rows(trained):
 
 
 def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_path):
-  config = _config(**{'backtest.refit': False, 'train.epochs': 2})
+  config = _config(**{'backtest.refit': False, 'train.epochs': 1})
   bt = backtest_lib.make_backtest(config)
   assert bt.members.size == 1 and bt.members.folds is None
   state, _ = bt.program.run(bt.program.init(), config.train.epochs)
@@ -233,7 +233,7 @@ def _run_script(workdir, *extra, devices=2):
   cmd = [sys.executable, os.path.join(ROOT, 'scripts', 'backtest.py'), '--config',
          os.path.join(ROOT, 'configs', 'seed_gru.py'), '--workdir', str(workdir),
          '--config.data.synthetic.num_days=20', '--config.model.hidden_sizes=(8,8)',
-         '--config.train.epochs=4', '--config.train.checkpoint_every=2',
+         '--config.train.epochs=2', '--config.train.checkpoint_every=1',
          '--config.backtest.folds=3', *extra]
   env = script_env(XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -246,24 +246,22 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
   proc = _run_script(tmp_path / 'script', '--config.num_seeds=2')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'backtest of 3 folds' in proc.stdout, proc.stdout
-  config = _config(**{'num_seeds': 2, 'train.epochs': 4, 'train.checkpoint_every': 2,
-                      'model.dropout': 0.1})
-  config.model.hidden_sizes = (8, 8)
+  config = _config(**{'num_seeds': 2, 'train.epochs': 2, 'train.checkpoint_every': 1})
   workdir = tmp_path / 'killed'
   save = ckpt_lib.Checkpointer.save
 
   def save_then_die(self, epoch, *args, **kwargs):
     save(self, epoch, *args, **kwargs)
-    if epoch == 2:
+    if epoch == 1:
       raise _Killed(epoch)
 
   monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_die)
   with pytest.raises(_Killed):
     backtest_lib.run_backtest(config, str(workdir), progress=False)
   monkeypatch.undo()
-  assert _steps(workdir) == [2] and not (workdir / 'backtest.json').exists()
+  assert _steps(workdir) == [1] and not (workdir / 'backtest.json').exists()
   results = backtest_lib.run_backtest(config, str(workdir), progress=False)
-  assert results['epochs_run'] == 4
+  assert results['epochs_run'] == 2
   script = pd.read_csv(tmp_path / 'script' / 'backtest.csv')
   resumed = pd.read_csv(workdir / 'backtest.csv')
   assert list(script.columns) == ['fold', 'member', 'seed', 'origin', 'input_end', 'step',
@@ -312,17 +310,17 @@ def test_a_train_workdir_is_not_taken_for_a_backtest(tmp_path):
   assert file_tree(workdir) == before
 
 
-@pytest.mark.parametrize('head', ['quantile', 'gaussian'])
-def test_a_probabilistic_backtest_scores_each_fold_from_its_csv_rows(head):
+def test_a_quantile_backtest_scores_each_fold_from_its_csv_rows():
   """Per fold, coverage and width of the central interval and the pinball loss, recomputed
   with NumPy from backtest.csv's columns; the naive distribution's scores beside them."""
+  head = 'quantile'
   config = _config(**{'model.head': head, 'backtest.folds': 2, 'train.epochs': 1})
   bt = backtest_lib.make_backtest(config)
   state, _ = bt.program.run(bt.program.init(), config.train.epochs)
   state = jax.device_get(state)
   frame, results = backtest_lib.score_folds(config, bt.folds, bt.trainer, state.params,
                                             state.diverged, bt.base)
-  named = ['q0.1', 'q0.5', 'q0.9'] if head == 'quantile' else ['mean', 'scale']
+  named = ['q0.1', 'q0.5', 'q0.9']
   assert set(named + ['lower', 'upper']) <= set(frame.columns), list(frame.columns)
   for fold in results['folds']:
     rows = frame[frame['fold'] == fold['fold']]
@@ -330,14 +328,22 @@ def test_a_probabilistic_backtest_scores_each_fold_from_its_csv_rows(head):
     assert np.isclose(fold['coverage'], np.mean((y >= lower) & (y <= upper)))
     assert np.isclose(fold['interval_width'], np.mean(upper - lower))
     assert fold['interval_level'] == 0.8 and 0 <= fold['baseline_naive_coverage'] <= 1
-    if head == 'quantile':
-      q = rows[named].to_numpy()
-      levels = np.array([0.1, 0.5, 0.9])
-      diff = y.to_numpy()[:, None] - q
-      want = np.mean(np.maximum(levels * diff, (levels - 1) * diff))
-      assert np.isclose(fold['pinball'], want), (fold['pinball'], want)
-      np.testing.assert_array_equal(rows['forecast'], rows['q0.5'])
-    else:
-      assert (rows['scale'] > 0).all()
-      np.testing.assert_array_equal(rows['forecast'], rows['mean'])
+    q = rows[named].to_numpy()
+    levels = np.array([0.1, 0.5, 0.9])
+    diff = y.to_numpy()[:, None] - q
+    want = np.mean(np.maximum(levels * diff, (levels - 1) * diff))
+    assert np.isclose(fold['pinball'], want), (fold['pinball'], want)
+    np.testing.assert_array_equal(rows['forecast'], rows['q0.5'])
   assert 'naive_distribution_crps' in results['wins'] and 'crps' in results['mean']
+
+
+def test_gaussian_columns_are_the_mean_scale_and_the_normal_interval():
+  config = _config(**{'model.head': 'gaussian'})
+  forecast = np.array([[[10.0, 2.0]], [[-1.0, 0.5]]])  # [N=2, S=1, (mean, scale)]
+  columns = backtest_lib.distribution_columns(config, forecast)
+  z = 1.2815515655446004  # the standard normal's 0.9 quantile
+  np.testing.assert_allclose(columns['mean'], [10.0, -1.0])
+  np.testing.assert_allclose(columns['scale'], [2.0, 0.5])
+  np.testing.assert_allclose(columns['lower'], [10.0 - 2.0 * z, -1.0 - 0.5 * z], rtol=1e-6)
+  np.testing.assert_allclose(columns['upper'], [10.0 + 2.0 * z, -1.0 + 0.5 * z], rtol=1e-6)
+  assert backtest_lib.distribution_columns(_config(), forecast[..., 0]) == {}
