@@ -19,6 +19,7 @@ from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import sources
 from rnnjax import train as train_lib
+from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from rnnjax.sources import Series
 
@@ -298,12 +299,11 @@ def test_bad_backtest_input_exits_2_and_leaves_the_workdir_alone(tmp_path, extra
 
 
 def test_a_train_workdir_is_not_taken_for_a_backtest(tmp_path):
-  """The same config in a workdir of scripts/train.py: the backtest is refused, not resumed
-  from the other run's checkpoints."""
-  from rnnjax import run as run_lib
+  """The same config in a workdir of scripts/train.py: the backtest is refused before it
+  trains, not resumed from the other run's checkpoints, and the workdir is left as it was."""
   config = _config(**{'train.epochs': 1})
   workdir = str(tmp_path / 'w')
-  run_lib.train_and_evaluate(config, workdir, progress=False)
+  workdir_lib.prepare(workdir, config, overwrite=False)  # what train.py records first
   before = file_tree(workdir)
   with pytest.raises(UserError, match="different config.*run: None -> 'backtest'"):
     backtest_lib.run_backtest(config, workdir, progress=False)

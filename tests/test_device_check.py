@@ -30,10 +30,10 @@ def test_cpu_smoke_writes_every_section_and_the_devices(tmp_path):
     assert set(results[section]) & set(SECTIONS) == {section}, (
         f'{section}.json holds sections {sorted(set(results[section]) & set(SECTIONS))}')
     assert results[section]['repeats'] == 1, results[section]['repeats']
-  assert [row['members'] for row in results['seeds']['seeds']] == [1, 2, 4]
+  assert [row['members'] for row in results['seeds']['seeds']] == [1, 2]
   assert [row['window'] for row in results['seqlen']['seqlen']] == [24, 96, 384]
   assert [(row['cell'], row['implementation']) for row in results['cells']['cells']] == [
-      ('gru', 'fused'), ('gru', 'flax'), ('lstm', 'fused'), ('lstm', 'flax')]
+      ('gru', 'fused'), ('gru', 'flax')]
   tutorial, = results['tutorial']['tutorial']
   assert tutorial['members'] == 1 and tutorial['epochs'] == 1, tutorial
   # nvidia-smi is a step only where it is installed.

@@ -121,12 +121,12 @@ def test_ensemble_workdir_metrics_plots_and_predict(tmp_path):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
 
 
-_SHARDED = textwrap.dedent('''
+_SHARDED_THEN_STOPPED = textwrap.dedent('''
     import json, sys
     import jax, numpy as np
     sys.path.insert(0, 'tests')
     from conftest import tiny_config
-    from rnnjax import data as data_lib, ensemble, program as program_lib, run, train
+    from rnnjax import checkpoint, data as data_lib, ensemble, program as program_lib, run, train
     overrides = {k: tuple(v) if isinstance(v, list) else v
                  for k, v in json.loads(sys.argv[2]).items()}
     config = tiny_config(num_seeds=6, **overrides)
@@ -134,39 +134,57 @@ _SHARDED = textwrap.dedent('''
         train.make_trainer(config, data_lib.prepare(config.data)), config,
         ensemble.plan_members(config))
     leaf = jax.tree.leaves(program.init())[0]
-    metrics = run.train_and_evaluate(config, sys.argv[1], progress=False)
     print(json.dumps({'devices': jax.device_count(), 'shape': leaf.shape,
                       'used': len(leaf.sharding.device_set),
-                      'spec': str(leaf.sharding.spec)}))
+                      'spec': str(leaf.sharding.spec)}), flush=True)
+    save = checkpoint.Checkpointer.save
+    def save_then_stop(self, epoch, *args, **kwargs):
+      save(self, epoch, *args, **kwargs)
+      if epoch == 2:
+        sys.exit(7)
+    checkpoint.Checkpointer.save = save_then_stop
+    run.train_and_evaluate(config, sys.argv[1], progress=False)
 ''')
 
 
-def test_sharded_run_equals_unsharded_run(tmp_path):
-  """6 members on 4 forced host devices (padded to 8) equal the same run on one device; the
-  members forecast 6 steps at once with calendar inputs, the largest shapes a member carries."""
+def test_sharded_run_stopped_then_resumed_on_one_device_equals_an_unsharded_run(tmp_path):
+  """6 members on 4 forced host devices (padded to 8), stopped after their second epoch's
+  checkpoint, resume on this process's single device and end equal to the same run on one
+  device throughout: sharded epochs equal unsharded ones, and a checkpoint moves between device
+  counts. The members forecast 6 steps at once with calendar inputs, the largest shapes a
+  member carries."""
   overrides = {'data.multi_step': True, 'data.horizon': 6, 'data.calendar': ('hour_of_day',)}
-  sharded_dir = str(tmp_path / 'sharded')
+  workdir = str(tmp_path / 'moved')
   proc = subprocess.run(
-      [PYTHON, '-c', _SHARDED, sharded_dir, json.dumps(overrides)], cwd=ROOT, capture_output=True,
-      text=True, timeout=300, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
-  assert proc.returncode == 0, proc.stderr[-3000:]
+      [PYTHON, '-c', _SHARDED_THEN_STOPPED, workdir, json.dumps(overrides)], cwd=ROOT,
+      capture_output=True, text=True, timeout=300,
+      env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
+  assert proc.returncode == 7, (
+      f'the 4-device run did not stop after epoch 2:\n{proc.stderr[-3000:]}')
   info = json.loads(proc.stdout.strip().splitlines()[-1])
   assert info['devices'] == 4 and info['used'] == 4, f'not sharded over 4 devices: {info}'
   assert info['shape'][0] == 8, f'6 members should be padded to 8 on 4 devices: {info}'
   assert 'members' in info['spec']
 
+  config = tiny_config(num_seeds=6, **overrides)
+  assert config.train.epochs == 3 and config.train.checkpoint_every == 1
+  resumed = run.train_and_evaluate(config, workdir, progress=False)
   plain_dir = str(tmp_path / 'plain')
-  run.train_and_evaluate(tiny_config(num_seeds=6, **overrides), plain_dir, progress=False)
-  sharded, _ = ckpt_lib.load_for_inference(sharded_dir)
-  plain, _ = ckpt_lib.load_for_inference(plain_dir)
-  for a, b in zip(jax.tree.leaves(sharded['params']), jax.tree.leaves(plain['params']),
+  plain = run.train_and_evaluate(config, plain_dir, progress=False)
+  for a, b in zip(resumed['members'], plain['members'], strict=True):
+    assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
+        f'member {a["member"]} resumed on 1 device differs from the uninterrupted run'
+  moved, _ = ckpt_lib.load_for_inference(workdir)
+  reference, _ = ckpt_lib.load_for_inference(plain_dir)
+  for x, y in zip(jax.tree.leaves(moved['params']), jax.tree.leaves(reference['params']),
                   strict=True):
-    assert np.asarray(a).shape == np.asarray(b).shape
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
-                               err_msg='sharded params differ from the unsharded run')
-  h1 = pd.read_csv(os.path.join(sharded_dir, 'history.csv'))
+    assert np.asarray(x).shape == np.asarray(y).shape
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6,
+                               err_msg='sharded-then-resumed params differ from the unsharded run')
+  h1 = pd.read_csv(os.path.join(workdir, 'history.csv'))
   h2 = pd.read_csv(os.path.join(plain_dir, 'history.csv'))
-  np.testing.assert_allclose(h1.to_numpy(), h2.to_numpy(), rtol=1e-5)
+  np.testing.assert_allclose(h1.to_numpy(), h2.to_numpy(), rtol=1e-5,
+                             err_msg='history of the sharded epochs differs from the unsharded run')
 
 
 def test_two_process_run_equals_single_process_run(tmp_path):
@@ -192,44 +210,6 @@ def test_two_process_run_equals_single_process_run(tmp_path):
   for a, b in zip(multi['members'], single['members'], strict=True):
     assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
         f'member {a["member"]} differs between the 2-process and the 1-process run'
-
-
-_CRASH_AFTER_EPOCH_2 = textwrap.dedent('''
-    import sys
-    sys.path.insert(0, 'tests')
-    from conftest import tiny_config
-    from rnnjax import checkpoint, run
-    save = checkpoint.Checkpointer.save
-    def save_then_stop(self, epoch, *args, **kwargs):
-      save(self, epoch, *args, **kwargs)
-      if epoch == 2:
-        sys.exit(7)
-    checkpoint.Checkpointer.save = save_then_stop
-    run.train_and_evaluate(tiny_config(**{'num_seeds': 3, 'train.epochs': 4,
-                                          'train.checkpoint_every': 2}),
-                           sys.argv[1], progress=False)
-''')
-
-
-def test_ensemble_saved_on_4_devices_resumes_on_1(tmp_path):
-  """An ensemble checkpointed on 4 devices (3 members padded to 4) resumes on this process's
-  single device and ends equal to an uninterrupted single-device run."""
-  workdir = str(tmp_path / 'moved')
-  proc = subprocess.run(
-      [PYTHON, '-c', _CRASH_AFTER_EPOCH_2, workdir], cwd=ROOT, capture_output=True, text=True,
-      timeout=300, env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
-  assert proc.returncode == 7, f'the 4-device run did not stop after epoch 2:\n{proc.stderr[-2000:]}'
-  config = tiny_config(**{'num_seeds': 3, 'train.epochs': 4, 'train.checkpoint_every': 2})
-  resumed = run.train_and_evaluate(config, workdir, progress=False)
-  plain = run.train_and_evaluate(config, str(tmp_path / 'plain'), progress=False)
-  for a, b in zip(resumed['members'], plain['members'], strict=True):
-    assert a['val_mse_scaled'] == pytest.approx(b['val_mse_scaled'], rel=1e-5), \
-        f'member {a["member"]} resumed on 1 device differs from the uninterrupted run'
-  moved, _ = ckpt_lib.load_for_inference(workdir)
-  reference, _ = ckpt_lib.load_for_inference(str(tmp_path / 'plain'))
-  for x, y in zip(jax.tree.leaves(moved['params']), jax.tree.leaves(reference['params']),
-                  strict=True):
-    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
 def test_member_groups_equal_all_members_at_once():
