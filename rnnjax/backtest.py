@@ -152,10 +152,9 @@ def training_series(dataset: data_lib.Dataset, origins: np.ndarray) -> np.ndarra
   return series
 
 
-def fold_members(config, num_folds: int) -> ensemble.Members:
-  """Every fold x the config's members (seeds and sweep), fold-major: member m trains fold
-  m // M0 as member m % M0 of the config's own plan (seed train.seed + m % M0)."""
-  base = ensemble.plan_members(config) or ensemble.single_member(config)
+def fold_members(base: ensemble.Members, num_folds: int) -> ensemble.Members:
+  """Every fold x the config's own members `base` (seeds and sweep, M0 of them), fold-major:
+  member m trains fold m // M0 as member m % M0 of `base`."""
   return ensemble.Members(
       seeds=np.tile(base.seeds, num_folds),
       hparams={k: np.tile(v, num_folds) for k, v in base.hparams.items()},
@@ -205,7 +204,7 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   for dataset, starts in zip(folds.datasets, folds.test_starts, strict=True):
     metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
   if config.backtest.refit:
-    members = fold_members(config, folds.num_folds)
+    members = fold_members(base, folds.num_folds)
     capacity = (max(len(d.train_starts) for d in folds.datasets),
                 max(len(d.val_starts) for d in folds.datasets))
     trainer = train_lib.make_trainer(config, folds.datasets[0], capacity)
