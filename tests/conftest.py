@@ -90,3 +90,58 @@ def script_env(**extra):
 
 
 PYTHON = sys.executable
+
+
+def nonfinite_updates_from(step: int):
+  """An optax transformation that passes updates through, then makes them NaN from `step` on.
+
+  Chained after rnnjax's optimizer it makes a run diverge by construction, at the first epoch
+  holding optimizer step `step` (0-based), whatever the JAX release's arithmetic would do.
+  """
+  import jax.numpy as jnp
+  import optax
+
+  def init(params):
+    del params
+    return jnp.zeros([], jnp.int32)
+
+  def update(updates, count, params=None):
+    del params
+    poison = jnp.where(count >= step, jnp.nan, 0.0).astype(jnp.float32)
+    return jax.tree.map(lambda u: u + poison, updates), count + 1
+
+  return optax.GradientTransformation(init, update)
+
+
+def diverge_from_step(step: int, setattr_fn=setattr):
+  """Makes every optimizer `rnnjax.train` builds go NaN from optimizer step `step` on.
+
+  setattr_fn: pytest's `monkeypatch.setattr` in a test (undone after it); plain setattr in a
+  subprocess that exits anyway.
+  """
+  import optax
+  from rnnjax import train as train_lib
+  build = train_lib.make_optimizer
+
+  def make_optimizer(*args, **kwargs):
+    return optax.chain(build(*args, **kwargs), nonfinite_updates_from(step))
+
+  setattr_fn(train_lib, 'make_optimizer', make_optimizer)
+
+
+def steps_per_epoch(config) -> int:
+  """Optimizer steps in one epoch of a single run of `config` (every training window)."""
+  import math
+  from rnnjax import data as data_lib
+  data = data_lib.prepare(config.data)
+  return math.ceil(len(data.train_starts) / config.train.batch_size)
+
+
+def diverging_script(script: str, step: int, *args) -> list[str]:
+  """A command running scripts/`script` with `args`, its optimizer going NaN from `step` on."""
+  path = os.path.join(ROOT, 'scripts', script)
+  code = ('import runpy, sys; sys.path.insert(0, {tests!r}); import conftest; '
+          'conftest.diverge_from_step({step}); sys.argv[0] = {path!r}; '
+          'runpy.run_path({path!r}, run_name="__main__")').format(
+              tests=os.path.dirname(os.path.abspath(__file__)), step=step, path=path)
+  return [PYTHON, '-c', code, *args]
