@@ -75,21 +75,39 @@ def last_config_value_wins(argv: list[str]) -> list[str]:
           for token in tokens]
 
 
+def error_text(error: BaseException) -> str:
+  """What an exception says, as a user reads it: the innermost wrapped exception's own text,
+  without repr quotes or escaped newlines (ml_collections wraps a KeyError in an
+  AttributeError, whose str() is the repr of the KeyError's)."""
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  text = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
+  return ' '.join(text.split())
+
+
 def parse_flags_or_exit(argv):
   """absl flags parser for `app.run(main, flags_parser=...)` that reports a bad command line
-  (an unknown or mistyped `--config.x.y` key, a missing or broken config file) as a message
-  and exit code 2, instead of a traceback. A `--config.KEY` given twice takes its last value
-  (`last_config_value_wins`)."""
+  (an unknown or mistyped `--config.x.y` key, a missing or broken config file, a stray
+  positional argument) as a message and exit code 2, instead of a traceback or absl's page of
+  usage. A `--config.KEY` given twice takes its last value (`last_config_value_wins`)."""
   import sys
   from absl import flags
+  hint = (f'Run {argv[0]} --helpfull for the flags; config keys are listed in the README.')
   try:
-    return flags.FLAGS(last_config_value_wins(argv))
+    rest = flags.FLAGS(last_config_value_wins(argv))
   except Exception as e:  # noqa: BLE001 - whatever the parser or config file raised
-    text = str(e).strip().strip("'\"").replace('\\n', ' ').replace('\\"', '"')
-    print(f'error: bad command line: {type(e).__name__}: {text}\n'
-          f'Run {argv[0]} --helpfull for the flags; config keys are listed in the README.',
+    inner = e
+    while inner.args and isinstance(inner.args[0], BaseException):
+      inner = inner.args[0]
+    kind = 'unknown config key' if isinstance(inner, KeyError) else type(e).__name__
+    print(f'error: bad command line: {kind}: {error_text(e)}\n{hint}', file=sys.stderr)
+    sys.exit(2)
+  if len(rest) > 1:
+    print(f'error: bad command line: unexpected argument(s) {rest[1:]}: every input is a flag '
+          f'(--workdir=DIR, --config.KEY=VALUE, ...); quote a value that holds spaces.\n{hint}',
           file=sys.stderr)
     sys.exit(2)
+  return rest
 
 
 def config_or_exit(config):
@@ -99,7 +117,6 @@ def config_or_exit(config):
   try:
     config.to_dict()
   except Exception as e:  # noqa: BLE001 - whatever loading the config file raised
-    text = ' '.join(str(e).split())
-    print(f'error: could not load the --config file: {text}', file=sys.stderr)
+    print(f'error: could not load the --config file: {error_text(e)}', file=sys.stderr)
     sys.exit(2)
   return config

@@ -62,3 +62,43 @@ def test_exit_now_keeps_code_output_and_atexit_handlers(tmp_path):
   assert proc.stdout == 'no newline yet', f'unflushed or extra stdout: {proc.stdout!r}'
   assert proc.stderr.endswith('on stderr'), f'unflushed stderr: {proc.stderr!r}'
   assert marker.read_text() == 'atexit ran', 'exit_now skipped the atexit handlers'
+
+
+# (script, arguments after the script, words stderr must hold). Each exits before JAX loads.
+_BAD_COMMAND_LINES = {
+    'unknown_key': ('train.py', ['--config', 'configs/seed_gru.py', '--workdir', '{w}',
+                                 '--config.train.epoch=3'],
+                    ["unknown config key: 'epoch'", 'Did you mean "epochs"']),
+    'not_an_integer': ('train.py', ['--config', 'configs/seed_gru.py', '--workdir', '{w}',
+                                    '--config.train.epochs=ten'],
+                       ["--config.train.epochs=ten: invalid literal for int() with base 10: 'ten'"]),
+    'stray_argument_train': ('train.py', ['--config', 'configs/seed_gru.py', '--workdir', '{w}',
+                                          'stray'], ["unexpected argument(s) ['stray']"]),
+    'stray_argument_backtest': ('backtest.py', ['--config', 'configs/seed_gru.py', '--workdir',
+                                                '{w}', 'x', 'y'],
+                                ["unexpected argument(s) ['x', 'y']"]),
+    'stray_argument_predict': ('predict.py', ['--workdir', '{w}', '--csv', 'a.csv', '--out',
+                                              'b.csv', 'extra'],
+                               ["unexpected argument(s) ['extra']"]),
+    'missing_config_file': ('train.py', ['--config', 'configs/absent.py', '--workdir', '{w}'],
+                            ['could not load the --config file',
+                             "No such file or directory: 'configs/absent.py'"]),
+}
+
+
+def test_bad_command_lines_say_what_was_wrong_in_a_few_lines(tmp_path):
+  procs = {}
+  for name, (script, args, _) in _BAD_COMMAND_LINES.items():
+    args = [a.format(w=tmp_path / name) for a in args]
+    procs[name] = subprocess.Popen([PYTHON, os.path.join(ROOT, 'scripts', script), *args],
+                                   cwd=ROOT, env=script_env(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+  for name, proc in procs.items():
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, f'{name}: exit {proc.returncode}, expected 2:\n{err[-2000:]}'
+    for words in _BAD_COMMAND_LINES[name][2]:
+      assert words in err, f'{name}: stderr lacks {words!r}:\n{err[-2000:]}'
+    assert '\\' not in err, f'{name}: stderr shows escaped quotes or newlines:\n{err}'
+    assert 'Traceback' not in err and len((out + err).splitlines()) <= 3, (
+        f'{name}: more than a message and a hint:\n{out}{err}')
+    assert not (tmp_path / name).exists(), f'{name}: a bad command line created the workdir'
