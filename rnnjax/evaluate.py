@@ -29,7 +29,11 @@ from rnnjax import ensemble
 from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import train as train_lib
+from rnnjax.errors import UserError
 
+# Bytes `score` holds per member, window, step and head output: the float32 forecast, its
+# float64 unscaled copy, and the sorted copies of the members' quantile band.
+BYTES_PER_FORECAST = 4 + 8 + 2 * 8
 MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
 PARTS = ('train', 'val')
 
@@ -108,6 +112,44 @@ def _check_against_training(config, state, history: dict, per_member: list[dict]
                       'but %.6g in training; the forecasts and metrics may not be the trained '
                       'model\'s. Report this with the config and the jax version.', who, here,
                       there)
+
+
+def memory_needed(config, data: data_lib.Dataset, num_members: int) -> int:
+  """Bytes of host memory that scoring `num_members` members' forecasts of every training and
+  validation window takes (the forecasting program itself is bounded separately, by
+  `train.MEMBER_WINDOWS_PER_CALL`)."""
+  outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
+  windows = len(data.train_starts) + len(data.val_starts)
+  return (num_members * windows * len(data.steps) * outputs[config.model.head]
+          * BYTES_PER_FORECAST)
+
+
+def available_memory() -> int | None:
+  """Bytes of memory the system can give without swapping (Linux MemAvailable), or None."""
+  try:
+    with open('/proc/meminfo') as f:
+      for line in f:
+        if line.startswith('MemAvailable:'):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def check_memory(config, data: data_lib.Dataset, num_members: int) -> None:
+  """Refuses, before training, a run whose scoring would not fit in the memory available now.
+
+  Raises:
+    UserError: the estimate of `memory_needed` exceeds what the system has available.
+  """
+  needed, available = memory_needed(config, data, num_members), available_memory()
+  if available is not None and needed > available:
+    windows = len(data.train_starts) + len(data.val_starts)
+    raise UserError(
+        f'scoring {num_members} members needs about {needed / 2**30:.1f} GiB of memory '
+        f'({num_members} members x {windows} windows x {len(data.steps)} steps), but '
+        f'{available / 2**30:.1f} GiB is available: lower num_seeds (or the sweep), or use a '
+        'shorter series or fewer target steps.')
 
 
 def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program) -> None:

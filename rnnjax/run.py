@@ -101,6 +101,11 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
   metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
   if config.model.head != 'point':  # and so does one the naive distribution cannot be made of
     metrics_lib.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
+  if config.train.batch_size > len(data.train_starts):
+    logging.warning('train.batch_size=%d is larger than the %d training windows: every epoch is '
+                    'one step over all of them. A smaller batch_size takes more steps per epoch.',
+                    config.train.batch_size, len(data.train_starts))
+  evaluate_lib.check_memory(config, data, 1 if members is None else members.size)
   workdir_lib.prepare(workdir, config, overwrite)
 
   trainer = train_lib.make_trainer(config, data)

@@ -22,6 +22,9 @@ from rnnjax import losses
 from rnnjax import models
 
 Array = jax.Array
+# Members x windows forecast by one compiled call of stacked members: bounds that program's
+# activations (a window's layer outputs for each member) whatever the ensemble's size.
+MEMBER_WINDOWS_PER_CALL = 2**15
 # Adam as Keras builds it: its epsilon is 1e-7 (optax's default is 1e-8).
 ADAM_EPS = 1e-7
 
@@ -366,7 +369,8 @@ def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
     params: one model's parameters, or a stack of members' with `member_axis=True`.
     series_TF: [T, F] scaled series.
     starts: [N] window starts.
-    batch_size: windows per compiled call.
+    batch_size: windows per compiled call; with `member_axis`, at most
+      MEMBER_WINDOWS_PER_CALL // M, so that memory does not grow with the members.
     member_axis: params carry a leading member axis; the result is then [M, N].
 
   Returns:
@@ -374,6 +378,9 @@ def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
     ([..., Q] quantiles or [..., 2] mean and scale, see `rnnjax.models.Forecaster`).
   """
   fn = trainer.predict_members_jit if member_axis else trainer.predict_jit
+  if member_axis:
+    num_members = jax.tree.leaves(params)[0].shape[0]
+    batch_size = min(batch_size, max(1, MEMBER_WINDOWS_PER_CALL // num_members))
   n = len(starts)
   batch = max(1, min(batch_size, n))
   padded = np.zeros(math.ceil(n / batch) * batch, np.int32)

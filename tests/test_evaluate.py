@@ -145,3 +145,33 @@ def test_a_point_ensemble_band_is_labelled_a_spread_across_seeds():
   _, panels, _ = evaluate.score(config, data, _scaled_forecasts(data, [0.0, 1.0]),
                                 np.zeros(2, bool))
   assert panels['band_label'] == 'Spread across seeds (q0.1-q0.9), not a predictive interval'
+
+
+def test_memory_needed_counts_members_windows_steps_and_outputs():
+  _, data = _dataset()
+  windows = len(data.train_starts) + len(data.val_starts)
+  config = tiny_config()
+  assert evaluate.memory_needed(config, data, 7) == 7 * windows * 1 * evaluate.BYTES_PER_FORECAST
+  config = tiny_config(**{'model.head': 'quantile'})
+  assert evaluate.memory_needed(config, data, 2) == (
+      2 * windows * len(config.model.quantiles) * evaluate.BYTES_PER_FORECAST)
+
+
+def test_a_run_whose_scoring_does_not_fit_is_refused_before_training(monkeypatch, tmp_path):
+  from rnnjax import run as run_lib
+  from rnnjax.errors import UserError
+  monkeypatch.setattr(evaluate, 'available_memory', lambda: 2**20)  # 1 MiB available
+  workdir = tmp_path / 'w'
+  with pytest.raises(UserError, match=r'scoring 1000 members needs about .* GiB of memory '
+                                      r'\(1000 members x \d+ windows x 1 steps\).*lower '
+                                      r'num_seeds'):
+    run_lib.train_and_evaluate(tiny_config(num_seeds=1000), str(workdir), progress=False)
+  assert not workdir.exists(), 'a refused run created its workdir'
+
+
+def test_batch_larger_than_the_training_windows_is_warned(caplog, tmp_path):
+  from rnnjax import run as run_lib
+  config = tiny_config(**{'train.batch_size': 100000, 'train.epochs': 1})
+  run_lib.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  said = [r.getMessage() for r in caplog.records if 'batch_size=100000' in r.getMessage()]
+  assert said and 'training windows' in said[0], [r.getMessage() for r in caplog.records]

@@ -300,3 +300,24 @@ def test_first_epochs_match_the_recorded_golden_losses(name):
     np.testing.assert_allclose(
         np.asarray(history[key]), expected, rtol=1e-5,
         err_msg=f'configs/{name}.py: the first 2 epochs\' {key} moved from the recorded values')
+
+
+def test_stacked_members_forecast_in_bounded_calls_as_each_member_alone(tiny, monkeypatch):
+  """With the members x windows of a call capped, the members' forecasts are still each
+  member's own (against the member's parameters through the single-model program)."""
+  params_M = jax.tree.map(lambda *leaves: jnp.stack(leaves),
+                          *[tiny.start(seed).params for seed in range(3)])
+  starts = tiny.data.val_starts
+  monkeypatch.setattr(train_lib, 'MEMBER_WINDOWS_PER_CALL', 3 * 10)  # 10 windows per call
+  calls = []
+  fn = tiny.trainer.predict_members_jit
+  trainer = tiny.trainer._replace(predict_members_jit=lambda *a: calls.append(1) or fn(*a))
+  got = train_lib.predict_windows(trainer, params_M, tiny.dd.series_TF, starts,
+                                  member_axis=True)
+  assert len(calls) == -(-len(starts) // 10), (
+      f'{len(calls)} calls for {len(starts)} windows of 3 members at 30 member-windows a call')
+  for k in range(3):
+    one = jax.tree.map(lambda leaf, k=k: leaf[k], params_M)
+    want = train_lib.predict_windows(tiny.trainer, one, tiny.dd.series_TF, starts)
+    np.testing.assert_allclose(got[k], want, rtol=1e-6, atol=1e-6,
+                               err_msg=f'member {k} of the capped stacked forecast')
