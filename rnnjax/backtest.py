@@ -224,10 +224,17 @@ def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool =
     The contents of backtest.json.
 
   Raises:
-    UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched).
+    UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched), or
+      another process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: every member diverged.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
   """
+  with workdir_lib.lock(workdir):  # before the folds are planned: a second run is refused at once
+    return _run_backtest(config, workdir, overwrite, progress)
+
+
+def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict:
+  """`run_backtest` in the workdir it holds."""
   seconds = {}
   start = time.perf_counter()
   bt = make_backtest(config)

@@ -86,10 +86,18 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     The metrics written to metrics.json.
 
   Raises:
-    UserError: bad config, data or workdir (nothing in the workdir is touched).
+    UserError: bad config, data or workdir (nothing in the workdir is touched), or another
+      process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: the loss went non-finite; the last good checkpoint is kept.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
   """
+  with workdir_lib.lock(workdir):  # before the data loads: a second run is refused at once
+    return _train_and_evaluate(config, workdir, overwrite, progress, seconds)
+
+
+def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
+                        seconds: dict | None) -> dict:
+  """`train_and_evaluate` in the workdir it holds."""
   seconds = dict(seconds or {})  # where the time goes, by phase: metrics.json's 'seconds'
   start = time.perf_counter()
   config_lib.validate(config)

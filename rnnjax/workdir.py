@@ -1,16 +1,26 @@
 """The workdir: atomic writes, the config it belongs to, and refusing another run's workdir.
 
-A workdir holds one run. `prepare` checks that it can be written, refuses a config that
+A workdir holds one run. `lock` keeps a second process off it while a run works there.
+`prepare` checks that it can be written, refuses a config that
 differs from the one in its `config.json` or inside its checkpoints (naming the keys that
 differ) unless told to overwrite, and only then writes `config.json`, once. Every file is
 written through a temporary file and renamed into place, so a kill never leaves half a file.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
+import fcntl
 import json
+import logging
 import os
+import shlex
 import shutil
+import socket
+import sys
 import tempfile
+import time
 from typing import Callable
 
 import jax
@@ -88,6 +98,136 @@ def config_diff(old: dict, new: dict, prefix: str = '') -> list[str]:
   return out
 
 
+def check_writable(workdir: str) -> None:
+  """Raises UserError unless `workdir` is, or can be made, a writable directory."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f'--workdir={workdir!r} is a file, not a directory; choose another path.')
+  parent = workdir if os.path.isdir(workdir) else os.path.dirname(os.path.abspath(workdir))
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UserError(f'--workdir={workdir!r} lies inside {parent!r}, which is a file, not a '
+                    'directory; choose another path.')
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f'--workdir={workdir!r} cannot be written ({parent!r} is not writable).')
+
+
+LOCK_FILE = '.lock'  # in the workdir while a run holds it; never a run output
+
+
+@contextlib.contextmanager
+def lock(workdir: str, command: str | None = None):
+  """Holds `workdir` for one run: another process that asks for it meanwhile is refused at once.
+
+  An advisory `fcntl.flock` on `workdir/.lock`. The kernel drops it when the holder ends,
+  however it ends (an exception, a signal, `os._exit`, SIGKILL), so a killed run never blocks
+  the next one. The file's content (pid, host, command, start time) only informs the refused
+  run's message; the file is removed on release (a stale one left by a killed run is taken
+  over). Take the lock before `prepare`, which may remove a previous run's outputs, and keep it
+  until the last file is written. Directories it had to create are removed again if the run
+  left nothing in them. predict.py only reads a workdir and takes no lock.
+
+  With several processes of one run (`--distributed`, `jax.process_count() > 1`) only process
+  0 takes the lock: the others belong to the same run and share it.
+
+  Args:
+    workdir: the run's directory; created if missing.
+    command: the command a refused run is told about; by default this process's command line.
+
+  Raises:
+    UserError: another process holds `workdir`, or it cannot be a writable directory.
+  """
+  if jax.process_index() != 0:
+    yield
+    return
+  check_writable(workdir)
+  created = []  # the directories made here, deepest first
+  directory = os.path.abspath(workdir)
+  while not os.path.exists(directory):
+    created.append(directory)
+    directory = os.path.dirname(directory)
+  path = os.path.join(workdir, LOCK_FILE)
+  fd = _acquire(workdir, path)
+  if fd is None:  # the filesystem has no locks: run as before, unguarded
+    yield
+    return
+  try:
+    holder = {'pid': os.getpid(), 'host': socket.gethostname(),
+              'command': shlex.join(sys.orig_argv) if command is None else command,
+              'started': datetime.datetime.now().astimezone().isoformat(' ', 'seconds')}
+    os.ftruncate(fd, 0)
+    os.write(fd, (json.dumps(holder, indent=1) + '\n').encode())
+    yield
+  finally:
+    if _same_file(fd, path):  # unlinked while held: a process that opened it retries (_acquire)
+      os.remove(path)
+    for directory in created:
+      try:
+        os.rmdir(directory)
+      except OSError:  # the run left files there (or another run took it): kept
+        break
+    os.close(fd)
+
+
+def _acquire(workdir: str, path: str) -> int | None:
+  """An open descriptor of `path` holding its flock (None where the filesystem has no locks).
+
+  A holder removes the file before it lets go, so a lock won on a file no longer at `path`
+  guards nothing: it is dropped and taken again on the file that is there now.
+  """
+  while True:
+    os.makedirs(workdir, exist_ok=True)
+    try:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except FileNotFoundError:  # the workdir was removed by a run that created it: again
+      continue
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      message = _refusal(workdir, fd)
+      os.close(fd)
+      raise UserError(message) from None
+    except OSError as e:
+      if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
+        raise
+      os.close(fd)
+      logging.warning('cannot lock %s (%s): nothing stops a second run on this workdir '
+                      'meanwhile; start one run at a time.', path, e.strerror)
+      return None
+    if _same_file(fd, path):
+      return fd
+    os.close(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+  """Whether `path` still names the file open as `fd`."""
+  try:
+    named, opened = os.stat(path), os.fstat(fd)
+  except FileNotFoundError:
+    return False
+  return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _refusal(workdir: str, fd: int) -> str:
+  """The message for a run refused `workdir`, naming the holder from the lock file `fd`."""
+  holder = None
+  for _ in range(20):  # the holder writes who it is just after it takes the lock
+    try:
+      holder = json.loads(os.pread(fd, 1 << 16, 0))
+      break
+    except ValueError:
+      time.sleep(0.05)
+  if not isinstance(holder, dict):
+    who, stop = 'another process (it did not say which)', 'stop it'
+  else:
+    who = (f'process {holder.get("pid")} on host {holder.get("host")!r}, started '
+           f'{holder.get("started")}: {holder.get("command")}')
+    stop = f'stop it (kill {holder.get("pid")} on {holder.get("host")})'
+  return (f'--workdir={workdir!r} is in use by another run, {who}. Two runs in one workdir '
+          f'would overwrite each other\'s checkpoints: wait for it to end, {stop}, or use '
+          'another --workdir.')
+
+
 def prepare(workdir: str, config, overwrite: bool, kind: str = 'train') -> None:
   """Checks the workdir can take this run; with `overwrite`, removes a previous run's outputs.
 
@@ -101,16 +241,7 @@ def prepare(workdir: str, config, overwrite: bool, kind: str = 'train') -> None:
     UserError: the workdir is a file, lies inside a file or is unwritable, or holds a run with
       another config.
   """
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f'--workdir={workdir!r} is a file, not a directory; choose another path.')
-  parent = workdir if os.path.isdir(workdir) else os.path.dirname(os.path.abspath(workdir))
-  while not os.path.exists(parent):
-    parent = os.path.dirname(parent)
-  if not os.path.isdir(parent):
-    raise UserError(f'--workdir={workdir!r} lies inside {parent!r}, which is a file, not a '
-                    'directory; choose another path.')
-  if not os.access(parent, os.W_OK | os.X_OK):
-    raise UserError(f'--workdir={workdir!r} cannot be written ({parent!r} is not writable).')
+  check_writable(workdir)
   saved = os.path.join(workdir, 'config.json')
   new = json.loads(recorded_config(config, kind))
   differs = False
