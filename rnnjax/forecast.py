@@ -292,16 +292,41 @@ def distribution_columns(config, forecast, member_axis: bool) -> dict:
   return columns
 
 
-def check_paths(csv_path: str, out_path: str, flag: str = '--out') -> None:
+def _same_file(path: str, other: str) -> bool:
+  """`path` and `other` name one file, by any spelling or link (neither needs to exist)."""
+  return os.path.realpath(path) == os.path.realpath(other) or (
+      os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other))
+
+
+def _inside(path: str, folder: str) -> bool:
+  """`path` is `folder` or lies under it, its links resolved; a link inside `folder` counts
+  too, wherever it points, since writing `path` would replace the link."""
+  top = os.path.realpath(folder)
+  parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+  return any(os.path.commonpath([top, where]) == top for where in (
+      os.path.realpath(path), os.path.join(parent, os.path.basename(path))))
+
+
+def check_paths(csv_path: str, out_path: str, flag: str = '--out',
+                workdir: str | None = None) -> None:
   """Refuses paths scripts/predict.py cannot use, before any work.
 
   Raises:
-    UserError: `csv_path` is not a file; `out_path` (given as `flag`) is a folder, lies in a
-      folder that does not exist or cannot be written, or is `csv_path` itself (by any spelling
-      or link).
+    UserError: `csv_path` is not a file; `out_path` (given as `flag`) lies inside `workdir`
+      (the run's own files), is a folder, lies in a folder that does not exist or cannot be
+      written, or is `csv_path` itself (by any spelling or link).
   """
   if not os.path.isfile(csv_path):
     raise UserError(f'--csv={csv_path!r} does not exist or is not a file.')
+  if workdir is not None and _inside(out_path, workdir):
+    top = os.path.realpath(workdir)
+    example = 'forecast' + ((os.path.splitext(out_path)[1] or '.png') if flag == '--plot'
+                            else '.csv')
+    raise UserError(f'{flag}={out_path!r} lies inside the run\'s --workdir={workdir!r}, which '
+                    'holds the run\'s own files (config.json, metrics.json, history.csv, '
+                    'checkpoints/): writing there can replace them. Name a file outside the '
+                    f'workdir, e.g. {flag}='
+                    f'{os.path.join(os.path.dirname(top), os.path.basename(top) + "_" + example)}.')
   if os.path.isdir(out_path):
     raise UserError(f'{flag}={out_path!r} is a folder; name a file to write, e.g. '
                     f'{flag}={os.path.join(out_path, "forecast.csv")}.')
@@ -312,10 +337,32 @@ def check_paths(csv_path: str, out_path: str, flag: str = '--out') -> None:
   if not os.access(folder, os.W_OK | os.X_OK):
     raise UserError(f'{flag}={out_path!r} cannot be written: the folder {folder!r} is not '
                     'writable.')
-  if os.path.realpath(out_path) == os.path.realpath(csv_path) or (
-      os.path.exists(out_path) and os.path.samefile(out_path, csv_path)):
-    raise UserError(f'{flag}={out_path!r} is the input --csv={csv_path!r}: the forecast would '
+  if _same_file(out_path, csv_path):
+    raise UserError(f'{flag}={out_path!r} is the input --csv={csv_path!r}: writing it would '
                     f'overwrite the series. Name another file for {flag}.')
+
+
+def check_plot(plot_path: str, out_path: str) -> None:
+  """Refuses a --plot that matplotlib cannot write or that is the --out file, before any work.
+
+  The format is the file's extension, as matplotlib's `savefig` reads it (none: its default,
+  PNG); the formats are the ones matplotlib's canvas says it supports.
+
+  Raises:
+    UserError: an extension matplotlib cannot write, or `plot_path` names the `out_path` file
+      (by any spelling or link).
+  """
+  from matplotlib.backend_bases import FigureCanvasBase  # pylint: disable=import-outside-toplevel
+  supported = FigureCanvasBase.get_supported_filetypes()
+  root, extension = os.path.splitext(plot_path)
+  if extension[1:] and extension[1:].lower() not in supported:
+    raise UserError(f'--plot={plot_path!r}: matplotlib cannot write {extension[1:]!r} figures; '
+                    f'it writes {", ".join(sorted(supported))}. End the file name with one of '
+                    f'these, e.g. --plot={root}.png.')
+  if _same_file(plot_path, out_path):
+    raise UserError(f'--plot={plot_path!r} is the --out={out_path!r} file: the figure would '
+                    f'replace the forecast. Name another file for --plot, e.g. '
+                    f'--plot={os.path.splitext(out_path)[0]}_plot.png.')
 
 
 def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> None:
@@ -360,21 +407,22 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     fill: missing values and timestamps, as `sources.load_csv`; None is the run's data.fill.
     allow_unfinished: forecast with a run that has not finished, with a warning.
     series: forecast only this series of a long-format file.
-    plot_path: also draw the forecast of one series (`series`, else the first) to this PNG
-      (`rnnjax.plots.plot_forecast`).
+    plot_path: also draw the forecast of one series (`series`, else the first) to this figure,
+      in the format its extension names (`rnnjax.plots.plot_forecast`).
 
   Returns:
     The rows written: `forecast_frame`'s columns, after a first column `series` when the run
     has data.id_column.
 
   Raises:
-    UserError: bad paths (`check_paths`), an unfinished run, a CSV that does not load, a series
-      the run does not know, or anything `load_run` refuses; messages name scripts/predict.py's
-      flags.
+    UserError: bad paths (`check_paths`, `check_plot`), an unfinished run, a CSV that does not
+      load, a series the run does not know, or anything `load_run` refuses; messages name
+      scripts/predict.py's flags.
   """
-  check_paths(csv_path, out_path)
+  check_paths(csv_path, out_path, workdir=workdir)
   if plot_path is not None:
-    check_paths(csv_path, plot_path, '--plot')
+    check_paths(csv_path, plot_path, '--plot', workdir)
+    check_plot(plot_path, out_path)
   run = load_run(workdir, member)
   check_finished(run, workdir, allow_unfinished)
   d = run.config.data
