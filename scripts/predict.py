@@ -12,7 +12,8 @@ ensembles add forecast_std and the members' quantile band (a spread across seeds
 forecasts with one member, --series=ID one series, --plot=FILE.png draws one series' forecast.
 Future features past the end come from rows with a timestamp and an empty target. A run that
 has not finished (no metrics.json) is refused unless --allow_unfinished; so are --out and --plot
-inside the workdir or naming the same file. The work is in `rnnjax.forecast`, tested there.
+inside the workdir or naming the same file, and a series at another time step than the run's
+training data. The work is in `rnnjax.forecast`, tested there.
 """
 from absl import app, flags, logging
 
