@@ -47,6 +47,8 @@ class TrainedRun:
     predict_members_jit: the member-vmapped version.
     epochs_done: epochs the restored checkpoint holds.
     finished: the run wrote metrics.json; False while it trains or after it was stopped.
+    steps: series id -> the time step of its training data (`time_step`); empty, or None for
+      a series, in a run saved before steps were recorded.
   """
   config: object
   params: object
@@ -57,6 +59,7 @@ class TrainedRun:
   predict_members_jit: object
   epochs_done: int = 0
   finished: bool = True
+  steps: dict = dataclasses.field(default_factory=dict)
 
 
 def _is_loop_closed(error: BaseException) -> bool:
@@ -167,12 +170,73 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
                     predict_jit=jax.jit(predict),
                     predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
                     epochs_done=int(meta['epochs_done']),
-                    finished=os.path.isfile(os.path.join(workdir, 'metrics.json')))
+                    finished=os.path.isfile(os.path.join(workdir, 'metrics.json')),
+                    steps={one['id']: one.get('step') for one in saved})
 
 
 def _step(times: pd.DatetimeIndex) -> pd.Timedelta:
   """The series' typical spacing (the median gap), used to date targets past its end."""
   return pd.Series(times).diff().median()
+
+
+def time_step(times: pd.DatetimeIndex) -> str | None:
+  """The series' time step as a pandas frequency string, for the run's checkpoint to record.
+
+  A fixed step is a duration ('h', '30min', '24h'); a calendar one whose duration varies is
+  pandas' inferred frequency ('MS' month starts, 'B' business days).
+
+  Args:
+    times: [T] timestamps, sorted and on a regular grid (as `rnnjax.sources` loads them).
+
+  Returns:
+    The frequency string; None when T < 2 or no frequency fits the timestamps.
+  """
+  times = pd.DatetimeIndex(times)
+  if len(times) < 2:
+    return None
+  deltas = times[1:] - times[:-1]
+  if (deltas == deltas[0]).all():
+    return pd.tseries.frequencies.to_offset(deltas[0]).freqstr
+  inferred = pd.DatetimeIndex(times, freq='infer').freq if len(times) >= 3 else None
+  return None if inferred is None else inferred.freqstr
+
+
+def _step_words(step: str) -> str:
+  """'1h', '30min', 'MS': a frequency string with its count, as pandas aliases read."""
+  offset = pd.tseries.frequencies.to_offset(step)
+  return f'{offset.n}{offset.rule_code}' if isinstance(offset, pd.offsets.Tick) else step
+
+
+def check_step(run: TrainedRun, times: pd.DatetimeIndex, name: str = '',
+               source: str = '') -> None:
+  """Refuses a series whose time step is not the one the run was trained on at.
+
+  The check passes when the run's step, counted from the series' first timestamp, gives every
+  timestamp of the series; a run saved before steps were recorded is not checked.
+
+  Args:
+    run: from `load_run`.
+    times: [T] timestamps, sorted and on a regular grid.
+    name: the series' id: picks its recorded step, and names it in errors.
+    source: where the series comes from, to begin the message with (e.g. "--csv='x.csv': ").
+
+  Raises:
+    UserError: the series steps by another time step, naming both.
+  """
+  trained = run.steps.get(name)
+  if trained is None or len(times) < 2:
+    return
+  expected = pd.date_range(times[0], periods=len(times), freq=trained)
+  if (expected == times).all():
+    return
+  found = time_step(times)
+  found = 'an irregular step' if found is None else _step_words(found)
+  where = f'series {name!r}' if name else 'the series'
+  raise UserError(f'{source}{where} steps by {found}, but the run was trained on data that steps '
+                  f'by {_step_words(trained)} (pandas frequency aliases): its forecasts would be '
+                  f'read at the wrong times. Resample the series to {_step_words(trained)} '
+                  '(e.g. pandas\' DataFrame.resample), or forecast it with a run trained on '
+                  f'{found} data.')
 
 
 def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarray,
@@ -197,8 +261,8 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
     probabilistic head adds its distribution after forecast (`distribution_columns`).
 
   Raises:
-    UserError: fewer points than a window, a series the run was not trained on, or a future
-      feature missing at a target time past the end.
+    UserError: fewer points than a window, a series the run was not trained on or at another
+      time step (`check_step`), or a future feature missing at a target time past the end.
   """
   d = run.config.data
   window, steps = d.window, np.array(config_lib.target_steps(d))
@@ -209,6 +273,7 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   scaler, target_scaler = run.scalers[name]
   if len(values_TF) < window:
     raise UserError(f'{where} has {len(values_TF)} points, fewer than one window of {window}.')
+  check_step(run, times, name)
   starts = np.arange(len(values_TF) - window + 1, dtype=np.int32)
   target_pos = data_lib.target_positions(starts, window, steps)
   step = _step(times)
@@ -292,16 +357,41 @@ def distribution_columns(config, forecast, member_axis: bool) -> dict:
   return columns
 
 
-def check_paths(csv_path: str, out_path: str, flag: str = '--out') -> None:
+def _same_file(path: str, other: str) -> bool:
+  """`path` and `other` name one file, by any spelling or link (neither needs to exist)."""
+  return os.path.realpath(path) == os.path.realpath(other) or (
+      os.path.exists(path) and os.path.exists(other) and os.path.samefile(path, other))
+
+
+def _inside(path: str, folder: str) -> bool:
+  """`path` is `folder` or lies under it, its links resolved; a link inside `folder` counts
+  too, wherever it points, since writing `path` would replace the link."""
+  top = os.path.realpath(folder)
+  parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+  return any(os.path.commonpath([top, where]) == top for where in (
+      os.path.realpath(path), os.path.join(parent, os.path.basename(path))))
+
+
+def check_paths(csv_path: str, out_path: str, flag: str = '--out',
+                workdir: str | None = None) -> None:
   """Refuses paths scripts/predict.py cannot use, before any work.
 
   Raises:
-    UserError: `csv_path` is not a file; `out_path` (given as `flag`) is a folder, lies in a
-      folder that does not exist or cannot be written, or is `csv_path` itself (by any spelling
-      or link).
+    UserError: `csv_path` is not a file; `out_path` (given as `flag`) lies inside `workdir`
+      (the run's own files), is a folder, lies in a folder that does not exist or cannot be
+      written, or is `csv_path` itself (by any spelling or link).
   """
   if not os.path.isfile(csv_path):
     raise UserError(f'--csv={csv_path!r} does not exist or is not a file.')
+  if workdir is not None and _inside(out_path, workdir):
+    top = os.path.realpath(workdir)
+    example = 'forecast' + ((os.path.splitext(out_path)[1] or '.png') if flag == '--plot'
+                            else '.csv')
+    raise UserError(f'{flag}={out_path!r} lies inside the run\'s --workdir={workdir!r}, which '
+                    'holds the run\'s own files (config.json, metrics.json, history.csv, '
+                    'checkpoints/): writing there can replace them. Name a file outside the '
+                    f'workdir, e.g. {flag}='
+                    f'{os.path.join(os.path.dirname(top), os.path.basename(top) + "_" + example)}.')
   if os.path.isdir(out_path):
     raise UserError(f'{flag}={out_path!r} is a folder; name a file to write, e.g. '
                     f'{flag}={os.path.join(out_path, "forecast.csv")}.')
@@ -312,10 +402,32 @@ def check_paths(csv_path: str, out_path: str, flag: str = '--out') -> None:
   if not os.access(folder, os.W_OK | os.X_OK):
     raise UserError(f'{flag}={out_path!r} cannot be written: the folder {folder!r} is not '
                     'writable.')
-  if os.path.realpath(out_path) == os.path.realpath(csv_path) or (
-      os.path.exists(out_path) and os.path.samefile(out_path, csv_path)):
-    raise UserError(f'{flag}={out_path!r} is the input --csv={csv_path!r}: the forecast would '
+  if _same_file(out_path, csv_path):
+    raise UserError(f'{flag}={out_path!r} is the input --csv={csv_path!r}: writing it would '
                     f'overwrite the series. Name another file for {flag}.')
+
+
+def check_plot(plot_path: str, out_path: str) -> None:
+  """Refuses a --plot that matplotlib cannot write or that is the --out file, before any work.
+
+  The format is the file's extension, as matplotlib's `savefig` reads it (none: its default,
+  PNG); the formats are the ones matplotlib's canvas says it supports.
+
+  Raises:
+    UserError: an extension matplotlib cannot write, or `plot_path` names the `out_path` file
+      (by any spelling or link).
+  """
+  from matplotlib.backend_bases import FigureCanvasBase  # pylint: disable=import-outside-toplevel
+  supported = FigureCanvasBase.get_supported_filetypes()
+  root, extension = os.path.splitext(plot_path)
+  if extension[1:] and extension[1:].lower() not in supported:
+    raise UserError(f'--plot={plot_path!r}: matplotlib cannot write {extension[1:]!r} figures; '
+                    f'it writes {", ".join(sorted(supported))}. End the file name with one of '
+                    f'these, e.g. --plot={root}.png.')
+  if _same_file(plot_path, out_path):
+    raise UserError(f'--plot={plot_path!r} is the --out={out_path!r} file: the figure would '
+                    f'replace the forecast. Name another file for --plot, e.g. '
+                    f'--plot={os.path.splitext(out_path)[0]}_plot.png.')
 
 
 def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> None:
@@ -360,21 +472,22 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     fill: missing values and timestamps, as `sources.load_csv`; None is the run's data.fill.
     allow_unfinished: forecast with a run that has not finished, with a warning.
     series: forecast only this series of a long-format file.
-    plot_path: also draw the forecast of one series (`series`, else the first) to this PNG
-      (`rnnjax.plots.plot_forecast`).
+    plot_path: also draw the forecast of one series (`series`, else the first) to this figure,
+      in the format its extension names (`rnnjax.plots.plot_forecast`).
 
   Returns:
     The rows written: `forecast_frame`'s columns, after a first column `series` when the run
     has data.id_column.
 
   Raises:
-    UserError: bad paths (`check_paths`), an unfinished run, a CSV that does not load, a series
-      the run does not know, or anything `load_run` refuses; messages name scripts/predict.py's
-      flags.
+    UserError: bad paths (`check_paths`, `check_plot`), an unfinished run, a CSV that does not
+      load, a series the run does not know or at another time step than the run's
+      (`check_step`), or anything `load_run` refuses; messages name scripts/predict.py's flags.
   """
-  check_paths(csv_path, out_path)
+  check_paths(csv_path, out_path, workdir=workdir)
   if plot_path is not None:
-    check_paths(csv_path, plot_path, '--plot')
+    check_paths(csv_path, plot_path, '--plot', workdir)
+    check_plot(plot_path, out_path)
   run = load_run(workdir, member)
   check_finished(run, workdir, allow_unfinished)
   d = run.config.data
@@ -401,6 +514,8 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     if not loaded:
       raise UserError(f'no series of {csv_path!r} was in the run\'s training data; the run knows '
                       f'the series {sorted(run.scalers)}.')
+  for one in loaded:  # every series, before any is forecast
+    check_step(run, one.times, one.name, f'--csv={csv_path!r}: ')
   frames = []
   for one in loaded:
     frame = forecast_frame(run, one.times, one.values_TF, run.config.train.val_batch_size,

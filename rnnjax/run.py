@@ -36,6 +36,7 @@ from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import forecast
 from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
@@ -51,10 +52,13 @@ def _meta(config, data: data_lib.Dataset, history: dict, epochs_done: int,
           members: ensemble.Members | None, train_seconds: float) -> dict:
   return {
       'config': config_lib.to_json(config),
+      # Each series' time step, so that forecasting can refuse data at another step.
       'series': [{'id': name, 'scaler': data_lib.scaler_state(scaler),
-                  'target_scaler': data_lib.scaler_state(target_scaler)}
-                 for name, scaler, target_scaler in zip(
-                     data.series_ids, data.scalers, data.target_scalers, strict=True)],
+                  'target_scaler': data_lib.scaler_state(target_scaler),
+                  'step': forecast.time_step(data.timestamps[start:end])}
+                 for name, scaler, target_scaler, start, end in zip(
+                     data.series_ids, data.scalers, data.target_scalers, data.bounds[:-1],
+                     data.bounds[1:], strict=True)],
       'columns': list(data.columns),
       'window': data.window, 'horizon': data.horizon,
       'epochs_done': epochs_done,

@@ -11,8 +11,9 @@ head adds q0.1, q0.5, q0.9 (its levels; forecast is the median), a gaussian head
 ensembles add forecast_std and the members' quantile band (a spread across seeds); --member=K
 forecasts with one member, --series=ID one series, --plot=FILE.png draws one series' forecast.
 Future features past the end come from rows with a timestamp and an empty target. A run that
-has not finished (no metrics.json) is refused unless --allow_unfinished. The work is in
-`rnnjax.forecast`, tested there.
+has not finished (no metrics.json) is refused unless --allow_unfinished; so are --out and --plot
+inside the workdir or naming the same file, and a series at another time step than the run's
+training data. The work is in `rnnjax.forecast`, tested there.
 """
 from absl import app, flags, logging
 
@@ -21,15 +22,17 @@ from rnnjax.config import FILLS
 
 flags.DEFINE_string('workdir', None, 'A workdir written by scripts/train.py.')
 flags.DEFINE_string('csv', None, 'CSV file with the series to forecast.')
-flags.DEFINE_string('out', None, 'CSV file to write (its folder must exist).')
+flags.DEFINE_string('out', None, 'CSV file to write (its folder must exist; not inside '
+                    '--workdir).')
 flags.DEFINE_integer('member', None, 'Ensemble workdirs: forecast with this member alone.')
 flags.DEFINE_enum('fill', None, FILLS, 'Missing values and timestamps in --csv: none (an error '
                   'naming them), ffill or interpolate. Default: the run\'s data.fill.')
 flags.DEFINE_string('series', None, 'Runs on several series (data.id_column): forecast only '
                     'this series of --csv.')
 flags.DEFINE_string('plot', None, 'Also draw the forecast of one series (--series, else the '
-                    'first) to this PNG: the last 500 targets at the longest lead, the forecast '
-                    'past the data, and the RMSE by lead.')
+                    'first) to this figure, in the format its extension names (.png, .pdf, .svg, '
+                    '...): the last 500 targets at the longest lead, the forecast past the data, '
+                    'and the RMSE by lead.')
 flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
                   'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])
