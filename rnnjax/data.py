@@ -340,7 +340,9 @@ def series_from_config(data_config) -> list[Series]:
   if data_config.source == 'csv':
     return sources.load_series(data_config.path, data_config.time_column, columns,
                                data_config.fill, data_config.id_column,
-                               tuple(data_config.future_features))
+                               tuple(data_config.future_features),
+                               time_unit=data_config.time_unit, dayfirst=data_config.dayfirst,
+                               max_fill_fraction=data_config.max_fill_fraction)
   raise UserError(f'data.source={data_config.source!r} is not "synthetic" or "csv".')
 
 
