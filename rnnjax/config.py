@@ -15,6 +15,11 @@ from rnnjax.errors import UserError
 
 CELLS = ('gru', 'lstm', 'simple')
 FILLS = ('none', 'ffill', 'interpolate')
+# data.time_unit: '' (the time column holds dates) or the unit of numbers since 1970-01-01 UTC.
+TIME_UNITS = ('', 's', 'ms', 'us', 'ns', 'D')
+# data.dayfirst: how dates such as 03/01/2025 read; '' refuses them rather than guess.
+DAYFIRST = ('', 'true', 'false')
+MAX_FILL_FRACTION = 0.1  # data.max_fill_fraction's default
 CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
 SKIPS = ('none', 'persistence', 'seasonal_naive')
 NORMALIZATIONS = ('none', 'last', 'mean')
@@ -44,6 +49,15 @@ def default_config() -> ml_collections.ConfigDict:
   # the target time(s); forecasts past the data read them from rows with an empty target.
   c.data.future_features = ()
   c.data.fill = 'none'               # missing values: 'none' (error), 'ffill', 'interpolate'
+  # A fill may invent at most this share of a series' points (added timestamps and rows with
+  # missing values); more is refused.
+  c.data.max_fill_fraction = MAX_FILL_FRACTION
+  # Numbers in the time column count this unit since 1970-01-01 UTC: 's', 'ms', 'us', 'ns', 'D'.
+  # '' (dates) refuses a numeric time column instead of guessing its unit.
+  c.data.time_unit = ''
+  # Dates written with day and month first (13/01/2025, 01.02.2025): 'true' reads day/month/year,
+  # 'false' month/day/year, '' refuses them instead of guessing. ISO dates need no setting.
+  c.data.dayfirst = ''
   c.data.window = 24                 # inputs per sample
   c.data.horizon = 13                # target = y[t + horizon] for inputs y[t-window+1 .. t]
   # True: the targets are y[t+1] .. y[t+horizon], one output per step (direct multi-output);
@@ -171,6 +185,7 @@ def validate(config) -> None:
                     f'got {t.early_stopping_patience}.')
   if d.fill not in FILLS:
     raise UserError(f'data.fill={d.fill!r} is not one of {FILLS}.')
+  check_reading(d.time_unit, d.dayfirst, d.max_fill_fraction)
   for key, names in (('data.features', d.features), ('data.calendar', d.calendar),
                      ('data.future_features', d.future_features)):
     glued = [n for n in names if isinstance(n, str) and (',' in n or n.startswith('('))]
@@ -269,6 +284,21 @@ def validate(config) -> None:
   for q in config.ensemble_quantiles:
     if not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
+
+
+def check_reading(time_unit, dayfirst, max_fill_fraction) -> None:
+  """data.time_unit, data.dayfirst and data.max_fill_fraction (see default_config)."""
+  if time_unit not in TIME_UNITS:
+    raise UserError(f'data.time_unit={time_unit!r} is not one of {TIME_UNITS}: \'\' when the '
+                    'time column holds dates, else the unit of its numbers since 1970-01-01 UTC '
+                    '(s, ms, us, ns or D for days).')
+  if not isinstance(dayfirst, str) or dayfirst.lower() not in DAYFIRST:
+    raise UserError(f'data.dayfirst={dayfirst!r} is not one of {DAYFIRST}: \'true\' reads '
+                    '13/01/2025 as day/month/year, \'false\' reads 01/13/2025 as month/day/year.')
+  if (isinstance(max_fill_fraction, bool) or not isinstance(max_fill_fraction, (int, float))
+      or not 0.0 <= max_fill_fraction <= 1.0):
+    raise UserError(f'data.max_fill_fraction must be a number from 0 to 1, got '
+                    f'{max_fill_fraction!r}: the largest share of a series data.fill may invent.')
 
 
 def interval_bounds(level: float) -> tuple[float, float]:

@@ -69,10 +69,82 @@ def model_inputs(scaled_TF: np.ndarray, times: pd.DatetimeIndex,
 
   Returns:
     float32 [T, F + 2 * len(calendar)].
+
+  Raises:
+    UserError: a scaled value is not finite (`check_scaled`).
   """
+  check_scaled(scaled_TF, times)
   if not calendar:
     return scaled_TF
   return np.concatenate([scaled_TF, calendar_features(times, calendar)], axis=1)
+
+
+_TOO_LARGE = ('Values this large are not measurements (a placeholder such as 1e308, or a unit '
+              'mistake): fix them in the file, or empty the cells and fill them (data.fill, or '
+              "predict.py's --fill), or rescale the column.")
+
+
+def check_scaler(scaler, values_TF: np.ndarray, times: pd.DatetimeIndex, columns: Sequence[str],
+                 fit_end: int, name: str = '') -> None:
+  """Refuses a fitted scaler whose parameters are not finite, naming the value that did it.
+
+  Values near the float64 limit (+-1e308) load as numbers but overflow the fit: MinMaxScaler's
+  range becomes inf (every value then scales to 0 and unscales to NaN), StandardScaler's
+  variance inf.
+
+  Args:
+    scaler: fitted on `values_TF[:fit_end]`, on the first columns of `values_TF`.
+    values_TF: [T, F] the series' raw values.
+    times: [T] their timestamps.
+    columns: F column names.
+    fit_end: points the scaler was fitted on.
+    name: the series' id, for the message.
+
+  Raises:
+    UserError: naming the column and the time of its largest value in the fitted part.
+  """
+  fitted = {k: np.asarray(v, np.float64) for k, v in vars(scaler).items()
+            if k.endswith('_') and np.ndim(v) == 1}
+  for key, param in fitted.items():
+    bad = np.flatnonzero(~np.isfinite(param))
+    if len(bad):
+      j = int(bad[0])
+      row = int(np.argmax(np.abs(values_TF[:fit_end, j])))
+      raise UserError(f'{_series(name)}column {columns[j]!r} cannot be scaled: its value '
+                      f'{values_TF[row, j]:g} at {times[row]} makes the fitted '
+                      f'{type(scaler).__name__}\'s {key} {param[j]:g}. {_TOO_LARGE}')
+
+
+def check_scaled(scaled_TF: np.ndarray, times: pd.DatetimeIndex,
+                 columns: Sequence[str] | None = None, values_TF: np.ndarray | None = None,
+                 name: str = '') -> None:
+  """Refuses scaled values that are not finite, naming the first one's column and time.
+
+  A finite value far outside the training range scales past float32's 3.4e38 to inf.
+
+  Args:
+    scaled_TF: [T, F'] scaled values (F' >= F: calendar inputs may follow).
+    times: [T] their timestamps.
+    columns: the names of the first F columns; None names them by position.
+    values_TF: [T, F] the raw values, shown when given.
+    name: the series' id, for the message.
+  """
+  bad = ~np.isfinite(scaled_TF)
+  if not bad.any():
+    return
+  row, j = (int(i) for i in np.argwhere(bad)[0])
+  if columns is not None and j < len(columns):
+    column = f'column {columns[j]!r}'
+  else:
+    column = 'the target column' if j == 0 else f'input column {j}'
+  raw = f'its value {values_TF[row, j]:g}' if values_TF is not None else 'its value'
+  raise UserError(f'{_series(name)}{column} cannot be scaled: {raw} at {times[row]} scales to '
+                  f'{scaled_TF[row, j]} ({bad.sum()} values in all do not scale to a finite '
+                  f'number). {_TOO_LARGE}')
+
+
+def _series(name: str) -> str:
+  return f'series {name!r}: ' if name else ''
 
 
 def target_offset(window: int, horizon: int) -> int:
@@ -340,7 +412,9 @@ def series_from_config(data_config) -> list[Series]:
   if data_config.source == 'csv':
     return sources.load_series(data_config.path, data_config.time_column, columns,
                                data_config.fill, data_config.id_column,
-                               tuple(data_config.future_features))
+                               tuple(data_config.future_features),
+                               time_unit=data_config.time_unit, dayfirst=data_config.dayfirst,
+                               max_fill_fraction=data_config.max_fill_fraction)
   raise UserError(f'data.source={data_config.source!r} is not "synthetic" or "csv".')
 
 
@@ -445,10 +519,15 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
     train_starts, val_starts = split_starts(window_starts(n_points, window, horizon),
                                             data_config.val_fraction)
     fit_end = int(train_starts[-1]) + target_offset(window, horizon) + 1  # past the last target
-    scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end])
-    target_scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end, :1])
-    parts['scaled'].append(model_inputs(scaler.transform(one.values_TF).astype(np.float32),
-                                        one.times, calendar))
+    # Overflow is checked for below, and named there: numpy's warnings would only add noise.
+    with np.errstate(over='ignore', invalid='ignore'):
+      scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end])
+      target_scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end, :1])
+      scaled_TF = scaler.transform(one.values_TF).astype(np.float32)
+    for fitted in (scaler, target_scaler):
+      check_scaler(fitted, one.values_TF, one.times, columns, fit_end, one.name)
+    check_scaled(scaled_TF, one.times, columns, one.values_TF, one.name)
+    parts['scaled'].append(model_inputs(scaled_TF, one.times, calendar))
     parts['train'].append(train_starts + bounds[-1])
     parts['val'].append(val_starts + bounds[-1])
     parts['scalers'].append(scaler)

@@ -7,13 +7,15 @@ and scales what these functions return.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from rnnjax.config import FILLS
+from rnnjax.config import FILLS, MAX_FILL_FRACTION, check_reading
 from rnnjax.errors import UserError
 
 
@@ -74,10 +76,16 @@ def infer_step(times: pd.DatetimeIndex) -> pd.Timedelta | None:
   return _most_common(times[1:] - times[:-1])
 
 
-def _parse_times(where: str, time_column: str, raw_times: pd.Series) -> pd.Series:
-  """Timestamps of the time column: naive ones stay naive, ones with a UTC offset become UTC."""
+def _parse_times(where: str, time_column: str, raw_times: pd.Series,
+                 text: pd.Series | None = None) -> pd.Series:
+  """Timestamps of the time column: naive ones stay naive, ones with a UTC offset become UTC.
+
+  `text` is what to parse when it differs from the file's `raw_times` (dates rewritten in ISO
+  order); errors always quote `raw_times`.
+  """
+  text = raw_times if text is None else text
   try:
-    times = pd.to_datetime(raw_times, errors='coerce')
+    times = pd.to_datetime(text, errors='coerce')
   except ValueError:
     # Offsets that differ between rows (local time across a daylight-saving change).
     times = None
@@ -86,12 +94,12 @@ def _parse_times(where: str, time_column: str, raw_times: pd.Series) -> pd.Serie
   # Row by row: the format pandas infers from the first row fails rows that carry an offset
   # when the first does not, and the other way round.
   stamps = {}
-  for value in raw_times.unique():
+  for value in text.unique():
     try:
       stamps[value] = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError):
       stamps[value] = pd.NaT
-  each = [stamps[value] for value in raw_times]
+  each = [stamps[value] for value in text]
   aware = np.array([t is not pd.NaT and t.tz is not None for t in each])
   if times is not None and not aware.any():
     unparsed = times.isna().to_numpy()
@@ -110,35 +118,187 @@ def _parse_times(where: str, time_column: str, raw_times: pd.Series) -> pd.Serie
   return pd.to_datetime(pd.Series(each, index=raw_times.index), utc=True)
 
 
-def load_csv(path: str, time_column: str, columns: Sequence[str],
-             fill: str = 'none') -> tuple[pd.DatetimeIndex, np.ndarray]:
+_UNIT_NAMES = {'s': 'seconds', 'ms': 'milliseconds', 'us': 'microseconds', 'ns': 'nanoseconds',
+               'D': 'days'}
+# A date whose first two numbers are the day and the month in some order: 13/01/2025, 1.2.25,
+# 01-13-2025 10:00. Groups: first number, separator, second number, year, the rest (the time).
+_DAY_MONTH = r'^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?!\d)(.*)$'
+
+
+def read_times(where: str, time_column: str, raw_times: pd.Series, time_unit: str = '',
+               dayfirst: str = '') -> pd.Series:
+  """Timestamps of a time column, read as the settings say: numbers and the order of day and
+  month are never guessed.
+
+  Args:
+    where: names the file (and series) in errors.
+    time_column: the column's name, for errors.
+    raw_times: [T] the column as read from the file, indexed by file row number.
+    time_unit: '' when the column holds dates; else its numbers count this unit ('s', 'ms',
+      'us', 'ns' or 'D') since 1970-01-01 UTC (Unix time).
+    dayfirst: dates with day and month as their first two numbers (13/01/2025, 1.2.25, with
+      '/', '.' or '-'): 'true' reads day/month/year, 'false' month/day/year, '' refuses them.
+      Other dates (ISO 2025-01-13, 13 Jan 2025) read the same whatever it says.
+
+  Returns:
+    [T] timestamps, index of `raw_times`: naive for dates without an offset, UTC for dates with
+    one and for numbers.
+
+  Raises:
+    UserError: numbers without `time_unit`, dates with it, values that are not timestamps, an
+      unsaid day/month order, a mix of timestamps with and without an offset.
+  """
+  if time_unit:
+    return _unix_times(where, time_column, raw_times, time_unit)
+  present = raw_times.notna().to_numpy()
+  # The first value tells the column's form (numbers, day/month dates, other dates): parsing
+  # every value as each form costs seconds per million rows. Values of another form than the
+  # first fail to parse and are named.
+  first = raw_times[present].iloc[:1]
+  numbers = (pd.to_numeric(raw_times[present], errors='coerce')
+             if len(first) and pd.to_numeric(first, errors='coerce').notna().all() else None)
+  if numbers is not None and numbers.notna().all():
+    raise UserError(f'{where}: column {time_column!r} holds numbers (e.g. '
+                    f'{_first_rows(present, raw_times, 1)}), not dates, and rnnjax does not '
+                    'guess what they count. If they are Unix time (counted from 1970-01-01 UTC), '
+                    'set data.time_unit to their unit: --config.data.time_unit=s for seconds '
+                    f'(or ms, us, ns, D){_unit_readings(float(numbers.iloc[0]))}. Dates '
+                    'written as digits (20250113) must be written as dates (2025-01-13).')
+  if not first.astype(str).str.match(_DAY_MONTH).any():
+    return _parse_times(where, time_column, raw_times)
+  parts = raw_times.astype(str).str.extract(_DAY_MONTH)
+  matched = parts[0].notna().to_numpy()
+  month_first, day_first = (_day_month_dates(parts, first_is_day) for first_is_day in (False, True))
+  flag = {True: '--config.data.dayfirst=true', False: '--config.data.dayfirst=false'}
+  if not dayfirst:
+    raise UserError(f'{where}: column {time_column!r} writes dates with the day and the month as '
+                    f'their first two numbers (e.g. {_first_rows(matched, raw_times, 1)}), which '
+                    'read either way round, and rnnjax does not guess the order. '
+                    f'{_which_order(matched, month_first, day_first, raw_times)} Say which: '
+                    f'{flag[True]} (day/month/year: 13/01/2025 is 13 January) or '
+                    f'{flag[False]} (month/day/year: 01/13/2025 is 13 January).')
+  is_day_first = dayfirst.lower() == 'true'
+  chosen, other = (day_first, month_first) if is_day_first else (month_first, day_first)
+  impossible = matched & chosen.isna().to_numpy()
+  if impossible.any():
+    order = 'day/month/year' if is_day_first else 'month/day/year'
+    hint = (f' Read the other way round they all are: {flag[not is_day_first]}.'
+            if other[matched].notna().all() else '')
+    raise UserError(f'{where}: column {time_column!r} has values that are not dates read '
+                    f'{order} (data.dayfirst={dayfirst!r}) at {_first_rows(impossible, raw_times)}'
+                    f' ({impossible.sum()} rows in all).{hint}')
+  iso = (chosen.dt.strftime('%Y-%m-%d') + parts[4]).where(matched, raw_times.astype(str))
+  return _parse_times(where, time_column, raw_times, iso)
+
+
+def _unix_times(where: str, time_column: str, raw_times: pd.Series,
+                time_unit: str) -> pd.Series:
+  """[T] UTC timestamps of a column of numbers counting `time_unit` since 1970-01-01 UTC."""
+  unit = _UNIT_NAMES[time_unit]
+  numbers = pd.to_numeric(raw_times, errors='coerce')
+  if not numbers.notna().any():
+    present = raw_times.notna().to_numpy()
+    example = f' (e.g. {_first_rows(present, raw_times, 1)})' if present.any() else ''
+    raise UserError(f'{where}: data.time_unit={time_unit!r} says column {time_column!r} holds '
+                    f'numbers of {unit} since 1970-01-01, but it holds no number{example}. For a '
+                    "column of dates leave data.time_unit empty: --config.data.time_unit=''.")
+  times = pd.to_datetime(numbers, unit=time_unit, origin='unix', utc=True, errors='coerce')
+  bad = times.isna().to_numpy()
+  if bad.any():
+    raise UserError(f'{where}: column {time_column!r} has values that are not numbers of {unit} '
+                    f'since 1970-01-01 (data.time_unit={time_unit!r}), or are out of range, at '
+                    f'{_first_rows(bad, raw_times)} ({bad.sum()} rows in all).')
+  return times
+
+
+def _unit_readings(number: float) -> str:
+  """What `number` means in each Unix time unit that puts it between 1971 and 2100."""
+  readings = []
+  for unit in _UNIT_NAMES:
+    stamp = pd.to_datetime(number, unit=unit, origin='unix', errors='coerce')
+    if stamp is not pd.NaT and 1971 <= stamp.year < 2100:
+      readings.append(f'read in {unit}, {number:.15g} is {stamp} UTC')
+  return f'; {"; ".join(readings)}' if readings else ''
+
+
+def _day_month_dates(parts: pd.DataFrame, first_is_day: bool) -> pd.Series:
+  """The dates `_DAY_MONTH` matched, read with the first number as the day or the month.
+
+  Returns:
+    [T] dates (midnight), NaT where no date reads that way (month 13, 31 February) or nothing
+    matched; a two-digit year is 1969-2068, as strptime's %y.
+  """
+  day, month = (parts[0], parts[2]) if first_is_day else (parts[2], parts[0])
+  year = parts[3]
+  text = day + '/' + month + '/' + year
+  four_digits = year.str.len() == 4
+  return pd.to_datetime(text.where(four_digits), format='%d/%m/%Y', errors='coerce').fillna(
+      pd.to_datetime(text.where(~four_digits), format='%d/%m/%y', errors='coerce'))
+
+
+def _date(stamp: pd.Timestamp) -> str:
+  """'2 January 2025'."""
+  return f'{stamp.day} {stamp:%B %Y}'
+
+
+def _which_order(matched: np.ndarray, month_first: pd.Series, day_first: pd.Series,
+                 raw_times: pd.Series) -> str:
+  """A sentence on which order of day and month reads every date `matched` marks."""
+  fails = {name: matched & dates.isna().to_numpy()
+           for name, dates in (('month first', month_first), ('day first', day_first))}
+  reads = [name for name, bad in fails.items() if not bad.any()]
+  if len(reads) == 2:
+    differ = np.flatnonzero(matched & (month_first != day_first).to_numpy())
+    example = (f': {_line(differ[0], raw_times)} is {_date(month_first.iloc[differ[0]])} month '
+               f'first, {_date(day_first.iloc[differ[0]])} day first' if len(differ) else '')
+    return f'Every date here reads both ways{example}.'
+  described = '; '.join(f'read {name}, {bad.sum()} are not dates (e.g. '
+                        f'{_first_rows(bad, raw_times, 1)})' for name, bad in fails.items()
+                        if bad.any())
+  if reads:
+    return f'Only {reads[0]} reads them all: {described}.'
+  return f'Neither order reads them all: {described}.'
+
+
+def load_csv(path: str, time_column: str, columns: Sequence[str], fill: str = 'none',
+             time_unit: str = '', dayfirst: str = '',
+             max_fill_fraction: float = MAX_FILL_FRACTION) -> tuple[pd.DatetimeIndex, np.ndarray]:
   """Reads a time column and value columns from a CSV file, parsed, sorted and checked.
 
   Timestamps without a UTC offset stay naive. Timestamps with one (e.g. local time across a
   daylight-saving change: ...01:00:00+01:00, ...03:00:00+02:00) are instants, returned in UTC.
-  The step of the series is the most common difference between consecutive timestamps; every
-  timestamp must lie on that grid (first timestamp + k steps). A series that follows one pandas
-  frequency throughout, calendar ones included (month starts, business days), is taken as it is.
+  Numbers in the time column are read only with `time_unit`, and dates written with day and
+  month first (13/01/2025) only with `dayfirst` (see `read_times`). The step of the series is
+  the most common difference between consecutive timestamps; every timestamp must lie on that
+  grid (first timestamp + k steps). A series that follows one pandas frequency throughout,
+  calendar ones included (month starts, business days), is taken as it is.
 
   Args:
-    path: CSV file with a header row.
+    path: CSV file with a header row, each column named once.
     time_column: name of the timestamp column.
     columns: value columns to read, in this order.
     fill: what to do with missing, non-numeric or infinite values and with missing timestamps
       (gaps in the grid): 'none' (an error naming the first bad lines or gaps), 'ffill' (carry
       the last good value forward) or 'interpolate' (linear in time). Both fills first add a row
       at every missing step, so the series is regular from its first timestamp to its last.
+    time_unit: '' (dates), or the unit of the time column's numbers since 1970-01-01 UTC.
+    dayfirst: 'true', 'false', or '' to refuse dates whose order of day and month is unsaid.
+    max_fill_fraction: a fill may invent at most this share of the series' points (added
+      timestamps and rows with a missing value); each fill is logged as a warning.
 
   Returns:
     (timestamps [T], values float64 [T, len(columns)]) sorted by time, all values finite; with
     a fill, T counts the added steps.
 
   Raises:
-    UserError: missing file or column, unparseable times, times that mix zone-aware and naive,
-      duplicate timestamps, timestamps off the grid, bad values or missing timestamps with
-      fill='none', a column with no finite number to fill from.
+    UserError: missing, unreadable or empty file, a column name repeated in the header, missing
+      column, unparseable times, numbers without `time_unit`, day/month dates without
+      `dayfirst`, times that mix zone-aware and naive, duplicate timestamps, timestamps off the
+      grid, bad values or missing timestamps with fill='none', a column with no finite number,
+      a fill of more than `max_fill_fraction`.
   """
-  (series,) = load_series(path, time_column, columns, fill)
+  (series,) = load_series(path, time_column, columns, fill, time_unit=time_unit,
+                          dayfirst=dayfirst, max_fill_fraction=max_fill_fraction)
   return series.times, series.values_TF
 
 
@@ -159,12 +319,52 @@ class Series:
   future: pd.DataFrame
 
 
+def read_csv(path: str, **kwargs) -> pd.DataFrame:
+  """`pd.read_csv(path, **kwargs)` of a file with a header that names each column once.
+
+  Raises:
+    UserError: naming the path and why it cannot be read (no such file, a directory, no
+      permission, empty, not UTF-8 text, not CSV), or the names its header repeats (pandas
+      would rename the second 'x' to 'x.1').
+  """
+  if not path:
+    raise UserError('data.source is "csv" but data.path is empty: pass --config.data.path=FILE.')
+  if os.path.isdir(path):
+    raise UserError(f'data.path={path!r} is a directory, not a file: name the CSV file in it.')
+  if not os.path.isfile(path):
+    raise UserError(f'data.path={path!r} does not exist or is not a file.')
+  try:
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]
+    frame = pd.read_csv(path, **kwargs)
+  except OSError as e:  # no permission, a file that vanished, a read error of the disk
+    raise UserError(f'could not read {path!r}: {e.strerror or e}.') from None
+  except pd.errors.EmptyDataError:
+    raise UserError(f'{path!r} is empty: a CSV file needs a header row naming its columns, then '
+                    'one row per timestamp.') from None
+  except UnicodeDecodeError as e:
+    raise UserError(f'could not read {path!r} as CSV: it is not UTF-8 text (byte '
+                    f'0x{e.object[e.start]:02x} cannot be decoded). Is it a binary or compressed '
+                    'file, or text in another encoding? Save it as a UTF-8 CSV file.') from None
+  except pd.errors.ParserError as e:
+    raise UserError(f'could not read {path!r} as CSV: {" ".join(str(e).split())}.') from None
+  names = header.dropna()
+  repeated = list(dict.fromkeys(names[names.duplicated()]))
+  if repeated:
+    raise UserError(f'the header of {path!r} names {repeated} more than once; pandas would '
+                    f'read the second {repeated[0]!r} as {repeated[0] + ".1"!r}. Give each '
+                    'column its own name.')
+  return frame
+
+
 def load_series(path: str, time_column: str, columns: Sequence[str], fill: str = 'none',
-                id_column: str = '', future_columns: Sequence[str] = ()) -> list[Series]:
+                id_column: str = '', future_columns: Sequence[str] = (), *,
+                time_unit: str = '', dayfirst: str = '',
+                max_fill_fraction: float = MAX_FILL_FRACTION) -> list[Series]:
   """Reads one series, or with `id_column` a long-format file of several, checked as `load_csv`.
 
   A long-format file holds one row per series and timestamp: `id_column` names the series. Each
-  series is sorted and checked on its own (duplicates, grid, missing values); errors name it.
+  series is sorted and checked on its own (duplicates, grid, missing values, the share a fill
+  invents); errors name it.
   With `future_columns` (a subset of `columns`), the rows after a series' last finite target are
   its future rows: they carry the timestamps and the known-in-advance values of forecasts past
   the data, and are returned apart (`Series.future`), not filled or checked here.
@@ -174,37 +374,35 @@ def load_series(path: str, time_column: str, columns: Sequence[str], fill: str =
   """
   if fill not in FILLS:
     raise UserError(f'data.fill={fill!r} is not one of {FILLS}.')
-  if not path:
-    raise UserError('data.source is "csv" but data.path is empty: pass --config.data.path=FILE.')
-  if not os.path.isfile(path):
-    raise UserError(f'data.path={path!r} does not exist or is not a file.')
-  try:
-    frame = pd.read_csv(path, dtype={id_column: str} if id_column else None)
-  except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-    raise UserError(f'could not read {path!r} as CSV: {e}') from None
+  check_reading(time_unit, dayfirst, max_fill_fraction)
+  frame = read_csv(path, dtype={id_column: str} if id_column else None)
   needed = [time_column, *columns] + ([id_column] if id_column else [])
   missing = [c for c in needed if c not in frame.columns]
   if missing:
     raise UserError(f'{path!r} has no column(s) {missing}; its columns are {list(frame.columns)}. '
                     'Set data.time_column, data.target, data.features, data.future_features and '
                     'data.id_column to existing names.')
+  reading = dict(time_column=time_column, columns=columns, fill=fill,
+                 future_columns=future_columns, time_unit=time_unit, dayfirst=dayfirst,
+                 max_fill_fraction=max_fill_fraction)
   if not id_column:
-    return [_clean_series(frame, path, '', time_column, columns, fill, future_columns)]
+    return [_clean_series(frame, path, '', **reading)]
   ids = frame[id_column]
   if ids.isna().any():
     rows = ids.isna().to_numpy()
     raise UserError(f'{path!r}: column {id_column!r} is empty at '
                     f'{_first_rows(rows, frame[time_column])}; every row needs its series id.')
-  return [_clean_series(part, path, name, time_column, columns, fill, future_columns)
+  return [_clean_series(part, path, name, **reading)
           for name, part in frame.groupby(id_column, sort=False)]
 
 
-def _clean_series(frame: pd.DataFrame, path: str, name: str, time_column: str,
-                  columns: Sequence[str], fill: str, future_columns: Sequence[str]) -> Series:
+def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str,
+                  columns: Sequence[str], fill: str, future_columns: Sequence[str],
+                  time_unit: str, dayfirst: str, max_fill_fraction: float) -> Series:
   """Parses, sorts and checks the rows of one series (`frame`'s index: file row numbers)."""
   where = f'{path!r}' + (f', series {name!r}' if name else '')
   raw_times = frame[time_column]
-  times = _parse_times(where, time_column, raw_times)
+  times = read_times(where, time_column, raw_times, time_unit, dayfirst)
   values = frame[list(columns)].apply(pd.to_numeric, errors='coerce').astype(np.float64)
   values = values.mask(np.isinf(values))
   duplicated = times.duplicated(keep=False).to_numpy()
@@ -220,11 +418,19 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, time_column: str,
     future = values.iloc[order[last:]][list(future_columns)].set_axis(
         pd.DatetimeIndex(times.iloc[order[last:]]))
     order = order[:last]
+  empty = [c for c in columns if values.iloc[order][c].isna().all()] if len(order) else []
+  if future_columns and len(raw_times) and not len(order):
+    empty = list(columns[:1])  # no finite target leaves no observed row
+  if empty:
+    raise UserError(f'{where}: column(s) {empty} hold no finite number at all, so no data.fill '
+                    'has anything to fill them from. Choose other columns or fix the file.')
   bad = np.zeros(len(raw_times), bool)
   bad[order] = values.iloc[order].isna().any(axis=1).to_numpy()
   if bad.any() and fill == 'none':
+    counts = values.iloc[order].isna().sum()
+    named = ', '.join(f'{c!r} ({counts[c]})' for c in columns if counts[c])
     raise UserError(f'{where}: missing or non-numeric values (inf and -inf count as missing) in '
-                    f'{list(columns)} at {_first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
+                    f'{named} at {_first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
                     'Fix the file, or pass --config.data.fill=ffill or '
                     '--config.data.fill=interpolate.')
   index = pd.DatetimeIndex(times.iloc[order])
@@ -233,15 +439,36 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, time_column: str,
   if grid is not None:
     values = values.reindex(grid)
   if bad.any() or grid is not None:
+    _check_fill_share(where, fill, len(values) - len(index), int(bad.sum()), len(values),
+                      max_fill_fraction)
     values = values.ffill() if fill == 'ffill' else values.interpolate(method='time')
     values = values.bfill()  # a gap at the very start has nothing before it
-    empty = [c for c in columns if values[c].isna().all()]
-    if empty:
-      raise UserError(f'{where}: column(s) {empty} hold no finite number at all, so '
-                      f'data.fill={fill!r} has nothing to fill from. Choose other columns or fix '
-                      'the file.')
   return Series(name=name, times=pd.DatetimeIndex(values.index),
                 values_TF=values.to_numpy(dtype=np.float64), future=future)
+
+
+def _check_fill_share(where: str, fill: str, added: int, missing: int, total: int,
+                      max_fill_fraction: float) -> None:
+  """Refuses a fill that invents more than `max_fill_fraction` of a series, else logs it.
+
+  Args:
+    added: timestamps the fill adds on the grid.
+    missing: rows of the file with a missing value in some column.
+    total: points of the filled series (`added` included).
+  """
+  filled = added + missing
+  share = filled / total
+  counts = (f'{filled} of its {total} points ({share:.1%}): {added} missing '
+            f'timestamp{"s" * (added != 1)} and {missing} row{"s" * (missing != 1)} with missing '
+            'values')
+  if share > max_fill_fraction:
+    raise UserError(f'{where}: data.fill={fill!r} would invent {counts}, more than '
+                    f'data.max_fill_fraction={max_fill_fraction:g} allows; a model trained on it '
+                    'learns made-up values. Check data.time_column and the dates (day-first dates '
+                    'read month first leave most steps missing) and fix the file, or, if that '
+                    'much filling is meant, raise the limit: '
+                    f'--config.data.max_fill_fraction={math.ceil(share * 100) / 100:g}.')
+  logging.warning('%s: data.fill=%r filled %s.', where, fill, counts)
 
 
 def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order: np.ndarray,

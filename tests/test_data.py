@@ -333,13 +333,15 @@ def test_load_csv_ffill_and_interpolate_fill_gaps_in_time_order(tmp_path):
   path = _write(tmp_path, frame)
   want_times = pd.DatetimeIndex(['2024-12-31 23:00', '2025-01-01 00:00', '2025-01-01 01:00',
                                  '2025-01-01 02:00', '2025-01-01 03:00'])
-  times, ffilled = sources.load_csv(path, 'time', ['temp'], fill='ffill')
+  # 3 of the 5 points are filled, more than data.max_fill_fraction's default allows.
+  times, ffilled = sources.load_csv(path, 'time', ['temp'], fill='ffill', max_fill_fraction=1.0)
   assert times.equals(want_times), f'ffill should add the missing 02:00 step: got {list(times)}'
   # time order: 23:00 (missing, nothing before -> next value), 00:00=1, 01:00, 02:00 (missing),
   # 03:00=7
   np.testing.assert_array_equal(ffilled[:, 0], [1.0, 1.0, 1.0, 1.0, 7.0],
                                 err_msg='ffill did not carry the last good value forward')
-  times, interpolated = sources.load_csv(path, 'time', ['temp'], fill='interpolate')
+  times, interpolated = sources.load_csv(path, 'time', ['temp'], fill='interpolate',
+                                         max_fill_fraction=1.0)
   assert times.equals(want_times), f'interpolate should add the 02:00 step: got {list(times)}'
   np.testing.assert_allclose(interpolated[:, 0], [1.0, 1.0, 3.0, 5.0, 7.0], rtol=1e-12,
                              err_msg='interpolate is not linear in time (01:00 and 02:00 are 1/3 '
@@ -477,11 +479,14 @@ def test_load_csv_infinite_values_are_filled(tmp_path):
   frame.loc[3, 'temp'], frame.loc[7, 'wind'] = 'inf', '-inf'
   path = _write(tmp_path, frame)
   hours = np.arange(10.0)
-  _, ffilled = sources.load_csv(path, 'time', ['temp', 'wind'], fill='ffill')
+  # 2 of the 10 rows are filled, more than data.max_fill_fraction's default allows.
+  _, ffilled = sources.load_csv(path, 'time', ['temp', 'wind'], fill='ffill',
+                                max_fill_fraction=1.0)
   want_ffill = want.copy()
   want_ffill[3, 0], want_ffill[7, 1] = want[2, 0], want[6, 1]
   np.testing.assert_array_equal(ffilled, want_ffill, err_msg='ffill did not replace inf/-inf')
-  _, interpolated = sources.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate')
+  _, interpolated = sources.load_csv(path, 'time', ['temp', 'wind'], fill='interpolate',
+                                     max_fill_fraction=1.0)
   want_interp = want.copy()
   keep_t, keep_w = hours != 3, hours != 7
   want_interp[:, 0] = np.interp(hours, hours[keep_t], want[keep_t, 0])
@@ -571,7 +576,7 @@ def test_load_csv_fills_missing_timestamps_on_the_regular_grid(tmp_path):
 def test_load_csv_fills_missing_local_hour_across_daylight_saving(tmp_path):
   local, frame = _local_frame('2025-03-29 22:00', 8)
   times, values = sources.load_csv(_write(tmp_path, frame.drop([4])), 'time', ['temp'],
-                                    fill='interpolate')
+                                    fill='interpolate', max_fill_fraction=1.0)  # 1 of 8
   assert times.equals(pd.DatetimeIndex(local.tz_convert('UTC'))), (
       f'the missing hour should be added on the UTC grid: got {list(times)}')
   np.testing.assert_allclose(values[:, 0], np.arange(8.0), rtol=1e-12,
