@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 
 import jax
@@ -447,8 +448,25 @@ def check_finished(run: TrainedRun, workdir: str, allow_unfinished: bool) -> Non
   logging.warning('%s; forecasting with it (--allow_unfinished).', state)
 
 
+def reading_settings(config) -> dict:
+  """How the run read its training CSV (time unit, date order, fill share): --csv is read the
+  same way. Runs recorded before a key existed read with its default."""
+  d = config.data
+  return dict(time_unit=d.get('time_unit', ''), dayfirst=d.get('dayfirst', ''),
+              max_fill_fraction=d.get('max_fill_fraction', config_lib.MAX_FILL_FRACTION))
+
+
+_READING_FLAG = re.compile(r"--config\.data\.(time_unit|dayfirst|max_fill_fraction)=('[^']*'|[\w.]*\w)")
+
+
 def _for_predict(message: str, columns: list) -> str:
   """A `sources.load_csv` error with its advice in scripts/predict.py's flags."""
+  message, settings = _READING_FLAG.subn(r'data.\1=\2', message)
+  if settings:
+    message += (' predict.py reads --csv with the settings the run was trained with (data.'
+                'time_unit, data.dayfirst, data.max_fill_fraction in the workdir\'s config.json): '
+                'write the file as the training data was written, or forecast with a run '
+                'trained with the setting named above.')
   for config_words, predict_words in (
       ('--config.data.fill', '--fill'), ('data.fill', '--fill'), ('data.path', '--csv'),
       ('Set data.time_column, data.target, data.features, data.future_features and '
@@ -497,7 +515,7 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
   try:
     loaded = sources.load_series(csv_path, d.time_column, run.columns,
                                   d.fill if fill is None else fill, d.id_column,
-                                  tuple(d.future_features))
+                                  tuple(d.future_features), **reading_settings(run.config))
   except UserError as e:
     needed = [d.time_column, *([d.id_column] if d.id_column else []), *run.columns]
     raise UserError(_for_predict(str(e), needed)) from None

@@ -479,3 +479,20 @@ def test_predict_refuses_day_first_dates_it_is_not_told_about(script_runs, tmp_p
   message = _message(forecast.forecast_csv, str(directory / 'trained'), csv, str(out))
   _says(message, 'dayfirst', 'line 2 (01/03/2025 00:00)')
   assert out.read_bytes() == PRECIOUS, 'a refused forecast replaced the --out file'
+  assert '--config.' not in message, f'predict.py takes no --config flags: {message}'
+  _says(message, "settings the run was trained with")
+
+
+def test_a_run_trained_on_day_first_dates_forecasts_day_first_dates(script_runs, tmp_path):
+  *_, directory = script_runs['predict_huge']
+  workdir = str(tmp_path / 'day_first_run')
+  run_lib.train_and_evaluate(
+      _csv_config(directory / 'day_first.csv', **{'data.dayfirst': 'true', 'train.epochs': 1}),
+      workdir, progress=False)
+  out = tmp_path / 'out.csv'
+  frame = forecast.forecast_csv(workdir, str(directory / 'new_day_first.csv'), str(out))
+  want = _hours(72, '2025-03-01T00:00')  # new_day_first.csv: 01/03/2025 00:00 is 1 March
+  window = tiny_config().data.window
+  got = pd.to_datetime(frame['input_end']).to_numpy().astype('datetime64[s]')
+  np.testing.assert_array_equal(got, want[window - 1:window - 1 + len(got)],
+                                err_msg='input_end of the forecast of day-first dates')
