@@ -9,12 +9,20 @@ RNG key, epoch, best parameters...) and 'meta' (JSON: the config, the fitted sca
 history so far, the epochs run). Orbax writes each step to a temporary directory and renames it
 when complete, so a kill during a save leaves no step that looks complete; a step that still
 fails to restore (a truncated file) is skipped with a warning and the previous one is used.
+
+A save that the machine refuses (a full disk, a quota, a read-only file system) ends the run with
+`WriteError`: the step's temporary folders are removed and the previous step stays the newest.
+`remove_temporaries` removes the ones a killed run left.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
+import re
+import shutil
+import sys
 from typing import Any
 
 import jax
@@ -23,6 +31,105 @@ from rnnjax.errors import UserError
 
 LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
+# TensorStore, which writes Orbax's arrays, reports an OS error inside its message.
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code='?(\d+)")
+
+
+class WriteError(UserError, OSError):
+  """Writing into the workdir failed for a reason of the machine, not of the input: a full disk,
+  a quota, a read-only or failing file system. Its exit code is 74 (EX_IOERR in sysexits.h),
+  apart from input errors' 2. An OSError too, with the errno behind it (None if unknown)."""
+  exit_code = 74
+
+  def __init__(self, message: str, code: int | None = None):
+    super().__init__(message)
+    self.errno = code
+
+
+def os_error_code(error: BaseException) -> int | None:
+  """The errno behind `error`: an OSError's, or one TensorStore wrote into its message, found
+  along the chain of causes; None when `error` is no OS error."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno:
+      return error.errno
+    found = _TENSORSTORE_ERRNO.search(str(error))
+    if found:
+      return int(found.group(1))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def write_error(path: str, error: BaseException | int) -> WriteError:
+  """'cannot write PATH: the OS's reason (ENAME). What to do.' for an OS error (or its errno)."""
+  code = error if isinstance(error, int) else os_error_code(error)
+  if code is None:  # an OSError without an errno: its own words
+    reason = str(error) or type(error).__name__
+  else:
+    reason = os.strerror(code)
+    reason = f'{reason[:1].lower()}{reason[1:]} ({errno.errorcode.get(code, code)})'
+  if code in (errno.ENOSPC, errno.EDQUOT):
+    advice = 'Free space on that disk, or use one with more room'
+  elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+    advice = 'That place refuses writes: make it writable, or use another one'
+  else:
+    advice = 'Check that disk'
+  return WriteError(f'cannot write {path!r}: {reason}. {advice}.', code)
+
+
+def remove_temporaries(directory: str) -> list[str]:
+  """Removes the temporary folders of unfinished Orbax saves in `directory` (a kill or a failed
+  save leaves them; Orbax never reads them); returns their paths. Finished steps are untouched.
+  """
+  if not os.path.isdir(directory):
+    return []
+  ocp = orbax()
+  removed = []
+  for tmp in ocp.path.step.all_temporary_paths(directory):
+    path = str(tmp.get())
+    shutil.rmtree(path, ignore_errors=True)
+    removed.append(path)
+  return removed
+
+
+class _QuietSaveFailures(logging.Filter):
+  """Hides what Orbax's and TensorStore's background threads print when a save fails for an OS
+  reason: error records with tracebacks (Orbax logs through absl; asyncio its futures'), and
+  'Event loop is closed' (TensorStore finishing a write after Orbax closed the failed save's
+  event loop). The failure reaches the run through `Checkpointer.save` or `wait`, which report
+  it once, as a `WriteError`."""
+  loggers = ('absl', 'asyncio')
+
+  def __init__(self):
+    super().__init__()
+    self.previous_hook = None
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno < logging.ERROR or not record.exc_info:
+      return True
+    return os_error_code(record.exc_info[1]) is None
+
+  def unraisable(self, unraisable) -> None:
+    """sys.unraisablehook: drops only 'Event loop is closed' raised outside any object."""
+    if not (unraisable.object is None and isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == 'Event loop is closed'):
+      (self.previous_hook or sys.__unraisablehook__)(unraisable)
+
+  def install(self) -> None:
+    for name in self.loggers:
+      logging.getLogger(name).addFilter(self)
+    if sys.unraisablehook != self.unraisable:
+      self.previous_hook, sys.unraisablehook = sys.unraisablehook, self.unraisable
+
+  def remove(self) -> None:
+    for name in self.loggers:
+      logging.getLogger(name).removeFilter(self)
+    if sys.unraisablehook == self.unraisable:
+      sys.unraisablehook = self.previous_hook or sys.__unraisablehook__
+
+
+_QUIET = _QuietSaveFailures()
 
 
 @functools.cache
@@ -46,11 +153,18 @@ def _manager(directory: str, max_to_keep: int, asynchronous: bool):
                                item_handlers=_handlers())
 
 
+def steps_on_disk(directory: str) -> list[int]:
+  """The finished Orbax steps in `directory` (folders named by their step number), sorted; read
+  from the folder names alone, without Orbax."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory)
+                if name.isdigit() and os.path.isdir(os.path.join(directory, name)))
+
+
 def _has_steps(directory: str) -> bool:
-  """Whether `directory` holds a finished Orbax step (a folder named by its step number)."""
-  return os.path.isdir(directory) and any(
-      name.isdigit() and os.path.isdir(os.path.join(directory, name))
-      for name in os.listdir(directory))
+  """Whether `directory` holds a finished Orbax step."""
+  return bool(steps_on_disk(directory))
 
 
 def _local_abstract(manager, step: int):
@@ -71,6 +185,10 @@ class Checkpointer:
   folder renamed from a temporary name) only when all of it is written, so a kill during a save
   leaves the previous step as the newest. `wait` blocks until every save has landed; `close`
   waits too. With several processes saves are synchronous.
+
+  A save that fails for an OS reason raises `WriteError` from `save`, `wait` or `close`, whichever
+  meets it first, once every save in flight has ended and the failed steps' temporary folders are
+  removed; the managers are dropped then (the run is over: `close` has nothing left to do).
   """
 
   def __init__(self, workdir: str, max_to_keep: int):
@@ -79,6 +197,7 @@ class Checkpointer:
     self.asynchronous = jax.process_count() == 1
     self._managers = None
     self._saved = (set(), set())  # epochs saved (or being saved) by this process, per manager
+    self._pending = [None, None]  # the epoch each manager was last asked to save
     self.finished_epoch = None  # newest epoch whose save has landed
 
   @property
@@ -88,9 +207,40 @@ class Checkpointer:
   def managers(self) -> tuple:
     """(latest, best) managers, created (with their folders) on first use."""
     if self._managers is None:
-      self._managers = (_manager(self.directories[0], self.max_to_keep, self.asynchronous),
-                        _manager(self.directories[1], 1, self.asynchronous))
+      _QUIET.install()
+      managers = []
+      for directory, keep in zip(self.directories, (self.max_to_keep, 1), strict=True):
+        try:
+          managers.append(_manager(directory, keep, self.asynchronous))
+        except OSError as e:
+          raise write_error(directory, e) from e
+      self._managers = tuple(managers)
     return self._managers
+
+  def _landed(self, i: int, step: int | None, call):
+    """Runs `call` (a save or a wait of manager i, about `step`); an OS failure ends every save in
+    flight, removes their temporary folders and raises WriteError naming the step."""
+    try:
+      return call()
+    except Exception as e:  # noqa: BLE001 - Orbax and TensorStore raise several kinds
+      code = os_error_code(e)
+      if code is None:
+        raise
+      self._abandon()
+      where = self.directories[i] if step is None else os.path.join(self.directories[i], str(step))
+      raise write_error(where, code) from e
+
+  def _abandon(self) -> None:
+    """Waits out every save in flight, ignoring their errors (the first was raised), drops the
+    managers and removes the temporary folders the failed saves left."""
+    managers, self._managers = self._managers, None
+    for manager in managers or ():
+      try:
+        manager.wait_until_finished()
+      except Exception:  # noqa: BLE001 - the failure being reported, met again
+        pass
+    for directory in self.directories:
+      remove_temporaries(directory)
 
   def save(self, epoch: int, state: Any, meta: dict, is_best: bool = False) -> None:
     """Saves `state` and `meta` as step `epoch`; also into best/ when `is_best`.
@@ -106,7 +256,10 @@ class Checkpointer:
       manager = self.managers()[i]
       if epoch in self._saved[i] or epoch in manager.all_steps():
         continue
-      manager.save(epoch, args=args)  # waits for this manager's previous save first
+      # The previous save's failure is that step's, not this one's.
+      self._landed(i, self._pending[i], manager.wait_until_finished)
+      self._landed(i, epoch, lambda m=manager: m.save(epoch, args=args))
+      self._pending[i] = epoch
       self._saved[i].add(epoch)
     if not self.asynchronous:
       self.wait()
@@ -114,8 +267,8 @@ class Checkpointer:
   def wait(self) -> int | None:
     """Blocks until every save has landed; returns the newest saved epoch (None: none yet)."""
     if self._managers is not None:
-      for manager in self._managers:
-        manager.wait_until_finished()
+      for i, manager in enumerate(self._managers):
+        self._landed(i, self._pending[i], manager.wait_until_finished)
       if self._saved[0]:
         self.finished_epoch = max(self._saved[0])
     return self.finished_epoch
@@ -145,12 +298,17 @@ class Checkpointer:
     return restored
 
   def close(self) -> None:
-    """Waits for pending saves and releases the managers."""
+    """Waits for pending saves and releases the managers.
+
+    After a failed save (WriteError) Orbax's and TensorStore's threads may still print their
+    part of it, so what quiets them (`_QuietSaveFailures`) stays.
+    """
     if self._managers is not None:
       self.wait()
       for manager in self._managers:
         manager.close()
       self._managers = None
+      _QUIET.remove()
 
 
 def restore_newest(manager, abstract_state: Any = None):
