@@ -4,7 +4,10 @@ A workdir holds one run. `lock` keeps a second process off it while a run works 
 `prepare` checks that it can be written, refuses a config that
 differs from the one in its `config.json` or inside its checkpoints (naming the keys that
 differ) unless told to overwrite, and only then writes `config.json`, once. Every file is
-written through a temporary file and renamed into place, so a kill never leaves half a file.
+written through a temporary file and renamed into place, so a kill never leaves half a file;
+`remove_leftovers` removes the temporary files (and Orbax's temporary checkpoint folders) that a
+killed run left. A write the machine refuses (a full disk) raises `checkpoint.WriteError`, exit
+code 74. JSON files are written by `write_json`, which writes non-finite numbers as null.
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import glob
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -21,10 +26,11 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 from jax.experimental import multihost_utils
+import numpy as np
 
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
@@ -35,6 +41,7 @@ OUTPUTS = ('config.json', 'history.csv', 'metrics.json', 'loss.png', 'prediction
 # The key that marks a workdir's run as something other than train.py's (e.g. 'backtest') in
 # its config.json and checkpoints, so one command never resumes the other's checkpoints.
 KIND_KEY = 'run'
+TMP_PREFIX = '.tmp-'  # atomic_write's temporary files: '.tmp-' + random + the file's extension
 
 
 def recorded_config(config, kind: str = 'train') -> str:
@@ -63,18 +70,25 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
   Args:
     path: the file to write.
     write: called with the temporary file's path; writes the whole content there.
+
+  Raises:
+    checkpoint.WriteError: the OS refused a write (e.g. the disk is full), naming `path`; the
+      file there before, if any, is unchanged, and the temporary file is removed.
   """
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix=os.path.splitext(path)[1])
-  os.close(fd)
+  tmp = None
   try:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TMP_PREFIX, suffix=os.path.splitext(path)[1])
+    os.close(fd)
     write(tmp)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
     os.replace(tmp, path)
+  except OSError as e:
+    raise ckpt_lib.write_error(path, e) from e
   finally:
-    if os.path.exists(tmp):
+    if tmp is not None and os.path.exists(tmp):
       os.remove(tmp)
 
 
@@ -84,6 +98,77 @@ def write_text(path: str, text: str) -> None:
     with open(tmp, 'w') as f:
       f.write(text)
   atomic_write(path, write)
+
+
+def finite_json(value: Any) -> Any:
+  """`value` (nested dicts, lists, tuples, numbers, strings...) with every NaN and infinity, of
+  Python or NumPy, as None, and NumPy numbers as Python's: what JSON can hold."""
+  if isinstance(value, dict):
+    return {k: finite_json(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [finite_json(v) for v in value]
+  if isinstance(value, (np.ndarray, np.generic)):
+    return finite_json(value.tolist())
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def json_text(value: Any) -> str:
+  """`value` as JSON text, keys sorted, non-finite numbers as null (Python's json would write
+  NaN and Infinity, which are not JSON)."""
+  return json.dumps(finite_json(value), indent=1, sort_keys=True, allow_nan=False)
+
+
+def write_json(path: str, value: Any) -> None:
+  """`value` into `path` as JSON (`json_text`), atomically: every JSON file a run writes."""
+  write_text(path, json_text(value))
+
+
+def remove_leftovers(workdir: str) -> list[str]:
+  """Removes what killed runs leave in `workdir`: `atomic_write`'s temporary files ('.tmp-*', a
+  SIGKILL cannot be caught) and Orbax's temporary checkpoint folders in checkpoints/ and best/.
+  Nothing else is touched. Call it only while this run holds the workdir (`lock`).
+
+  Returns:
+    the removed paths.
+  """
+  removed = []
+  for path in glob.glob(os.path.join(glob.escape(workdir), TMP_PREFIX + '*')):
+    if os.path.isfile(path) and not os.path.islink(path):
+      os.remove(path)
+      removed.append(path)
+  for name in (ckpt_lib.LATEST_DIR, ckpt_lib.BEST_DIR):
+    removed += ckpt_lib.remove_temporaries(os.path.join(workdir, name))
+  return removed
+
+
+def _refuse_empty(workdir: str) -> None:
+  if not workdir:  # '' would name the current directory's files
+    raise UserError('--workdir is empty: name the directory for the run\'s checkpoints and '
+                    'outputs, e.g. --workdir=runs/seed_gru.')
+
+
+def make_workdir(workdir: str) -> None:
+  """Creates `workdir` (and the folders above it) if missing; a place that takes no new folders
+  (/proc, /sys, a read-only mount) is the user's to change, a full disk is not.
+
+  Raises:
+    UserError: `workdir` is empty or cannot be created there (exit 2; nothing is created).
+    checkpoint.WriteError: the disk is full or failing (exit 74).
+  """
+  _refuse_empty(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+      raise ckpt_lib.write_error(workdir, e) from e
+    parent = os.path.dirname(os.path.abspath(workdir))
+    while not os.path.exists(parent):
+      parent = os.path.dirname(parent)
+    reason = f'{(e.strerror or str(e)).lower()}, {errno.errorcode.get(e.errno, e.errno)}'
+    raise UserError(f'--workdir={workdir!r} cannot be created in {parent!r} ({reason}); choose a '
+                    'directory on an ordinary, writable disk.') from e
 
 
 def config_diff(old: dict, new: dict, prefix: str = '') -> list[str]:
@@ -100,6 +185,7 @@ def config_diff(old: dict, new: dict, prefix: str = '') -> list[str]:
 
 def check_writable(workdir: str) -> None:
   """Raises UserError unless `workdir` is, or can be made, a writable directory."""
+  _refuse_empty(workdir)
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f'--workdir={workdir!r} is a file, not a directory; choose another path.')
   parent = workdir if os.path.isdir(workdir) else os.path.dirname(os.path.abspath(workdir))
@@ -176,7 +262,7 @@ def _acquire(workdir: str, path: str) -> int | None:
   guards nothing: it is dropped and taken again on the file that is there now.
   """
   while True:
-    os.makedirs(workdir, exist_ok=True)
+    make_workdir(workdir)
     try:
       fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except FileNotFoundError:  # the workdir was removed by a run that created it: again
@@ -240,6 +326,7 @@ def prepare(workdir: str, config, overwrite: bool, kind: str = 'train') -> None:
   Raises:
     UserError: the workdir is a file, lies inside a file or is unwritable, or holds a run with
       another config.
+    UserError, checkpoint.WriteError: `make_workdir`'s (empty; cannot be created; disk full).
   """
   check_writable(workdir)
   saved = os.path.join(workdir, 'config.json')
@@ -262,7 +349,7 @@ def prepare(workdir: str, config, overwrite: bool, kind: str = 'train') -> None:
         shutil.rmtree(path)
       elif os.path.exists(path):
         os.remove(path)
-  os.makedirs(workdir, exist_ok=True)
+  make_workdir(workdir)
   if not os.path.isfile(saved) and jax.process_index() == 0:
     write_text(saved, recorded_config(config, kind))
   if jax.process_count() > 1:  # every host sees the prepared workdir before going on
