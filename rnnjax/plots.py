@@ -20,6 +20,15 @@ def pyplot():
   return plt
 
 
+def _save(fig, path: str) -> None:
+  """Writes `fig` to `path` and closes it, also when the write fails (a full disk): pyplot keeps
+  every figure it made until it is closed."""
+  try:
+    fig.savefig(path)
+  finally:
+    pyplot().close(fig)
+
+
 def plot_loss(history: dict, path: str, ylabel: str = 'MSE (scaled)') -> None:
   """loss and val_loss per epoch; `history` holds [E] arrays (or [M, E] members); `ylabel`
   names the loss (`rnnjax.losses.NAMES`)."""
@@ -36,8 +45,7 @@ def plot_loss(history: dict, path: str, ylabel: str = 'MSE (scaled)') -> None:
                       color=line.get_color())
   ax.set(title='Loss per epoch', xlabel='Epoch', ylabel=ylabel)
   ax.legend(loc='upper right')
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
@@ -88,8 +96,7 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     ax.set(title=lead['title'], xlabel='Steps ahead',
            ylabel='RMSE (original units)')
     ax.legend(loc='upper left')
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def plot_forecast(frame, path: str, title: str, last: int = 500,
@@ -133,8 +140,7 @@ def plot_forecast(frame, path: str, title: str, last: int = 500,
     axes[1, 0].plot(squared.index, np.sqrt(squared.to_numpy()), 'o-', markersize=3)
     axes[1, 0].set(title='RMSE by lead time over the observed targets', xlabel='Steps ahead',
                    ylabel='RMSE (original units)')
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
 
 
 def plot_backtest(folds: list[dict], path: str) -> None:
@@ -178,5 +184,4 @@ def plot_backtest(folds: list[dict], path: str) -> None:
     ax.set(title='Backtest: test CRPS by fold (series units)', xlabel='Fold', ylabel='CRPS')
     ax.set_xticks(x)
     ax.legend(loc='upper left')
-  fig.savefig(path)
-  plt.close(fig)
+  _save(fig, path)
