@@ -27,7 +27,6 @@ Without refit the members train once, on the first fold's data, and every fold s
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -269,8 +268,7 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
   results['epochs_run'] = int(np.max(np.sum(trained.history['active'], axis=-1)))
   results['seconds'] = seconds
   if jax.process_index() == 0:
-    workdir_lib.write_text(os.path.join(workdir, 'backtest.json'),
-                           json.dumps(results, indent=1, sort_keys=True))
+    workdir_lib.write_json(os.path.join(workdir, 'backtest.json'), results)
   return results
 
 

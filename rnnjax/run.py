@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import threading
@@ -147,8 +146,7 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
   results.update(trained.timings())
   results['seconds'] = seconds
   results['epochs_run'] = int(np.max(np.sum(history['active'], axis=-1)))
-  workdir_lib.write_text(os.path.join(workdir, 'metrics.json'),
-                         json.dumps(results, indent=1, sort_keys=True))
+  workdir_lib.write_json(os.path.join(workdir, 'metrics.json'), results)
   return results
 
 
