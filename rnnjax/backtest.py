@@ -216,6 +216,7 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   return Backtest(folds, base, members, trainer, program)
 
 
+@run_lib.ends_in_a_message
 def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True) -> dict:
   """Trains (or resumes) the backtest `config` describes and writes its files to `workdir`.
 
@@ -226,7 +227,10 @@ def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool =
     UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched), or
       another process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: every member diverged.
-    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first (in the chunk loop), or the run
+      stopped at once (elsewhere), keeping the checkpoints saved.
+    checkpoint.WriteError: the disk refused a write (full); the last complete checkpoint is
+      kept and no temporary file is left.
   """
   with workdir_lib.lock(workdir):  # before the folds are planned: a second run is refused at once
     return _run_backtest(config, workdir, overwrite, progress)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any, Callable
@@ -74,6 +76,71 @@ def _chunk_length(config, done: int) -> int:
   return min(chunk, t.epochs - done, next_checkpoint - done)
 
 
+class _Stopped(BaseException):
+  """SIGTERM or SIGINT outside the chunk loop, raised in the main thread by `ends_in_a_message`'s
+  handler. A BaseException, as KeyboardInterrupt, so no `except Exception` on its way out
+  swallows it."""
+
+  def __init__(self, signum: int):
+    super().__init__(signum)
+    self.signum = signum
+
+
+@contextlib.contextmanager
+def _stopping_on_signals():
+  """Within the block, SIGTERM and SIGINT raise `_Stopped` where the main thread is. The first
+  one only: later ones are ignored while it unwinds (removing temporary files, waiting for saves
+  in flight). Off the main thread (no handlers there) signals are left alone."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  received = []
+
+  def handler(signum, frame):
+    del frame
+    if not received:
+      received.append(signum)
+      raise _Stopped(signum)
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, signal.SIG_DFL if h is None else h)
+
+
+def _kept_on_disk(workdir: str) -> str:
+  """What a rerun starts from: the newest finished checkpoint in `workdir`, read from disk."""
+  steps = ckpt_lib.steps_on_disk(os.path.join(workdir, ckpt_lib.LATEST_DIR))
+  return (_kept(workdir, steps[-1]) if steps
+          else 'no checkpoint was saved yet: the next run starts over')
+
+
+def ends_in_a_message(run_fn):
+  """Makes a run, `run_fn(config, workdir, ...)`, end in a message that says what its workdir
+  keeps:
+
+  - SIGTERM or SIGINT outside the chunk loop (which takes them at chunk boundaries, with a
+    checkpoint) stops the run at once with `Interrupted` (exit 128 + the signal): on the way
+    out the write under way removes its temporary file and the saves in flight land, where
+    SIGTERM's default action would kill the process in the middle of a write.
+  - a `checkpoint.WriteError` (a full disk...) adds the checkpoint a rerun resumes from.
+  """
+  @functools.wraps(run_fn)
+  def wrapped(config, workdir: str, *args, **kwargs):
+    with _stopping_on_signals():
+      try:
+        return run_fn(config, workdir, *args, **kwargs)
+      except _Stopped as e:
+        raise Interrupted(f'received signal {e.signum}: stopped; {_kept_on_disk(workdir)}.',
+                          e.signum) from None
+      except ckpt_lib.WriteError as e:
+        kept = _kept_on_disk(workdir)
+        raise ckpt_lib.WriteError(f'{e} {kept[:1].upper()}{kept[1:]}.', e.errno) from e
+  return wrapped
+
+
+@ends_in_a_message
 def train_and_evaluate(config, workdir: str, overwrite: bool = False,
                        progress: bool = True, seconds: dict | None = None) -> dict:
   """Trains (or resumes) the run `config` describes in `workdir` and writes every artifact.
@@ -92,7 +159,10 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     UserError: bad config, data or workdir (nothing in the workdir is touched), or another
       process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: the loss went non-finite; the last good checkpoint is kept.
-    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first (in the chunk loop), or the run
+      stopped at once (elsewhere), keeping the checkpoints saved.
+    checkpoint.WriteError: the disk refused a write (full); the last complete checkpoint is
+      kept and no temporary file is left.
   """
   with workdir_lib.lock(workdir):  # before the data loads: a second run is refused at once
     return _train_and_evaluate(config, workdir, overwrite, progress, seconds)
@@ -173,9 +243,10 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
              warm_up: Callable[[], None] | None = None):
   """Trains `program` (or resumes it from `workdir`'s checkpoints) in chunks of epochs.
 
-  After each compiled chunk: the progress bar, history, divergence, early stopping, SIGTERM /
-  SIGINT, and a checkpoint every train.checkpoint_every epochs (saved in the background while
-  the next chunk trains). The block under `with` gets a `Trained` and runs while the last
+  First removes what a killed run left in the workdir (`workdir.remove_leftovers`). After each
+  compiled chunk: the progress bar, history, divergence, early stopping, SIGTERM / SIGINT, and a
+  checkpoint every train.checkpoint_every epochs (saved in the background while the next chunk
+  trains). The block under `with` gets a `Trained` and runs while the last
   checkpoint is written; leaving it waits for every save.
 
   Args:
@@ -190,8 +261,12 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
   Raises:
     Diverged: a single run's loss went non-finite, or every member's did.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+    checkpoint.WriteError: a save failed (a full disk); the previous checkpoint is kept.
   """
   members = program.members
+  if jax.process_index() == 0:  # what a killed run left; this run owns the workdir now
+    for path in workdir_lib.remove_leftovers(workdir):
+      logging.info('removed %s, left by an interrupted run', path)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.max_to_keep)
   history = {'loss': [], 'val_loss': [], 'active': []}
   # Training seconds of this process, and of the processes before it that this run resumes.
@@ -221,7 +296,7 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
   if restored is not None:
     signals.kept = _kept(workdir, done)
   seconds['checkpoints'] = 0.0
-  warming = None
+  warming, bar = None, None
   try:
     with signals.catching():
       # The bar shows inside the block: a Ctrl-C once it is on screen is caught and saved.
@@ -283,6 +358,8 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     yield Trained(state, _joined(history), train_seconds, earlier_seconds, program)
     start = time.perf_counter()
   finally:
+    if bar is not None:  # the message a failure ends with starts on a line of its own
+      bar.close()
     checkpointer.close()  # waits for the saves in flight, on every way out
   seconds['checkpoints'] += time.perf_counter() - start
   seconds['compile'] = program.compile_seconds
