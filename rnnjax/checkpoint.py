@@ -239,8 +239,9 @@ class Checkpointer:
         manager.wait_until_finished()
       except Exception:  # noqa: BLE001 - the failure being reported, met again
         pass
-    for directory in self.directories:
-      remove_temporaries(directory)
+    if jax.process_index() == 0:
+      for directory in self.directories:
+        remove_temporaries(directory)
 
   def save(self, epoch: int, state: Any, meta: dict, is_best: bool = False) -> None:
     """Saves `state` and `meta` as step `epoch`; also into best/ when `is_best`.
