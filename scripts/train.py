@@ -47,6 +47,7 @@ def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
   from rnnjax import compile_cache, devices, run  # pylint: disable=import-outside-toplevel
   from rnnjax import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
+  from rnnjax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   imports_seconds += time.perf_counter() - start
   compile_cache.enable()
   if not FLAGS.distributed:
@@ -66,7 +67,8 @@ def main(argv):
       print(metrics_lib.distribution_verdict(metrics), file=sys.stdout)
       keys = keys[:4] + ('val_coverage', 'val_interval_width', 'val_crps',
                          'baseline_naive_coverage', 'baseline_naive_crps') + keys[4:]
-    print(json.dumps({k: round(metrics[k], 4) for k in keys}), file=sys.stdout)  # last: parse it
+    print(json.dumps(workdir_lib.finite_json({k: round(metrics[k], 4) for k in keys})),
+          file=sys.stdout)  # last: parse it (null, never NaN, where a score is not finite)
   errors.exit_now(0)
 
 
