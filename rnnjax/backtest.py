@@ -227,8 +227,8 @@ def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool =
     UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched), or
       another process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: every member diverged.
-    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first (in the chunk loop), or the run
-      stopped at once (elsewhere), keeping the checkpoints saved.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+      Outside the chunk loop they stop the run at once (`run.ends_in_a_message`).
     checkpoint.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """

@@ -159,8 +159,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     UserError: bad config, data or workdir (nothing in the workdir is touched), or another
       process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: the loss went non-finite; the last good checkpoint is kept.
-    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first (in the chunk loop), or the run
-      stopped at once (elsewhere), keeping the checkpoints saved.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
+      Outside the chunk loop they stop the run at once (`ends_in_a_message`).
     checkpoint.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """
