@@ -229,7 +229,7 @@ def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool =
     Diverged: every member diverged.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
       Outside the chunk loop they stop the run at once (`run.ends_in_a_message`).
-    checkpoint.WriteError: the disk refused a write (full); the last complete checkpoint is
+    errors.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """
   with workdir_lib.lock(workdir):  # before the folds are planned: a second run is refused at once

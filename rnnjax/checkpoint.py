@@ -27,23 +27,12 @@ from typing import Any
 
 import jax
 
-from rnnjax.errors import UserError
+from rnnjax.errors import UserError, WriteError
 
 LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
 # TensorStore, which writes Orbax's arrays, reports an OS error inside its message.
 _TENSORSTORE_ERRNO = re.compile(r"os_error_code='?(\d+)")
-
-
-class WriteError(UserError, OSError):
-  """Writing into the workdir failed for a reason of the machine, not of the input: a full disk,
-  a quota, a read-only or failing file system. Its exit code is 74 (EX_IOERR in sysexits.h),
-  apart from input errors' 2. An OSError too, with the errno behind it (None if unknown)."""
-  exit_code = 74
-
-  def __init__(self, message: str, code: int | None = None):
-    super().__init__(message)
-    self.errno = code
 
 
 def os_error_code(error: BaseException) -> int | None:

@@ -15,6 +15,17 @@ class Diverged(UserError):
   exit_code = 3
 
 
+class WriteError(UserError, OSError):
+  """Writing into the workdir failed for a reason of the machine, not of the input: a full disk,
+  a quota, a read-only or failing file system. Its exit code is 74 (EX_IOERR in sysexits.h),
+  apart from input errors' 2. An OSError too, with the errno behind it (None if unknown)."""
+  exit_code = 74
+
+  def __init__(self, message: str, code: int | None = None):
+    super().__init__(message)
+    self.errno = code
+
+
 class Interrupted(UserError):
   """SIGTERM or SIGINT arrived; a checkpoint was saved and the run can be resumed."""
 

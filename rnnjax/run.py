@@ -46,7 +46,7 @@ from rnnjax import program as program_lib
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.devices import to_host
-from rnnjax.errors import Diverged, Interrupted
+from rnnjax.errors import Diverged, Interrupted, WriteError
 
 
 def _meta(config, data: data_lib.Dataset, history: dict, epochs_done: int,
@@ -124,7 +124,7 @@ def ends_in_a_message(run_fn):
     checkpoint) stops the run at once with `Interrupted` (exit 128 + the signal): on the way
     out the write under way removes its temporary file and the saves in flight land, where
     SIGTERM's default action would kill the process in the middle of a write.
-  - a `checkpoint.WriteError` (a full disk...) adds the checkpoint a rerun resumes from.
+  - an `errors.WriteError` (a full disk...) adds the checkpoint a rerun resumes from.
   """
   @functools.wraps(run_fn)
   def wrapped(config, workdir: str, *args, **kwargs):
@@ -134,9 +134,9 @@ def ends_in_a_message(run_fn):
       except _Stopped as e:
         raise Interrupted(f'received signal {e.signum}: stopped; {_kept_on_disk(workdir)}.',
                           e.signum) from None
-      except ckpt_lib.WriteError as e:
+      except WriteError as e:
         kept = _kept_on_disk(workdir)
-        raise ckpt_lib.WriteError(f'{e} {kept[:1].upper()}{kept[1:]}.', e.errno) from e
+        raise WriteError(f'{e} {kept[:1].upper()}{kept[1:]}.', e.errno) from e
   return wrapped
 
 
@@ -161,7 +161,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False,
     Diverged: the loss went non-finite; the last good checkpoint is kept.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
       Outside the chunk loop they stop the run at once (`ends_in_a_message`).
-    checkpoint.WriteError: the disk refused a write (full); the last complete checkpoint is
+    errors.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """
   with workdir_lib.lock(workdir):  # before the data loads: a second run is refused at once
@@ -261,7 +261,7 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
   Raises:
     Diverged: a single run's loss went non-finite, or every member's did.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
-    checkpoint.WriteError: a save failed (a full disk); the previous checkpoint is kept.
+    errors.WriteError: a save failed (a full disk); the previous checkpoint is kept.
   """
   members = program.members
   if jax.process_index() == 0:  # what a killed run left; this run owns the workdir now

@@ -6,7 +6,7 @@ differs from the one in its `config.json` or inside its checkpoints (naming the 
 differ) unless told to overwrite, and only then writes `config.json`, once. Every file is
 written through a temporary file and renamed into place, so a kill never leaves half a file;
 `remove_leftovers` removes the temporary files (and Orbax's temporary checkpoint folders) that a
-killed run left. A write the machine refuses (a full disk) raises `checkpoint.WriteError`, exit
+killed run left. A write the machine refuses (a full disk) raises `errors.WriteError`, exit
 code 74. JSON files are written by `write_json`, which writes non-finite numbers as null.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     write: called with the temporary file's path; writes the whole content there.
 
   Raises:
-    checkpoint.WriteError: the OS refused a write (e.g. the disk is full), naming `path`; the
+    errors.WriteError: the OS refused a write (e.g. the disk is full), naming `path`; the
       file there before, if any, is unchanged, and the temporary file is removed.
   """
   directory = os.path.dirname(os.path.abspath(path))
@@ -155,7 +155,7 @@ def make_workdir(workdir: str) -> None:
 
   Raises:
     UserError: `workdir` is empty or cannot be created there (exit 2; nothing is created).
-    checkpoint.WriteError: the disk is full or failing (exit 74).
+    errors.WriteError: the disk is full or failing (exit 74).
   """
   _refuse_empty(workdir)
   try:
@@ -326,7 +326,7 @@ def prepare(workdir: str, config, overwrite: bool, kind: str = 'train') -> None:
   Raises:
     UserError: the workdir is a file, lies inside a file or is unwritable, or holds a run with
       another config.
-    UserError, checkpoint.WriteError: `make_workdir`'s (empty; cannot be created; disk full).
+    UserError, errors.WriteError: `make_workdir`'s (empty; cannot be created; disk full).
   """
   check_writable(workdir)
   saved = os.path.join(workdir, 'config.json')

@@ -24,7 +24,7 @@ from rnnjax import evaluate as evaluate_lib
 from rnnjax import plots
 from rnnjax import run as run_lib
 from rnnjax import workdir as workdir_lib
-from rnnjax.errors import Interrupted, UserError
+from rnnjax.errors import Interrupted, UserError, WriteError
 
 TIMEOUT = 300  # seconds per subprocess; generous because others may share the machine
 # tiny_config() on the command line: the in-process runs below are the subprocesses' reference.
@@ -258,7 +258,7 @@ def test_full_disk_while_plotting_ends_in_a_message_and_a_rerun_finishes(
       fill_disk(filler)
       draw(panels, path)
     monkeypatch.setattr(plots, 'plot_predictions', fill_then_draw)
-    with pytest.raises(ckpt_lib.WriteError) as raised:
+    with pytest.raises(WriteError) as raised:
       run_lib.train_and_evaluate(config, workdir, progress=False)
     message = str(raised.value)
     assert raised.value.exit_code == 74 and isinstance(raised.value, UserError), (
@@ -294,7 +294,7 @@ def test_atomic_write_that_meets_a_full_disk_names_the_file_and_keeps_the_old_on
     with open(tmp, 'w') as f:
       f.write('epoch,loss\n1,')
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-  with pytest.raises(ckpt_lib.WriteError, match=re.escape(
+  with pytest.raises(WriteError, match=re.escape(
       f"cannot write '{path}': no space left on device (ENOSPC)")) as raised:
     workdir_lib.atomic_write(str(path), half_then_full)
   assert raised.value.exit_code == 74 and raised.value.errno == errno.ENOSPC
