@@ -89,7 +89,10 @@ def plan_members(config) -> Members | None:
   hparams = {name: np.array([row.get(name, base[name]) for row in rows], np.float32)
              for name in base}
   probe = config.copy_and_resolve_references()
-  for row in rows:  # every member's values must pass the same checks as a single run's
+  # Every member's values must pass the same checks as a single run's; members that share
+  # their values (seeds of one setting) are checked once.
+  distinct = {tuple(sorted(row.items())): row for row in rows}.values()
+  for row in distinct:
     with probe.unlocked():
       probe.train.learning_rate = float(row.get('learning_rate', base['learning_rate']))
       probe.train.weight_decay = float(row.get('weight_decay', base['weight_decay']))
@@ -110,7 +113,7 @@ def single_member(config) -> Members:
 
 def member_keys(seeds: np.ndarray) -> np.ndarray:
   """[M, 2] uint32 keys: row k is `jax.random.PRNGKey(seeds[k])`, as a single run draws it."""
-  return np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in seeds])
+  return np.asarray(jax.jit(jax.vmap(jax.random.PRNGKey))(jnp.asarray(seeds, jnp.int32)))
 
 
 def train_many(config, data: data_lib.Dataset, members: Members | None = None):

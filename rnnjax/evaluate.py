@@ -114,14 +114,22 @@ def _check_against_training(config, state, history: dict, per_member: list[dict]
                       there)
 
 
-def memory_needed(config, data: data_lib.Dataset, num_members: int) -> int:
-  """Bytes of host memory that scoring `num_members` members' forecasts of every training and
-  validation window takes (the forecasting program itself is bounded separately, by
-  `train.MEMBER_WINDOWS_PER_CALL`)."""
+def memory_needed(config, data: data_lib.Dataset, num_members: int,
+                  trainer: train_lib.Trainer | None = None) -> int:
+  """Bytes of memory a run of `num_members` members needs, about: their training states, with a
+  gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
+  the host arrays that scoring their forecasts of every training and validation window takes
+  (the forecasting program itself is bounded separately, by `train.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = len(data.train_starts) + len(data.val_starts)
-  return (num_members * windows * len(data.steps) * outputs[config.model.head]
-          * BYTES_PER_FORECAST)
+  scoring = (num_members * windows * len(data.steps) * outputs[config.model.head]
+             * BYTES_PER_FORECAST)
+  if trainer is None:
+    return scoring
+  state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+  state_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+  param_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state.params))
+  return scoring + num_members * (state_bytes + 2 * param_bytes)
 
 
 def available_memory() -> int | None:
@@ -136,20 +144,23 @@ def available_memory() -> int | None:
   return None
 
 
-def check_memory(config, data: data_lib.Dataset, num_members: int) -> None:
-  """Refuses, before training, a run whose scoring would not fit in the memory available now.
+def check_memory(config, data: data_lib.Dataset, num_members: int,
+                 trainer: train_lib.Trainer | None = None) -> None:
+  """Refuses, before training, a run that would not fit in the memory available now.
 
   Raises:
     UserError: the estimate of `memory_needed` exceeds what the system has available.
   """
-  needed, available = memory_needed(config, data, num_members), available_memory()
+  needed = memory_needed(config, data, num_members, trainer)
+  available = available_memory()
   if available is not None and needed > available:
     windows = len(data.train_starts) + len(data.val_starts)
     raise UserError(
-        f'scoring {num_members} members needs about {needed / 2**30:.1f} GiB of memory '
-        f'({num_members} members x {windows} windows x {len(data.steps)} steps), but '
-        f'{available / 2**30:.1f} GiB is available: lower num_seeds (or the sweep), or use a '
-        'shorter series or fewer target steps.')
+        f'training and scoring {num_members} members needs about {needed / 2**30:.1f} GiB of '
+        f'memory ({num_members} members x {windows} windows x {len(data.steps)} steps, and '
+        f'their training states), but {available / 2**30:.1f} GiB is available: lower '
+        'num_seeds (or the sweep), or use a smaller model, a shorter series or fewer target '
+        'steps.')
 
 
 def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program) -> None:

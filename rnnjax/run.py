@@ -186,10 +186,10 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
     logging.warning('train.batch_size=%d is larger than the %d training windows: every epoch is '
                     'one step over all of them. A smaller batch_size takes more steps per epoch.',
                     config.train.batch_size, len(data.train_starts))
-  evaluate_lib.check_memory(config, data, 1 if members is None else members.size)
+  trainer = train_lib.make_trainer(config, data)
+  evaluate_lib.check_memory(config, data, 1 if members is None else members.size, trainer)
   workdir_lib.prepare(workdir, config, overwrite)
 
-  trainer = train_lib.make_trainer(config, data)
   program = program_lib.make_program(trainer, config, members)
   seconds['prepare'] = time.perf_counter() - start
   with training(config, workdir, program, seconds, progress,

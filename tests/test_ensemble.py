@@ -275,3 +275,10 @@ def test_use_every_cpu_core_leaves_single_runs_and_user_settings_alone(num_seeds
                         env=script_env(XLA_FLAGS=xla_flags))
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert int(proc.stdout.strip().splitlines()[-1]) == want
+
+
+def test_member_keys_are_the_keys_a_single_run_of_each_seed_draws():
+  seeds = np.array([0, 1, 7, 12345, 2**31 - 1])
+  want = np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in seeds])
+  np.testing.assert_array_equal(ensemble.member_keys(seeds), want,
+                                err_msg='member_keys against PRNGKey seed by seed')

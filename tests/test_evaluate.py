@@ -1,5 +1,6 @@
 """rnnjax.evaluate.score: [members, windows, steps] forecasts scored against NumPy on the raw
 series."""
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import evaluate
 from rnnjax import metrics
+from rnnjax import train as train_lib
 
 
 def _dataset():
@@ -155,6 +157,13 @@ def test_memory_needed_counts_members_windows_steps_and_outputs():
   config = tiny_config(**{'model.head': 'quantile'})
   assert evaluate.memory_needed(config, data, 2) == (
       2 * windows * len(config.model.quantiles) * evaluate.BYTES_PER_FORECAST)
+  # With the trainer, each member's training state and two parameter-sized arrays besides.
+  config = tiny_config()
+  trainer = train_lib.make_trainer(config, data)
+  state = trainer.init(jax.random.PRNGKey(0))
+  nbytes = lambda tree: sum(np.asarray(a).nbytes for a in jax.tree.leaves(tree))
+  assert evaluate.memory_needed(config, data, 3, trainer) == (
+      evaluate.memory_needed(config, data, 3) + 3 * (nbytes(state) + 2 * nbytes(state.params)))
 
 
 def test_a_run_whose_scoring_does_not_fit_is_refused_before_training(monkeypatch, tmp_path):
@@ -162,9 +171,9 @@ def test_a_run_whose_scoring_does_not_fit_is_refused_before_training(monkeypatch
   from rnnjax.errors import UserError
   monkeypatch.setattr(evaluate, 'available_memory', lambda: 2**20)  # 1 MiB available
   workdir = tmp_path / 'w'
-  with pytest.raises(UserError, match=r'scoring 1000 members needs about .* GiB of memory '
-                                      r'\(1000 members x \d+ windows x 1 steps\).*lower '
-                                      r'num_seeds'):
+  with pytest.raises(UserError, match=r'training and scoring 1000 members needs about .* GiB '
+                                      r'of memory \(1000 members x \d+ windows x 1 steps, and '
+                                      r'their training states\).*lower num_seeds'):
     run_lib.train_and_evaluate(tiny_config(num_seeds=1000), str(workdir), progress=False)
   assert not workdir.exists(), 'a refused run created its workdir'
 
