@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from typing import Any
 
 import jax
@@ -33,6 +34,11 @@ LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
 # TensorStore, which writes Orbax's arrays, reports an OS error inside its message.
 _TENSORSTORE_ERRNO = re.compile(r"os_error_code='?(\d+)")
+
+
+# After a failed save: how long no new temporary folder must appear, and the most to wait.
+SETTLE_QUIET_SECONDS = 0.5
+SETTLE_LIMIT_SECONDS = 5.0
 
 
 def os_error_code(error: BaseException) -> int | None:
@@ -224,13 +230,23 @@ class Checkpointer:
     managers and removes the temporary folders the failed saves left."""
     managers, self._managers = self._managers, None
     for manager in managers or ():
-      try:
-        manager.wait_until_finished()
-      except Exception:  # noqa: BLE001 - the failure being reported, met again
-        pass
+      # wait_until_finished can re-raise the stored failure while the save's threads still
+      # write; close joins them, so no temporary folder appears after the removal below.
+      for end in (manager.wait_until_finished, manager.close):
+        try:
+          end()
+        except Exception:  # noqa: BLE001 - the failure being reported, met again
+          pass
     if jax.process_index() == 0:
-      for directory in self.directories:
-        remove_temporaries(directory)
+      # TensorStore's own threads can still create a failed item's temporary folder after
+      # Orbax gave up on the save: remove until none has appeared for a while.
+      deadline, quiet_since = time.monotonic() + SETTLE_LIMIT_SECONDS, time.monotonic()
+      while time.monotonic() < deadline:
+        if any([remove_temporaries(directory) for directory in self.directories]):
+          quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= SETTLE_QUIET_SECONDS:
+          break
+        time.sleep(0.05)
 
   def save(self, epoch: int, state: Any, meta: dict, is_best: bool = False) -> None:
     """Saves `state` and `meta` as step `epoch`; also into best/ when `is_best`.

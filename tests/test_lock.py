@@ -20,8 +20,8 @@ from conftest import PYTHON, file_tree, tiny_config
 from rnnjax import backtest as backtest_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
+from rnnjax import program as program_lib
 from rnnjax import run as run_lib
-from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from test_checkpoint import _finish, _start, _train_cmd
@@ -127,7 +127,7 @@ def test_a_sigkilled_holder_does_not_block_the_next_run(tmp_path, monkeypatch):
 
   def past_the_lock(*args, **kwargs):  # the next run got through the lock and prepare
     raise Proceeded
-  monkeypatch.setattr(train_lib, 'make_trainer', past_the_lock)
+  monkeypatch.setattr(program_lib, 'make_program', past_the_lock)
   with pytest.raises(Proceeded):
     run_lib.train_and_evaluate(tiny_config(), workdir, progress=False)
   assert sorted(os.listdir(workdir)) == ['config.json'], (
