@@ -198,6 +198,11 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   for caveat in config_lib.caveats(config):
     logging.warning(caveat)
   base = ensemble.plan_members(config) or ensemble.single_member(config)
+  if config.data.test_fraction:
+    logging.warning('data.test_fraction=%s is not used by a backtest: each fold is tested on '
+                    'the windows past its own origin.', config.data.test_fraction)
+    config = config.copy_and_resolve_references()
+    config.data.test_fraction = 0.0
   series = data_lib.load(config.data) if series is None else series
   folds = plan_folds(config, series, data_lib.input_columns(config.data))
   for dataset, starts in zip(folds.datasets, folds.test_starts, strict=True):

@@ -66,6 +66,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Long-format CSV of several series: the column naming each row's series ('' is one series).
   c.data.id_column = ''
   c.data.val_fraction = 0.2          # last fraction of the windows, in time order
+  # The last floor(test_fraction * n) steps of each series (n points) are a test part: windows
+  # whose targets all lie there are scored once, after every choice (epoch, checkpoint) was
+  # made on validation; training and validation windows have every target before it. 0: none.
+  c.data.test_fraction = 0.0
   # Fit on the training part only. The tutorial fits its MinMaxScaler on the whole series,
   # which lets the validation range leak into training; rnnjax does not.
   c.data.scaler = 'minmax'           # 'minmax' or 'standard' (scikit-learn)
@@ -242,6 +246,10 @@ def validate(config) -> None:
                     f'{t.warmup_epochs!r}.')
   if not 0.0 < d.val_fraction < 1.0:
     raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {d.val_fraction}.')
+  if (isinstance(d.test_fraction, bool) or not isinstance(d.test_fraction, (int, float))
+      or not 0.0 <= d.test_fraction < 1.0):
+    raise UserError(f'data.test_fraction must be a number from 0 (no test part) up to, not '
+                    f'including, 1, got {d.test_fraction!r}.')
   if m.cell not in CELLS:
     raise UserError(f'model.cell={m.cell!r} is not one of {CELLS}.')
   _check_head(m)

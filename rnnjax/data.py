@@ -176,6 +176,40 @@ def split_starts(starts: np.ndarray, val_fraction: float) -> tuple[np.ndarray, n
   return starts[:n_train], starts[n_train:]
 
 
+def test_boundary(n_points: int, test_fraction: float) -> int:
+  """Index of a series' first test point: its last floor(test_fraction * n_points) points are
+  the test part (none for 0)."""
+  return n_points - math.floor(test_fraction * n_points)
+
+
+def part_starts(n_points: int, window: int, horizon: int, val_fraction: float,
+                test_fraction: float = 0.0,
+                first_step: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The training, validation and test windows of one series of `n_points` points.
+
+  A window whose targets all lie in the test part (`test_boundary`) is a test window; the
+  windows whose targets all lie before it are split chronologically by `split_starts`; a
+  window with targets on both sides (multi-step targets across the boundary) is in no part.
+
+  Args:
+    n_points: length of the series.
+    window, horizon: as `window_starts`.
+    val_fraction: share of the windows before the test part that validate.
+    test_fraction: share of the points that are the test part.
+    first_step: steps from the last input to the first target (1 with data.multi_step);
+      None is `horizon`, a single target.
+
+  Returns:
+    int32 ([N_train], [N_val], [N_test]) window starts, in time order.
+  """
+  starts = window_starts(n_points, window, horizon)
+  boundary = test_boundary(n_points, test_fraction)
+  first_target = starts + window - 1 + (horizon if first_step is None else first_step)
+  last_target = starts + window - 1 + horizon
+  train, val = split_starts(starts[last_target < boundary], val_fraction)
+  return train, val, starts[first_target >= boundary]
+
+
 def gather_windows(series_TF, starts_B, window: int, steps, target_index: int = 0):
   """Gathers windows from a series by start index; works on NumPy and JAX arrays alike.
 
@@ -232,7 +266,10 @@ class Dataset:
     horizon: steps from the last input to the (last) target.
     steps: [S] steps after the last input of each target: (horizon,) or (1, ..., horizon).
     train_starts: [N_train] window starts used for training (series by series, in time order).
-    val_starts: [N_val] window starts used for validation: the last windows of each series.
+    val_starts: [N_val] window starts used for validation: the last windows of each series
+      before its test part.
+    test_starts: [N_test] window starts of the test part (data.test_fraction): windows whose
+      targets all lie in each series' last points, scored once at the end; empty without one.
     scalers: per series, the sklearn scaler fit on its training part of all F columns.
     target_scalers: per series, the same kind of scaler fit on the target column alone.
     calendar: calendar input names (rnnjax.config.CALENDAR).
@@ -257,6 +294,8 @@ class Dataset:
   bounds: np.ndarray | None = None
   num_future: int = 0
   multi_step: bool = False
+  test_starts: np.ndarray = dataclasses.field(
+      default_factory=lambda: np.zeros(0, np.int32))
 
   def __post_init__(self):
     if not self.steps:
@@ -283,6 +322,15 @@ class Dataset:
   def target_scaler(self):
     (scaler,) = self.target_scalers
     return scaler
+
+  @property
+  def parts(self) -> dict[str, np.ndarray]:
+    """{'train': [N_train], 'val': [N_val]} window starts, and 'test': [N_test] when the
+    dataset has a test part, in that order."""
+    parts = {'train': self.train_starts, 'val': self.val_starts}
+    if len(self.test_starts):
+      parts['test'] = self.test_starts
+    return parts
 
   def series_index(self, starts: np.ndarray) -> np.ndarray:
     """[N] index (into series_ids) of the series each window start lies in."""
@@ -425,38 +473,42 @@ def input_columns(data_config) -> tuple[str, ...]:
   return (data_config.target, *extra, *future)
 
 
-def _window_counts(n_points: int, window: int, horizon: int,
-                   val_fraction: float) -> tuple[int, int]:
-  n_windows = max(n_points - window - horizon + 1, 0)
-  n_train = math.floor(n_windows * (1.0 - val_fraction))
-  return n_train, n_windows - n_train
-
-
 def check_lengths(n_points: int, window: int, horizon: int, val_fraction: float,
-                  name: str = '') -> None:
-  """Raises UserError unless the series yields at least one training and one validation window."""
+                  name: str = '', test_fraction: float = 0.0,
+                  first_step: int | None = None) -> None:
+  """Raises UserError unless the series yields at least one training and one validation window,
+  and one test window when `test_fraction` > 0."""
   for key, value in (('data.window', window), ('data.horizon', horizon)):
     if not isinstance(value, (int, np.integer)) or value <= 0:
       raise UserError(f'{key} must be a positive integer, got {value!r}.')
   if not 0.0 < val_fraction < 1.0:
     raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.')
-  n_train, n_val = _window_counts(n_points, window, horizon, val_fraction)
-  if n_train < 1 or n_val < 1:
-    need = window + horizon + math.ceil(1.0 / min(val_fraction, 1.0 - val_fraction))
+  n_train, n_val, n_test = (len(part) for part in part_starts(
+      n_points, window, horizon, val_fraction, test_fraction, first_step))
+  if n_train < 1 or n_val < 1 or (test_fraction > 0 and n_test < 1):
     series = f'series {name!r}' if name else 'the series'
+    test = ''
+    if test_fraction > 0:
+      test = (f', and data.test_fraction={test_fraction} keeps its last '
+              f'{n_points - test_boundary(n_points, test_fraction)} points for {n_test} test '
+              'windows')
+    need = next(n for n in range(n_points + 1, 10**8) if all(len(part) for part in part_starts(
+        n, window, horizon, val_fraction, test_fraction, first_step)))
     raise UserError(
         f'{series} has {n_points} points, too short for window={window} + horizon={horizon} '
-        f'with val_fraction={val_fraction}: that leaves {n_train} training and '
-        f'{n_val} validation windows. Use a series of at least about {need} points '
-        'or a smaller window/horizon.')
+        f'with val_fraction={val_fraction}{test}: that leaves {n_train} training, {n_val} '
+        f'validation and {n_test} test windows. Use a series of at least {need} points, '
+        'a smaller window/horizon' + (' or a smaller data.test_fraction.' if test_fraction > 0
+                                      else '.'))
 
 
 def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
   """Loads (unless given), splits and scales the series as `data_config` says.
 
   Each series' scaler is fit on the points its training windows touch (inputs and targets),
-  never on its validation part, so no validation range leaks into training. With several
-  series, one too short for a training and a validation window is skipped with a warning.
+  never on its validation or test part, so no range beyond training leaks into it. With several
+  series, one too short for a training and a validation window (and a test window, with
+  data.test_fraction) is skipped with a warning.
 
   Args:
     data_config: the config's data section.
@@ -469,32 +521,43 @@ def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
   else:
     series = [Series('', pd.DatetimeIndex(times), np.asarray(values_TF), pd.DataFrame())]
     check_lengths(len(series[0].values_TF), data_config.window, data_config.horizon,
-                  data_config.val_fraction)
+                  data_config.val_fraction, **_test_args(data_config))
   return assemble(data_config, series, columns)
 
 
+def _test_args(data_config) -> dict:
+  """check_lengths' and part_starts' test_fraction and first_step from a data config."""
+  return {'test_fraction': float(data_config.get('test_fraction', 0.0)),
+          'first_step': min(config_lib.target_steps(data_config))}
+
+
 def load(data_config) -> list[Series]:
-  """The series `data_config` names, each long enough for a training and a validation window.
+  """The series `data_config` names, each long enough for a training and a validation window
+  (and a test window, with data.test_fraction).
 
   With several series (data.id_column), one too short is left out with a warning; a single
   series too short is an error.
   """
   series = series_from_config(data_config)
   window, horizon, fraction = data_config.window, data_config.horizon, data_config.val_fraction
+  test = _test_args(data_config)
   if not data_config.id_column:
-    check_lengths(len(series[0].values_TF), window, horizon, fraction)
+    check_lengths(len(series[0].values_TF), window, horizon, fraction, **test)
     return series
   kept = []
   for one in series:
     try:
-      check_lengths(len(one.values_TF), window, horizon, fraction, one.name)
+      check_lengths(len(one.values_TF), window, horizon, fraction, one.name, **test)
       kept.append(one)
     except UserError as e:
       logging.warning('%s It is left out of this run.', e)
   if not kept:
-    raise UserError(f'no series of {data_config.path!r} is long enough for one training and '
-                    f'one validation window (window={window}, horizon={horizon}, '
-                    f'val_fraction={fraction}); see the warnings above for each one.')
+    parts = 'training, one validation and one test' if test['test_fraction'] else (
+        'training and one validation')
+    raise UserError(f'no series of {data_config.path!r} is long enough for one {parts} window '
+                    f'(window={window}, horizon={horizon}, val_fraction={fraction}'
+                    + (f', test_fraction={test["test_fraction"]}' if test['test_fraction'] else '')
+                    + '); see the warnings above for each one.')
   return kept
 
 
@@ -508,16 +571,23 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
     columns: their F column names.
     usable: per series, how many of its first points the windows and the scalers may read
       (a backtest fold's data before its origin); None is every point. Points past it stay in
-      the arrays, scaled by the same scalers, and belong to no window.
+      the arrays, scaled by the same scalers, and belong to no window. A backtest fold has no
+      test part of its own (its test windows lie past its origin): with `usable`,
+      data.test_fraction is not applied.
   """
   window, horizon = data_config.window, data_config.horizon
-  usable = [len(one.values_TF) for one in series] if usable is None else list(usable)
+  test = _test_args(data_config)
+  if usable is None:
+    usable = [len(one.values_TF) for one in series]
+  else:
+    usable, test['test_fraction'] = list(usable), 0.0
   calendar = tuple(data_config.calendar)
-  parts = {'scaled': [], 'train': [], 'val': [], 'scalers': [], 'target_scalers': []}
+  parts = {'scaled': [], 'train': [], 'val': [], 'test': [], 'scalers': [],
+           'target_scalers': []}
   bounds = [0]
   for one, n_points in zip(series, usable, strict=True):
-    train_starts, val_starts = split_starts(window_starts(n_points, window, horizon),
-                                            data_config.val_fraction)
+    train_starts, val_starts, test_starts = part_starts(
+        n_points, window, horizon, data_config.val_fraction, **test)
     fit_end = int(train_starts[-1]) + target_offset(window, horizon) + 1  # past the last target
     # Overflow is checked for below, and named there: numpy's warnings would only add noise.
     with np.errstate(over='ignore', invalid='ignore'):
@@ -530,6 +600,7 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
     parts['scaled'].append(model_inputs(scaled_TF, one.times, calendar))
     parts['train'].append(train_starts + bounds[-1])
     parts['val'].append(val_starts + bounds[-1])
+    parts['test'].append(test_starts + bounds[-1])
     parts['scalers'].append(scaler)
     parts['target_scalers'].append(target_scaler)
     bounds.append(bounds[-1] + len(one.values_TF))
@@ -539,6 +610,7 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
                  scaled_TF=join(parts['scaled']), columns=tuple(columns), window=window,
                  horizon=horizon, train_starts=join(parts['train']).astype(np.int32),
                  val_starts=join(parts['val']).astype(np.int32),
+                 test_starts=join(parts['test']).astype(np.int32),
                  scalers=tuple(parts['scalers']), target_scalers=tuple(parts['target_scalers']),
                  calendar=calendar, steps=config_lib.target_steps(data_config),
                  series_ids=tuple(one.name for one in series), bounds=np.array(bounds),

@@ -35,12 +35,12 @@ from rnnjax.errors import UserError
 # float64 unscaled copy, and the sorted copies of the members' quantile band.
 BYTES_PER_FORECAST = 4 + 8 + 2 * 8
 MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
-PARTS = ('train', 'val')
+TEST_MEMBER_METRICS = ('test_rmse', 'test_mae')
 
 
 def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, history: dict,
              members: ensemble.Members | None) -> tuple[dict, dict, pd.DataFrame]:
-  """Forecasts and scores every training and validation window.
+  """Forecasts and scores every training, validation and test window.
 
   Args:
     config: the run's config.
@@ -61,7 +61,7 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
     params = jax.tree.map(lambda a: a[:members.size], params)
     diverged_M = devices.to_host(state.diverged)[:members.size]
   scaled = {part: member_forecasts(config, data, trainer, params, members is not None, starts)
-            for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True)}
+            for part, starts in data.parts.items()}
   results, panels, per_member = score(config, data, scaled, diverged_M)
   _check_against_training(config, state, history, per_member, diverged_M, members is not None)
   if members is None:
@@ -76,7 +76,7 @@ def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, 
   results['diverged_members'] = [int(k) for k in np.flatnonzero(diverged_M)]
   results['ensemble_quantiles'] = [min(config.ensemble_quantiles), max(config.ensemble_quantiles)]
   alive = [m for m, dead in zip(per_member, diverged_M, strict=True) if not dead]
-  for key in MEMBER_METRICS:
+  for key in MEMBER_METRICS + (TEST_MEMBER_METRICS if 'test' in data.parts else ()):
     values = np.array([m[key] for m in alive])
     results[f'member_{key}_mean'] = float(values.mean())
     results[f'member_{key}_std'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -121,7 +121,7 @@ def memory_needed(config, data: data_lib.Dataset, num_members: int,
   the host arrays that scoring their forecasts of every training and validation window takes
   (the forecasting program itself is bounded separately, by `train.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
-  windows = len(data.train_starts) + len(data.val_starts)
+  windows = sum(len(starts) for starts in data.parts.values())
   scoring = (num_members * windows * len(data.steps) * outputs[config.model.head]
              * BYTES_PER_FORECAST)
   if trainer is None:
@@ -154,7 +154,7 @@ def check_memory(config, data: data_lib.Dataset, num_members: int,
   needed = memory_needed(config, data, num_members, trainer)
   available = available_memory()
   if available is not None and needed > available:
-    windows = len(data.train_starts) + len(data.val_starts)
+    windows = sum(len(starts) for starts in data.parts.values())
     raise UserError(
         f'training and scoring {num_members} members needs about {needed / 2**30:.1f} GiB of '
         f'memory ({num_members} members x {windows} windows x {len(data.steps)} steps, and '
@@ -180,7 +180,7 @@ def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program)
   members = program.members
   size = () if members is None else (members.size,)  # the saved state has no padding members
   params = jax.tree.map(lambda s: np.zeros(size + s.shape[len(size):], s.dtype), abstract)
-  for starts in (data.train_starts, data.val_starts):
+  for starts in data.parts.values():
     member_forecasts(config, data, trainer, params, members is not None, starts)
 
 
@@ -195,7 +195,7 @@ def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer,
 
 def score(config, data: data_lib.Dataset, scaled_MNS: dict,
           diverged_M: np.ndarray) -> tuple[dict, dict, list[dict]]:
-  """Scores [M, N, S] scaled forecasts of the training and validation windows.
+  """Scores [M, N, S] scaled forecasts of the training, validation and test windows.
 
   The reported forecast is that of the members that did not diverge (a single run: its own):
   for the point head their mean, with more than one member their quantile band
@@ -203,13 +203,16 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   mixed (see the module docstring); its point errors are those of the mixture's median or mean,
   and the validation windows get `rnnjax.metrics.distribution_scores`. Scores are over every
   window, step and series (`rnnjax.metrics.forecast_metrics` adds the per-step and per-series
-  ones).
+  ones). The test part, when the dataset has one, is scored as validation is, its keys named
+  by `rnnjax.metrics.renamed` ('test_rmse', 'test_baseline_persistence_rmse', ...), with
+  'test_start': the time of the first test target ('test_per_series' entries hold their own).
 
   Args:
     config: the run's config (season, ensemble_quantiles, model.head and its levels).
     data: the dataset the windows come from.
     scaled_MNS: {'train': [M, N_train, S], 'val': [M, N_val, S]} forecasts in scaled units,
-      with a last axis [..., Q] (quantile head) or [..., 2] (gaussian head).
+      and 'test': [M, N_test, S] when the dataset has a test part; with a last axis [..., Q]
+      (quantile head) or [..., 2] (gaussian head).
     diverged_M: [M] bool, members left out.
 
   Returns:
@@ -232,7 +235,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   elif len(alive) > 1:
     panels['band_label'] = (f'Spread across seeds (q{low_q:g}-q{high_q:g}), not a predictive '
                             'interval')
-  for part, starts in zip(PARTS, (data.train_starts, data.val_starts), strict=True):
+  for part, starts in data.parts.items():
     scaled = np.asarray(scaled_MNS[part])
     expected = (len(alive), len(starts), num_steps) + trailing
     if scaled.shape != expected:
@@ -249,7 +252,19 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
     elif len(alive) > 1:
       band = (np.quantile(forecast_M[alive], low_q, axis=0),
               np.quantile(forecast_M[alive], high_q, axis=0))
-    results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
+    if part == 'test':
+      scores = metrics_lib.forecast_metrics(data, starts, mean, config.data.season, 'val')
+      if not point:
+        merge_scores(scores,
+                     metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
+      scores = metrics_lib.renamed(scores, 'test')
+      firsts = metrics_lib.first_target_times(data, starts)
+      results['test_start'] = min(firsts.values())
+      for name, entry in scores.get('test_per_series', {}).items():
+        entry['test_start'] = firsts.get(name)
+      results.update(scores)
+    else:
+      results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
     if not point and part == 'val':
       merge_scores(results,
                    metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))

@@ -141,6 +141,40 @@ def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.nd
   return out
 
 
+def renamed(scores: dict, prefix: str) -> dict:
+  """Validation scores (`forecast_metrics`' or `distribution_scores`' with prefix 'val') named
+  for another part of the windows, e.g. prefix 'test'.
+
+  'val_x' becomes '{prefix}_x' at every level; the baselines' top-level keys 'baseline_x'
+  become '{prefix}_baseline_x', and 'per_step' and 'per_series' become '{prefix}_per_step'
+  and '{prefix}_per_series' (whose entries keep 'baseline_x', as the validation ones do).
+  """
+  def inner(entry: dict) -> dict:
+    return {(prefix + key[3:] if key.startswith('val_') else key): value
+            for key, value in entry.items()}
+
+  out = {}
+  for key, value in scores.items():
+    if key == 'per_step':
+      out[f'{prefix}_per_step'] = [inner(entry) for entry in value]
+    elif key == 'per_series':
+      out[f'{prefix}_per_series'] = {name: inner(entry) for name, entry in value.items()}
+    elif key.startswith('baseline_'):
+      out[f'{prefix}_{key}'] = value
+    else:
+      out[inner({key: None}).popitem()[0]] = value
+  return out
+
+
+def first_target_times(data: data_lib.Dataset, starts: np.ndarray) -> dict[str, str]:
+  """{series id: the time of the first target of the windows at `starts` in that series}, as
+  ISO text; for a dataset's test part, where each series' test part begins."""
+  positions = data.target_positions(starts).min(axis=1)
+  which = data.series_index(starts)
+  return {data.series_ids[i]: data.timestamps[int(positions[which == i].min())].isoformat()
+          for i in np.unique(which)}
+
+
 def _scores(forecast, true, baselines: dict, keys: bool = False) -> dict:
   """RMSE and MAE of the forecast (as val_rmse, val_mae when `keys`) and of each baseline."""
   out = {'val_rmse': rmse(forecast, true), 'val_mae': mae(forecast, true)} if keys else {}
@@ -155,25 +189,29 @@ BASELINES = ('persistence', 'seasonal_naive')
 _BASELINE_NAMES = {'persistence': 'persistence', 'seasonal_naive': 'seasonal naive'}
 
 
-def verdict(results: dict) -> str:
-  """One line saying whether the model's validation RMSE beat each naive baseline.
+def verdict(results: dict, prefix: str = 'val') -> str:
+  """One line saying whether the model's RMSE on a part beat each baseline there.
 
   Args:
-    results: metrics with 'val_rmse' and 'baseline_{name}_rmse' for every name in BASELINES.
+    results: metrics with '{prefix}_rmse' and the baselines' RMSE on the same windows
+      ('baseline_{name}_rmse' for 'val', '{prefix}_baseline_{name}_rmse' for other parts) for
+      every name in BASELINES.
+    prefix: the part: 'val', or 'test' (`renamed`).
 
   Returns:
     e.g. 'val_rmse 0.651 beats persistence (7.064, skill 0.91) and does not beat seasonal
     naive (0.600, skill -0.09)'.
   """
-  model = results['val_rmse']
+  model = results[f'{prefix}_rmse']
+  base_prefix = '' if prefix == 'val' else f'{prefix}_'
   parts = []
   for name in BASELINES:
-    base = results[f'baseline_{name}_rmse']
+    base = results[f'{base_prefix}baseline_{name}_rmse']
     won = 'beats' if model < base else 'does not beat'
     score = skill(model, base) if base > 0 else None
     said = 'skill undefined' if score is None else f'skill {score:.2f}'
     parts.append(f'{won} {_BASELINE_NAMES[name]} ({base:.4g}, {said})')
-  return f'val_rmse {model:.4g} ' + ' and '.join(parts)
+  return f'{prefix}_rmse {model:.4g} ' + ' and '.join(parts)
 
 
 # ------------------------------------------------------------------ distribution forecasts
@@ -456,13 +494,14 @@ def distribution_verdict(results: dict, prefix: str = 'val') -> str:
     e.g. 'val_crps 0.412 beats the naive distribution (0.551, skill 0.25); the 80% interval
     holds 79.3% of the targets (naive 81.2%), mean width 1.62 (naive 2.1)'.
   """
-  model, base = results[f'{prefix}_crps'], results['baseline_naive_crps']
+  naive = 'baseline_naive' if prefix == 'val' else f'{prefix}_baseline_naive'
+  model, base = results[f'{prefix}_crps'], results[f'{naive}_crps']
   won = 'beats' if model < base else 'does not beat'
   score = skill(model, base) if base > 0 else None
   said = 'skill undefined' if score is None else f'skill {score:.2f}'
   level = results[f'{prefix}_interval_level']
   return (f'{prefix}_crps {model:.4g} {won} the naive distribution ({base:.4g}, {said}); the '
           f'{level * 100:g}% interval holds {results[f"{prefix}_coverage"]:.1%} of the targets '
-          f'(naive {results["baseline_naive_coverage"]:.1%}), mean width '
+          f'(naive {results[f"{naive}_coverage"]:.1%}), mean width '
           f'{results[f"{prefix}_interval_width"]:.4g} '
-          f'(naive {results["baseline_naive_interval_width"]:.4g})')
+          f'(naive {results[f"{naive}_interval_width"]:.4g})')

@@ -49,11 +49,13 @@ def plot_loss(history: dict, path: str, ylabel: str = 'MSE (scaled)') -> None:
 
 
 def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
-  """Real vs predicted on all training and validation windows, then the last `last` of each;
-  with several target steps, a fifth panel of the validation RMSE against the lead time.
+  """Real vs predicted on all training and validation windows, then the last `last` of each,
+  then every test window (when there is a test part); with several target steps, a last panel
+  of the validation RMSE against the lead time.
 
   Args:
-    panels: {'train': (real [N], pred [N], band or None), 'val': (...)}; a band is
+    panels: {'train': (real [N], pred [N], band or None), 'val': (...)}, and 'test': (...)
+      with a test part; a band is
       (low [N], high [N]) in original units: a probabilistic head's central interval, or the
       spread of a point ensemble's members. Optional: 'band_label', what the band is (e.g.
       '80% central interval'); 'label', what the panels show (e.g. 'series a, step 24');
@@ -64,16 +66,18 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
   """
   plt = pyplot()
   lead = panels.get('lead')
-  rows = 4 if lead is None else 5
+  specs = [('train', 'All training', None), ('val', 'All validation', None),
+           ('train', 'Last training', last), ('val', 'Last validation', last)]
+  if 'test' in panels:
+    specs.append(('test', 'Test (scored once, after every choice)', None))
+  rows = len(specs) + (lead is not None)
   # A screen's height for four panels; the legend has a fixed corner (matplotlib's 'best' place
   # tests every drawn point) and the margins are fixed (tight_layout draws the figure twice).
   fig, axes = plt.subplots(rows, 1, figsize=(12, 3.5 * rows))
   fig.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=0.97, hspace=0.35)
   label = panels.get('label')
   suffix = f' ({label})' if label else ''
-  specs = [('train', 'All training', None), ('val', 'All validation', None),
-           ('train', 'Last training', last), ('val', 'Last validation', last)]
-  for ax, (part, title, tail) in zip(axes[:4], specs, strict=True):
+  for ax, (part, title, tail) in zip(axes[:len(specs)], specs, strict=True):
     real, pred, band = panels[part]
     x = np.arange(len(real))
     if tail:
@@ -88,7 +92,7 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     ax.set_xlim(x[0], x[-1])
     ax.legend(loc='upper left')
   if lead is not None:
-    ax = axes[4]
+    ax = axes[-1]
     for key, name, style in (('val_rmse', 'Model', 'o-'),
                              ('baseline_persistence_rmse', 'Persistence', 's--'),
                              ('baseline_seasonal_naive_rmse', 'Seasonal naive', '^--')):

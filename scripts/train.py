@@ -60,13 +60,19 @@ def main(argv):
                                      progress=jax.process_index() == 0,
                                      seconds={'imports': imports_seconds}))
   if jax.process_index() == 0:
-    keys = ('val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
-            'compile_seconds', 'train_seconds')
-    print(metrics_lib.verdict(metrics), file=sys.stdout)
+    # With a test part the verdict is the test part's, which no choice of the run has seen.
+    part = 'test' if 'test_rmse' in metrics else 'val'
+    base = 'baseline' if part == 'val' else f'{part}_baseline'
+    keys = (f'{part}_rmse', f'{part}_mae', f'{base}_persistence_rmse',
+            f'{base}_seasonal_naive_rmse')
+    print(metrics_lib.verdict(metrics, part), file=sys.stdout)
     if 'val_crps' in metrics:  # a probabilistic head: its distribution against the naive one
-      print(metrics_lib.distribution_verdict(metrics), file=sys.stdout)
-      keys = keys[:4] + ('val_coverage', 'val_interval_width', 'val_crps',
-                         'baseline_naive_coverage', 'baseline_naive_crps') + keys[4:]
+      print(metrics_lib.distribution_verdict(metrics, part), file=sys.stdout)
+      keys += (f'{part}_coverage', f'{part}_interval_width', f'{part}_crps',
+               f'{base}_naive_coverage', f'{base}_naive_crps')
+    if part == 'test':
+      keys += ('val_rmse',)
+    keys += ('compile_seconds', 'train_seconds')
     print(json.dumps(workdir_lib.finite_json({k: round(metrics[k], 4) for k in keys})),
           file=sys.stdout)  # last: parse it (null, never NaN, where a score is not finite)
   errors.exit_now(0)
