@@ -61,12 +61,12 @@ def main(argv):
                                      seconds={'imports': imports_seconds}))
   if jax.process_index() == 0:
     keys = ('val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
-            'compile_seconds', 'train_seconds')
+            'baseline_linear_rmse', 'compile_seconds', 'train_seconds')
     print(metrics_lib.verdict(metrics), file=sys.stdout)
     if 'val_crps' in metrics:  # a probabilistic head: its distribution against the naive one
       print(metrics_lib.distribution_verdict(metrics), file=sys.stdout)
-      keys = keys[:4] + ('val_coverage', 'val_interval_width', 'val_crps',
-                         'baseline_naive_coverage', 'baseline_naive_crps') + keys[4:]
+      keys = keys[:5] + ('val_coverage', 'val_interval_width', 'val_crps',
+                         'baseline_naive_coverage', 'baseline_naive_crps') + keys[5:]
     print(json.dumps(workdir_lib.finite_json({k: round(metrics[k], 4) for k in keys})),
           file=sys.stdout)  # last: parse it (null, never NaN, where a score is not finite)
   errors.exit_now(0)
