@@ -75,7 +75,8 @@ def seasonal_naive_forecast(values_T: np.ndarray, target_positions: np.ndarray, 
 
 
 # The linear baseline is fitted on at most this many training windows, evenly spaced over them
-# (every series, every season), so that it costs well under a second on any panel.
+# (every series, every season), so that a long panel costs no more than a year of hourly data:
+# milliseconds for a window of 24 values (docs/benchmarks.md, "The linear baseline's fit").
 LINEAR_FIT_WINDOWS = 20_000
 # Its ridge penalty, in scaled units: light against the thousands of windows it is fitted on
 # (close to least squares), enough to settle inputs that are exactly collinear (a calendar column over
