@@ -19,10 +19,13 @@ Without refit the members train once, on the first fold's data, and every fold s
 
   config.json, checkpoints/, best/   as a training run (kill and resume the same way)
   backtest.csv    one row per fold, member, series, window and step: forecast, actual and
-                  both naive forecasts, in the series' units
+                  every baseline's forecast, in the series' units
   backtest.json   per fold the scores of the members' mean forecast and of the baselines,
                   their mean and standard deviation over folds, and the folds won
   backtest.png    the error by fold, model vs baselines
+
+Each fold's linear baseline is fitted on the training windows of the data it is scored with:
+its own with refit, the first fold's without (as the model).
 """
 from __future__ import annotations
 
@@ -282,7 +285,8 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
 
 
 SCORES = ('rmse', 'mae', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
-          'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive',
+          'baseline_linear_rmse', 'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive',
+          'rmse_skill_vs_linear',
           # a probabilistic head's, next to the naive distribution's
           'coverage', 'interval_width', 'pinball', 'crps', 'crps_skill_vs_naive',
           'baseline_naive_coverage', 'baseline_naive_interval_width', 'baseline_naive_pinball',
@@ -319,7 +323,11 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
   refit = config.backtest.refit
   head, levels = config.model.head, tuple(config.model.quantiles)
   rows, fold_results = [], []
+  # The linear baseline of each fold's data, from its training windows (one fit without refit).
+  linear_fits = ([metrics_lib.fit_linear(d) for d in folds.datasets] if refit
+                 else [metrics_lib.fit_linear(folds.datasets[0])] * folds.num_folds)
   for k, (dataset, starts) in enumerate(zip(folds.datasets, folds.test_starts, strict=True)):
+    linear = linear_fits[k]
     if refit:
       take = slice(k * base.size, (k + 1) * base.size)
       fold_params = jax.tree.map(lambda a, t=take: a[t], params)
@@ -338,7 +346,8 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
     result['origin'] = _origin_times(dataset, folds.origins[k])
     if alive.any():
       center = distributions.center(forecast_M[alive], head, levels)
-      scores = metrics_lib.forecast_metrics(dataset, starts, center, config.data.season, 'val')
+      scores = metrics_lib.forecast_metrics(dataset, starts, center, config.data.season, 'val',
+                                            linear)
       if head != 'point':  # the naive distribution from the fold's own training windows
         evaluate_lib.merge_scores(scores, metrics_lib.distribution_scores(
             dataset, starts, forecast_M[alive], config, train_starts=dataset.train_starts))
@@ -347,7 +356,7 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
                                 for f, ok in zip(centers_MNS, alive, strict=True)]
     fold_results.append(result)
     rows.append(_fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, k,
-                           folds.origins[k]))
+                           folds.origins[k], linear))
   return pd.concat(rows, ignore_index=True), summarize(fold_results, folds, refit)
 
 
@@ -358,13 +367,14 @@ def _origin_times(dataset, origins) -> dict | str:
   return times[''] if list(times) == [''] else times
 
 
-def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold,
-               origins) -> pd.DataFrame:
-  """backtest.csv's rows of one fold: every member, window and step; a probabilistic head's
-  columns as scripts/predict.py writes them (`distribution_columns`)."""
+def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold, origins,
+               linear: metrics_lib.LinearBaseline) -> pd.DataFrame:
+  """backtest.csv's rows of one fold: every member, window and step, with every baseline's
+  forecast (`linear`: the fold's fit); a probabilistic head's columns as scripts/predict.py
+  writes them (`distribution_columns`)."""
   _, n, num_steps = centers_MNS.shape
   positions = dataset.target_positions(starts)
-  baselines = metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
+  baselines = metrics_lib.baseline_forecasts(dataset, starts, config.data.season, linear)
   which = dataset.series_index(starts)
   origin_times = dataset.timestamps[dataset.bounds[:-1][which] + np.asarray(origins)[which]]
   window_rows = {
@@ -376,6 +386,7 @@ def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold,
       'actual': dataset.targets(starts).reshape(-1),
       'persistence': baselines['persistence'].reshape(-1),
       'seasonal_naive': baselines['seasonal_naive'].reshape(-1),
+      'linear': baselines['linear'].reshape(-1),
   }
   if dataset.series_ids != ('',):
     window_rows = {'series': np.repeat(np.asarray(dataset.series_ids)[which], num_steps),
@@ -390,7 +401,7 @@ def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold,
       frame.insert(i, key, value)
     frames.append(frame)
   columns = list(frames[0].columns)
-  last = ('actual', 'persistence', 'seasonal_naive')
+  last = ('actual', 'persistence', 'seasonal_naive', 'linear')
   return pd.concat(frames, ignore_index=True)[[c for c in columns if c not in last] + list(last)]
 
 

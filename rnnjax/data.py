@@ -473,6 +473,15 @@ def input_columns(data_config) -> tuple[str, ...]:
   return (data_config.target, *extra, *future)
 
 
+def _enough(n_points: int, window: int, horizon: int, val_fraction: float,
+            test_fraction: float, first_step: int | None) -> bool:
+  """Whether a series of `n_points` points has a training and a validation window, and a test
+  window when `test_fraction` > 0."""
+  train, val, test = part_starts(n_points, window, horizon, val_fraction, test_fraction,
+                                 first_step)
+  return len(train) > 0 and len(val) > 0 and (test_fraction == 0 or len(test) > 0)
+
+
 def check_lengths(n_points: int, window: int, horizon: int, val_fraction: float,
                   name: str = '', test_fraction: float = 0.0,
                   first_step: int | None = None) -> None:
@@ -485,15 +494,15 @@ def check_lengths(n_points: int, window: int, horizon: int, val_fraction: float,
     raise UserError(f'data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.')
   n_train, n_val, n_test = (len(part) for part in part_starts(
       n_points, window, horizon, val_fraction, test_fraction, first_step))
-  if n_train < 1 or n_val < 1 or (test_fraction > 0 and n_test < 1):
+  if not _enough(n_points, window, horizon, val_fraction, test_fraction, first_step):
     series = f'series {name!r}' if name else 'the series'
     test = ''
     if test_fraction > 0:
       test = (f', and data.test_fraction={test_fraction} keeps its last '
               f'{n_points - test_boundary(n_points, test_fraction)} points for {n_test} test '
               'windows')
-    need = next(n for n in range(n_points + 1, 10**8) if all(len(part) for part in part_starts(
-        n, window, horizon, val_fraction, test_fraction, first_step)))
+    need = next(n for n in range(n_points + 1, 10**8)
+                if _enough(n, window, horizon, val_fraction, test_fraction, first_step))
     raise UserError(
         f'{series} has {n_points} points, too short for window={window} + horizon={horizon} '
         f'with val_fraction={val_fraction}{test}: that leaves {n_train} training, {n_val} '

@@ -1,7 +1,7 @@
 """Scores a finished run: one scorer for [members, windows] forecasts; a single run is one member.
 
 `evaluate` forecasts every training and validation window with the reported parameters
-(`train.final_params`), scores the forecast in the series' own units next to the naive
+(`train.final_params`), scores the forecast in the series' own units next to the
 baselines (`rnnjax.metrics`), and builds the plot panels and the history table. An ensemble is
 scored on the forecast of its members that did not diverge, and each member on its own; a
 single run's forecast is that of one member, so both go through the same lines.
@@ -219,7 +219,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
     (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
     first series at the last step: {part: (true [n], forecast [n], band or None)}, 'band_label'
     saying what the band is, and with several steps 'lead': the validation RMSE per step of the
-    model and both baselines.
+    model and every baseline.
   """
   alive = ~np.asarray(diverged_M, bool)
   head, levels = config.model.head, tuple(config.model.quantiles)
@@ -230,6 +230,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   results, panels = {}, {}
   per_member = [dict() for _ in range(len(alive))]
   num_steps = len(data.steps)
+  linear = metrics_lib.fit_linear(data)  # once: every scored part is held against the same fit
   if not point:
     panels['band_label'] = f'{config.model.interval * 100:g}% central interval'
   elif len(alive) > 1:
@@ -253,7 +254,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
       band = (np.quantile(forecast_M[alive], low_q, axis=0),
               np.quantile(forecast_M[alive], high_q, axis=0))
     if part == 'test':
-      scores = metrics_lib.forecast_metrics(data, starts, mean, config.data.season, 'val')
+      scores = metrics_lib.forecast_metrics(data, starts, mean, config.data.season, 'val',
+                                            linear)
       if not point:
         merge_scores(scores,
                      metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
@@ -264,7 +266,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
         entry['test_start'] = firsts.get(name)
       results.update(scores)
     else:
-      results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part))
+      results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part,
+                                                  linear))
     if not point and part == 'val':
       merge_scores(results,
                    metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
@@ -295,7 +298,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   if 'per_step' in results:
     panels['lead'] = {key: np.array([entry[key] for entry in results['per_step']])
                       for key in ('step', 'val_rmse', 'baseline_persistence_rmse',
-                                  'baseline_seasonal_naive_rmse')}
+                                  'baseline_seasonal_naive_rmse', 'baseline_linear_rmse')}
     panels['lead']['title'] = 'Validation RMSE by lead time' + (
         f' (all {len(data.series_ids)} series)' if len(data.series_ids) > 1 else '')
   label = [f'series {data.series_ids[0]}'] if data.series_ids != ('',) else []

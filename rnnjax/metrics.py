@@ -1,19 +1,23 @@
-"""Errors in the series' own units and the naive baselines every forecast is held against.
+"""Errors in the series' own units and the baselines every forecast is held against.
 
-Point forecasts: RMSE and MAE next to persistence and seasonal naive. Distribution forecasts
-(the quantile and gaussian heads): coverage and width of the central interval, pinball loss and
-CRPS, next to the naive distribution, the seasonal-naive forecast plus the quantiles of its own
-residuals on the training windows (`naive_distribution`). The scores take plain arrays;
+Point forecasts: RMSE and MAE next to persistence, seasonal naive and a linear baseline (ridge
+regression on the model's own inputs, fitted on the training windows: `fit_linear`).
+Distribution forecasts (the quantile and gaussian heads): coverage and width of the central
+interval, pinball loss and CRPS, next to the naive distribution, the seasonal-naive forecast
+plus the quantiles of its own residuals on the training windows (`naive_distribution`). The
+scores take plain arrays;
 `distribution_scores` computes them all for a dataset's windows.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Sequence
 
 import numpy as np
 from scipy import special
+from sklearn import linear_model
 
 from rnnjax import data as data_lib
 from rnnjax import distributions
@@ -70,8 +74,109 @@ def seasonal_naive_forecast(values_T: np.ndarray, target_positions: np.ndarray, 
   return values_T[target_positions - lag]
 
 
-def baseline_forecasts(data: data_lib.Dataset, starts: np.ndarray, season: int) -> dict:
-  """Both naive forecasts [N, S] of the windows at `starts`, each read from its own series.
+# The linear baseline is fitted on at most this many training windows, evenly spaced over them
+# (every series, every season), so that a long panel costs no more than a year of hourly data:
+# milliseconds for a window of 24 values (docs/benchmarks.md, "The linear baseline's fit").
+LINEAR_FIT_WINDOWS = 20_000
+# Its ridge penalty, in scaled units: light against the thousands of windows it is fitted on
+# (close to least squares), enough to settle inputs that are exactly collinear (a calendar column over
+# the window, a constant column). A fixed value: cross-validating it costs several fits.
+LINEAR_ALPHA = 0.1
+# Windows forecast per call: bounds the design matrix of a large validation part.
+_LINEAR_CHUNK = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearBaseline:
+  """A ridge regression fitted on a dataset's training windows (`fit_linear`).
+
+  Attributes:
+    ridge: scikit-learn's fitted Ridge, from `linear_design`'s rows to the [N, S] changes of
+      the scaled target from the window's last value.
+    fit_windows: the training windows it was fitted on (at most LINEAR_FIT_WINDOWS).
+  """
+  ridge: linear_model.Ridge
+  fit_windows: int
+
+
+def linear_design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The linear baseline's inputs: what the model reads, as one row per window.
+
+  Args:
+    data: the dataset.
+    starts: [N] window starts.
+
+  Returns:
+    (design float64 [N, W * F + S * K]: the window of every one of the F columns of
+     `data.scaled_TF` (target, features, calendar), flattened time-major, then the K =
+     `data.num_known` known-future inputs at each of the S target times; last_N1 float64
+     [N, 1]: the window's last scaled target value.)
+  """
+  starts = np.asarray(starts)
+  x_NWF, _ = data_lib.gather_windows(data.scaled_TF, starts, data.window, data.steps)
+  future_NSK = data_lib.gather_future(data.scaled_TF, starts, data.window, data.steps,
+                                      data.num_known)
+  parts = [x_NWF.reshape(len(starts), -1)]
+  if future_NSK is not None:
+    parts.append(future_NSK.reshape(len(starts), -1))
+  design = np.concatenate(parts, axis=1).astype(np.float64)
+  return design, x_NWF[:, -1:, 0].astype(np.float64)
+
+
+def fit_linear(data: data_lib.Dataset, train_starts: np.ndarray | None = None,
+               max_windows: int = LINEAR_FIT_WINDOWS) -> LinearBaseline:
+  """Fits the linear baseline: ridge (alpha LINEAR_ALPHA) on the training windows alone.
+
+  Inputs are `linear_design`'s, the model's own; outputs are every target step at once, the
+  scaled target the model is trained on minus the window's last scaled target value. With zero
+  coefficients it is then persistence (plus the mean change), and the penalty pulls towards it;
+  the last value is also an input, so any linear function of the window (a mean the series
+  reverts to, a seasonal lag) stays expressible. With more than `max_windows` training windows
+  it is fitted on `max_windows` of them, evenly spaced (no randomness): a year of hourly data
+  is fitted whole.
+
+  Args:
+    data: the dataset; one ridge serves all its series, in scaled units, as the model does.
+    train_starts: [N_train] windows to fit on; None is `data.train_starts`.
+    max_windows: the most windows it is fitted on.
+
+  Returns:
+    The fit, for `linear_forecast` of any windows (validation, test, a backtest fold's).
+  """
+  starts = np.asarray(data.train_starts if train_starts is None else train_starts)
+  if len(starts) > max_windows:
+    starts = starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(int)]
+  design, last_N1 = linear_design(data, starts)
+  change_NS = data.scaled_TF[data.target_positions(starts), 0].astype(np.float64) - last_N1
+  ridge = linear_model.Ridge(alpha=LINEAR_ALPHA).fit(design, change_NS)
+  return LinearBaseline(ridge=ridge, fit_windows=len(starts))
+
+
+def linear_forecast(data: data_lib.Dataset, starts: np.ndarray,
+                    linear: LinearBaseline) -> np.ndarray:
+  """[N, S] the linear baseline's forecasts of the windows at `starts`, in the series' units
+  (each window unscaled by its own series' target scaler)."""
+  starts = np.asarray(starts)
+  scaled_NS = np.empty((len(starts), len(data.steps)))
+  for i in range(0, len(starts), _LINEAR_CHUNK):
+    chunk = starts[i:i + _LINEAR_CHUNK]
+    design, last_N1 = linear_design(data, chunk)
+    scaled_NS[i:i + len(chunk)] = linear.ridge.predict(design).reshape(len(chunk), -1) + last_N1
+  return data.unscale_target(scaled_NS, starts)
+
+
+def baseline_forecasts(data: data_lib.Dataset, starts: np.ndarray, season: int,
+                       linear: LinearBaseline | None = None) -> dict:
+  """The baselines' forecasts [N, S] of the windows at `starts`, each read from its own series.
+
+  Args:
+    data: the dataset.
+    starts: [N] window starts.
+    season: period of the seasonal-naive forecast.
+    linear: a fit of `fit_linear`; None leaves 'linear' out (the naive forecasts alone).
+
+  Returns:
+    {'persistence', 'seasonal_naive'(, 'linear')}: [N, S] in the series' units.
 
   Raises:
     UserError: the seasonal-naive value of a window lies before the start of its series.
@@ -87,8 +192,11 @@ def baseline_forecasts(data: data_lib.Dataset, starts: np.ndarray, season: int) 
     raise UserError(f'data.season={season} reaches before the start of {series} for its first '
                     'validation window; use a shorter season.')
   target = data.values_TF[:, 0]
-  return {'persistence': persistence_forecast(target, positions, steps),
-          'seasonal_naive': seasonal_naive_forecast(target, positions, season, steps)}
+  out = {'persistence': persistence_forecast(target, positions, steps),
+         'seasonal_naive': seasonal_naive_forecast(target, positions, season, steps)}
+  if linear is not None:
+    out['linear'] = linear_forecast(data, starts, linear)
+  return out
 
 
 def skill(model_rmse: float, baseline_rmse: float) -> float | None:
@@ -98,45 +206,55 @@ def skill(model_rmse: float, baseline_rmse: float) -> float | None:
   undefined: it is reported as missing, with a warning, rather than as a division by zero.
   """
   if baseline_rmse == 0.0:
-    logging.warning('a naive baseline has zero error on the validation part (the series is flat '
-                    'there): its skill score is undefined and written as null')
+    logging.warning('a baseline has zero error on the scored windows (the series is flat there, '
+                    'or exactly linear): its skill score is undefined and written as null')
     return None
   return 1.0 - model_rmse / baseline_rmse
 
 
 def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.ndarray,
-                     season: int, prefix: str) -> dict:
-  """RMSE and MAE of `forecast` (original units) and of both baselines on the same windows.
+                     season: int, prefix: str, linear: LinearBaseline | None = None) -> dict:
+  """RMSE and MAE of `forecast` (original units) and of every baseline on the same windows.
 
-  Errors are over every window and step. For 'val' the baselines and skills are added, and
-  `per_step` (a list, one entry per step, with multi-step targets) and `per_series` (by series
-  id, with several series) hold the same scores restricted to that step or series.
+  Errors are over every window and step. For scored windows (any prefix but 'train') the
+  baselines of BASELINES and the skills are added, with 'baseline_linear_fit_windows' (the
+  training windows the linear baseline was fitted on), and `per_step` (a list, one entry per
+  step, with multi-step targets) and `per_series` (by series id, with several series) hold the
+  same scores restricted to that step or series.
 
   Args:
     data: the dataset the windows come from.
     starts: [N] window starts.
     forecast: [N, S] forecasts in the series' own units.
     season: period of the seasonal-naive baseline.
-    prefix: 'val' or 'train'; baselines are reported for 'val' only.
+    prefix: names the scores: 'val' gives 'val_rmse', 'val_rmse_skill_vs_persistence', ...;
+      'train' gives the model's errors alone (its windows are those the baselines are fitted
+      on).
+    linear: the linear baseline fitted on `data`'s training windows (`fit_linear`), to score
+      several window sets with one fit; None fits it here.
   """
   true = data.targets(starts)
   out = {f'{prefix}_rmse': rmse(forecast, true), f'{prefix}_mae': mae(forecast, true)}
-  if prefix != 'val':
+  if prefix == 'train':
     return out
-  baselines = baseline_forecasts(data, starts, season)
-  out.update(_scores(forecast, true, baselines))
+  linear = fit_linear(data) if linear is None else linear
+  baselines = baseline_forecasts(data, starts, season, linear)
+  out.update(_scores(forecast, true, baselines, prefix))
   for name in BASELINES:
-    out[f'val_rmse_skill_vs_{name}'] = skill(out['val_rmse'], out[f'baseline_{name}_rmse'])
+    out[f'{prefix}_rmse_skill_vs_{name}'] = skill(out[f'{prefix}_rmse'],
+                                                  out[f'baseline_{name}_rmse'])
+  out['baseline_linear_fit_windows'] = linear.fit_windows
   if data.multi_step:
     out['per_step'] = [
         {'step': int(step), **_scores(forecast[:, j], true[:, j],
-                                      {k: v[:, j] for k, v in baselines.items()}, keys=True)}
+                                      {k: v[:, j] for k, v in baselines.items()}, prefix,
+                                      keys=True)}
         for j, step in enumerate(data.steps)]
   if data.series_ids != ('',):
     which = data.series_index(starts)
     out['per_series'] = {
         name: _scores(forecast[which == i], true[which == i],
-                      {k: v[which == i] for k, v in baselines.items()}, keys=True)
+                      {k: v[which == i] for k, v in baselines.items()}, prefix, keys=True)
         for i, name in enumerate(data.series_ids)}
   return out
 
@@ -175,9 +293,11 @@ def first_target_times(data: data_lib.Dataset, starts: np.ndarray) -> dict[str, 
           for i in np.unique(which)}
 
 
-def _scores(forecast, true, baselines: dict, keys: bool = False) -> dict:
-  """RMSE and MAE of the forecast (as val_rmse, val_mae when `keys`) and of each baseline."""
-  out = {'val_rmse': rmse(forecast, true), 'val_mae': mae(forecast, true)} if keys else {}
+def _scores(forecast, true, baselines: dict, prefix: str, keys: bool = False) -> dict:
+  """RMSE and MAE of the forecast (as {prefix}_rmse, {prefix}_mae when `keys`) and of each
+  baseline."""
+  out = ({f'{prefix}_rmse': rmse(forecast, true), f'{prefix}_mae': mae(forecast, true)}
+         if keys else {})
   for name, base in baselines.items():
     out[f'baseline_{name}_rmse'] = rmse(base, true)
     if not keys:
@@ -185,8 +305,9 @@ def _scores(forecast, true, baselines: dict, keys: bool = False) -> dict:
   return out
 
 
-BASELINES = ('persistence', 'seasonal_naive')
-_BASELINE_NAMES = {'persistence': 'persistence', 'seasonal_naive': 'seasonal naive'}
+BASELINES = ('persistence', 'seasonal_naive', 'linear')
+_BASELINE_NAMES = {'persistence': 'persistence', 'seasonal_naive': 'seasonal naive',
+                   'linear': 'linear ridge'}
 
 
 def verdict(results: dict, prefix: str = 'val') -> str:
@@ -199,8 +320,8 @@ def verdict(results: dict, prefix: str = 'val') -> str:
     prefix: the part: 'val', or 'test' (`renamed`).
 
   Returns:
-    e.g. 'val_rmse 0.651 beats persistence (7.064, skill 0.91) and does not beat seasonal
-    naive (0.600, skill -0.09)'.
+    e.g. 'val_rmse 0.651 beats persistence (7.064, skill 0.91), does not beat seasonal naive
+    (0.600, skill -0.09) and beats linear ridge (0.702, skill 0.07)'.
   """
   model = results[f'{prefix}_rmse']
   base_prefix = '' if prefix == 'val' else f'{prefix}_'
@@ -211,7 +332,7 @@ def verdict(results: dict, prefix: str = 'val') -> str:
     score = skill(model, base) if base > 0 else None
     said = 'skill undefined' if score is None else f'skill {score:.2f}'
     parts.append(f'{won} {_BASELINE_NAMES[name]} ({base:.4g}, {said})')
-  return f'{prefix}_rmse {model:.4g} ' + ' and '.join(parts)
+  return f'{prefix}_rmse {model:.4g} ' + ', '.join(parts[:-1]) + ' and ' + parts[-1]
 
 
 # ------------------------------------------------------------------ distribution forecasts

@@ -60,7 +60,8 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
       spread of a point ensemble's members. Optional: 'band_label', what the band is (e.g.
       '80% central interval'); 'label', what the panels show (e.g. 'series a, step 24');
       'lead', {'step', 'val_rmse',
-      'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse'}: [S] arrays, and 'title'.
+      'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse', 'baseline_linear_rmse'}: [S]
+      arrays, and 'title'.
     path: PNG to write.
     last: points in the zoomed panels.
   """
@@ -95,7 +96,8 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
     ax = axes[-1]
     for key, name, style in (('val_rmse', 'Model', 'o-'),
                              ('baseline_persistence_rmse', 'Persistence', 's--'),
-                             ('baseline_seasonal_naive_rmse', 'Seasonal naive', '^--')):
+                             ('baseline_seasonal_naive_rmse', 'Seasonal naive', '^--'),
+                             ('baseline_linear_rmse', 'Linear ridge', 'd--')):
       ax.plot(lead['step'], lead[key], style, label=name, markersize=3)
     ax.set(title=lead['title'], xlabel='Steps ahead',
            ylabel='RMSE (original units)')
@@ -148,11 +150,12 @@ def plot_forecast(frame, path: str, title: str, last: int = 500,
 
 
 def plot_backtest(folds: list[dict], path: str) -> None:
-  """Test RMSE per backtest fold: the members' mean forecast, each member, and both baselines.
+  """Test RMSE per backtest fold: the members' mean forecast, each member, and every baseline.
 
   Args:
     folds: backtest.json's 'folds' (each with 'fold', and for a scored fold 'rmse',
-      'members_rmse', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse').
+      'members_rmse', 'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse',
+      'baseline_linear_rmse').
     path: PNG to write.
   """
   plt = pyplot()
@@ -165,7 +168,8 @@ def plot_backtest(folds: list[dict], path: str) -> None:
   x = np.array([f['fold'] for f in scored])
   for key, label, style in (('rmse', 'model (mean of members)', 'o-'),
                             ('baseline_persistence_rmse', 'persistence', 's--'),
-                            ('baseline_seasonal_naive_rmse', 'seasonal naive', '^--')):
+                            ('baseline_seasonal_naive_rmse', 'seasonal naive', '^--'),
+                            ('baseline_linear_rmse', 'linear ridge', 'd--')):
     values = np.array([f[key] for f in scored], float)
     ax.plot(x, values, style, label=f'{label}: mean {np.mean(values):.4g}')
   for f in scored:

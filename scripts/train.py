@@ -64,7 +64,7 @@ def main(argv):
     part = 'test' if 'test_rmse' in metrics else 'val'
     base = 'baseline' if part == 'val' else f'{part}_baseline'
     keys = (f'{part}_rmse', f'{part}_mae', f'{base}_persistence_rmse',
-            f'{base}_seasonal_naive_rmse')
+            f'{base}_seasonal_naive_rmse', f'{base}_linear_rmse')
     print(metrics_lib.verdict(metrics, part), file=sys.stdout)
     if 'val_crps' in metrics:  # a probabilistic head: its distribution against the naive one
       print(metrics_lib.distribution_verdict(metrics, part), file=sys.stdout)

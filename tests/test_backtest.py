@@ -24,6 +24,7 @@ from rnnjax.errors import UserError
 from rnnjax.sources import Series
 
 from test_checkpoint import _steps
+from test_linear_baseline import _reference_forecast
 
 WINDOW, HORIZON = 24, 13
 
@@ -189,16 +190,35 @@ def test_fold_scores_are_those_of_the_csv_rows(trained):
     first = rows[rows['seed'] == 0].set_index(['input_end', 'step'])
     err = mean - first['actual']
     assert np.isclose(fold['rmse'], np.sqrt(np.mean(err ** 2)), rtol=1e-9), fold['fold']
-    for name in ('persistence', 'seasonal_naive'):
+    for name in ('persistence', 'seasonal_naive', 'linear'):
       want = np.sqrt(np.mean((first[name] - first['actual']) ** 2))
       assert np.isclose(fold[f'baseline_{name}_rmse'], want, rtol=1e-9), (fold['fold'], name)
     assert len(first) == bt.folds.test_length
   rmse = np.array([f['rmse'] for f in results['folds']])
   assert np.isclose(results['mean']['rmse'], rmse.mean())
   assert np.isclose(results['std']['rmse'], rmse.std(ddof=1))
-  for name in ('persistence', 'seasonal_naive'):
+  for name in ('persistence', 'seasonal_naive', 'linear'):
     base = np.array([f[f'baseline_{name}_rmse'] for f in results['folds']])
     assert results['wins'][name] == int(np.sum(rmse < base))
+    assert np.isclose(results['mean'][f'baseline_{name}_rmse'], base.mean())
+
+
+def test_each_folds_linear_baseline_is_fitted_on_that_folds_training_windows(trained):
+  """backtest.csv's linear forecasts of a fold: a NumPy ridge solve on the fold's own training
+  windows (all before its origin), as backtest.json's per-fold keys say."""
+  _, bt, _, _, frame, results = trained
+  for k, (dataset, starts) in enumerate(zip(bt.folds.datasets, bt.folds.test_starts,
+                                            strict=True)):
+    assert dataset.train_starts[-1] + WINDOW - 1 + HORIZON < bt.folds.origins[k, 0]
+    want = _reference_forecast(dataset, dataset.train_starts, starts)
+    rows = frame[(frame['fold'] == k) & (frame['seed'] == 0)]
+    np.testing.assert_allclose(rows['linear'].to_numpy(), want.reshape(-1), rtol=1e-7,
+                               err_msg=f'fold {k}: the linear baseline is not its own ridge')
+    fold = results['folds'][k]
+    assert fold['baseline_linear_fit_windows'] == len(dataset.train_starts)
+    assert np.isclose(fold['rmse_skill_vs_linear'],
+                      1 - fold['rmse'] / fold['baseline_linear_rmse'])
+  assert len({f['train_windows'] for f in results['folds']}) == bt.folds.num_folds
 
 
 def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_path):
@@ -222,6 +242,11 @@ def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_p
       data.target_scalers[0].inverse_transform(np.asarray(forecast)).reshape(-1),
       rtol=1e-4, atol=1e-4, err_msg='the last fold is not forecast by the first fold\'s model')
   assert len({f['train_windows'] for f in results['folds']}) == 1
+  linear = _reference_forecast(bt.folds.datasets[0], bt.folds.datasets[0].train_starts,
+                               bt.folds.test_starts[last])
+  np.testing.assert_allclose(frame[frame['fold'] == last]['linear'].to_numpy(),
+                             linear.reshape(-1), rtol=1e-7,
+                             err_msg='the last fold\'s linear baseline is not the first fold\'s')
 
 
 # ---------------------------------------------------------------------------- the command
@@ -267,7 +292,7 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
   resumed = pd.read_csv(workdir / 'backtest.csv')
   assert list(script.columns) == ['fold', 'member', 'seed', 'origin', 'input_end', 'step',
                                   'target_time', 'forecast', 'actual', 'persistence',
-                                  'seasonal_naive'], list(script.columns)
+                                  'seasonal_naive', 'linear'], list(script.columns)
   assert len(script) == 3 * results['test_length']
   pd.testing.assert_frame_equal(script.drop(columns='forecast'),
                                 resumed.drop(columns='forecast'))

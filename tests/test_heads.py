@@ -317,9 +317,10 @@ def test_a_trained_quantile_head_recovers_the_noise_quantiles():
 POINT_KEYS = {
     'val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae',
     'baseline_persistence_rmse', 'baseline_persistence_mae', 'baseline_seasonal_naive_rmse',
-    'baseline_seasonal_naive_mae', 'val_rmse_skill_vs_persistence',
-    'val_rmse_skill_vs_seasonal_naive', 'compile_seconds', 'train_seconds',
-    'train_seconds_this_process', 'seconds', 'epochs_run'}
+    'baseline_seasonal_naive_mae', 'baseline_linear_rmse', 'baseline_linear_mae',
+    'baseline_linear_fit_windows', 'val_rmse_skill_vs_persistence',
+    'val_rmse_skill_vs_seasonal_naive', 'val_rmse_skill_vs_linear', 'compile_seconds',
+    'train_seconds', 'train_seconds_this_process', 'seconds', 'epochs_run'}
 DISTRIBUTION_KEYS = {
     'val_interval_level', 'val_coverage', 'val_interval_width', 'val_interval_score',
     'val_pinball', 'val_crps', 'val_crps_skill_vs_naive', 'baseline_naive_coverage',

@@ -91,8 +91,9 @@ def test_forecast_metrics_keys_and_values():
   m = metrics.forecast_metrics(d, d.val_starts, true[:, None] + 1.0, season=24, prefix='val')
   assert set(m) == {
       'val_rmse', 'val_mae', 'baseline_persistence_rmse', 'baseline_persistence_mae',
-      'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae',
-      'val_rmse_skill_vs_persistence', 'val_rmse_skill_vs_seasonal_naive'}, (
+      'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae', 'baseline_linear_rmse',
+      'baseline_linear_mae', 'baseline_linear_fit_windows', 'val_rmse_skill_vs_persistence',
+      'val_rmse_skill_vs_seasonal_naive', 'val_rmse_skill_vs_linear'}, (
           f'unexpected val metric keys {sorted(m)}')
   assert m['val_rmse'] == pytest.approx(1.0) and m['val_mae'] == pytest.approx(1.0), (
       f'forecast off by exactly 1 should give rmse = mae = 1, got {m}')
@@ -116,17 +117,21 @@ def test_forecast_metrics_keys_and_values():
   assert train['train_rmse'] == 0.0, 'a perfect forecast should have rmse 0'
 
 
-@pytest.mark.parametrize('model, persistence, seasonal, expected', [
-    (0.5, 7.0, 0.6, 'val_rmse 0.5 beats persistence (7, skill 0.93) and beats seasonal naive '
-                    '(0.6, skill 0.17)'),
-    (0.7, 7.0, 0.6, 'val_rmse 0.7 beats persistence (7, skill 0.90) and does not beat seasonal '
-                    'naive (0.6, skill -0.17)'),
-    (0.6, 0.6, 0.0, 'val_rmse 0.6 does not beat persistence (0.6, skill 0.00) and does not beat '
-                    'seasonal naive (0, skill undefined)'),
+@pytest.mark.parametrize('model, persistence, seasonal, linear, expected', [
+    (0.5, 7.0, 0.6, 0.55, 'val_rmse 0.5 beats persistence (7, skill 0.93), beats seasonal naive '
+                          '(0.6, skill 0.17) and beats linear ridge (0.55, skill 0.09)'),
+    (0.7, 7.0, 0.6, 0.5, 'val_rmse 0.7 beats persistence (7, skill 0.90), does not beat seasonal '
+                         'naive (0.6, skill -0.17) and does not beat linear ridge (0.5, skill '
+                         '-0.40)'),
+    (0.6, 0.6, 0.0, 0.0, 'val_rmse 0.6 does not beat persistence (0.6, skill 0.00), does not '
+                         'beat seasonal naive (0, skill undefined) and does not beat linear '
+                         'ridge (0, skill undefined)'),
 ])
-def test_verdict_says_which_baselines_the_model_beat(model, persistence, seasonal, expected):
+def test_verdict_says_which_baselines_the_model_beat(model, persistence, seasonal, linear,
+                                                     expected):
   line = metrics.verdict({'val_rmse': model, 'baseline_persistence_rmse': persistence,
-                          'baseline_seasonal_naive_rmse': seasonal})
+                          'baseline_seasonal_naive_rmse': seasonal,
+                          'baseline_linear_rmse': linear})
   assert line == expected, line
 
 

@@ -258,6 +258,12 @@ def test_multi_step_panel_calendar_ensemble_killed_and_resumed_then_forecast(pan
   results = json.loads((workdir / 'metrics.json').read_text())
   assert results['num_members'] == 3 and set(results['per_series']) == {'a', 'b'}
   assert [entry['step'] for entry in results['per_step']] == list(range(1, HORIZON + 1))
+  baselines = {f'baseline_{name}_rmse' for name in metrics.BASELINES}
+  for where, entry in [('per_step', e) for e in results['per_step']] + [
+      ('per_series', e) for e in results['per_series'].values()]:
+    assert baselines <= set(entry), f'{where} entry without every baseline: {sorted(entry)}'
+  assert {'baseline_linear_rmse', 'baseline_linear_mae', 'val_rmse_skill_vs_linear',
+          'baseline_linear_fit_windows'} <= set(results), sorted(results)
 
   out = tmp_path / 'forecast.csv'
   with caplog.at_level(logging.WARNING):

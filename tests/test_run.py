@@ -24,6 +24,7 @@ from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import sources
 from rnnjax import train as train_lib
+from test_linear_baseline import _reference_forecast
 
 TIMINGS = ('compile_seconds', 'train_seconds_this_process', 'seconds')
 
@@ -91,9 +92,10 @@ def test_a_point_run_reports_the_same_metrics_as_ever(finished):
   want = {'val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae',
           'baseline_persistence_rmse', 'baseline_persistence_mae',
           'baseline_seasonal_naive_rmse', 'baseline_seasonal_naive_mae',
+          'baseline_linear_rmse', 'baseline_linear_mae', 'baseline_linear_fit_windows',
           'val_rmse_skill_vs_persistence', 'val_rmse_skill_vs_seasonal_naive',
-          'compile_seconds', 'train_seconds', 'train_seconds_this_process', 'seconds',
-          'epochs_run'}
+          'val_rmse_skill_vs_linear', 'compile_seconds', 'train_seconds',
+          'train_seconds_this_process', 'seconds', 'epochs_run'}
   assert set(metrics) == want, (f'point run metrics: missing {sorted(want - set(metrics))}, '
                                 f'unexpected {sorted(set(metrics) - want)}')
 
@@ -147,6 +149,20 @@ def test_baselines_match_numpy_on_the_raw_series(finished, series):
         f'baseline_{name}_rmse={metrics[f"baseline_{name}_rmse"]}, NumPy: {rmse}')
     assert metrics[f'baseline_{name}_mae'] == pytest.approx(mae, rel=1e-12), (
         f'baseline_{name}_mae={metrics[f"baseline_{name}_mae"]}, NumPy: {mae}')
+
+
+def test_linear_baseline_in_metrics_json_is_the_ridge_of_the_training_windows(finished):
+  """metrics.json's linear baseline against a NumPy ridge solve on the run's training windows
+  (tests/test_linear_baseline.py), fitted on all of them."""
+  config, _, metrics = finished
+  data = data_lib.prepare(config.data)
+  want = _reference_forecast(data, data.train_starts, data.val_starts)
+  true = data.targets(data.val_starts)
+  assert metrics['baseline_linear_rmse'] == pytest.approx(
+      np.sqrt(np.mean((want - true) ** 2)), rel=1e-7)
+  assert metrics['baseline_linear_fit_windows'] == len(data.train_starts)
+  assert metrics['val_rmse_skill_vs_linear'] == pytest.approx(
+      1.0 - metrics['val_rmse'] / metrics['baseline_linear_rmse'], rel=1e-12)
 
 
 def test_history_csv_matches_training_history(finished, pure_training):

@@ -123,9 +123,10 @@ def test_nothing_the_run_chooses_sees_the_test_part(two_runs):
 
 def test_test_scores_sit_beside_the_validation_ones(two_runs):
   metrics = two_runs[0]
-  for key in ('rmse', 'mae', 'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive'):
+  for key in ('rmse', 'mae', 'rmse_skill_vs_persistence', 'rmse_skill_vs_seasonal_naive',
+              'rmse_skill_vs_linear'):
     assert f'test_{key}' in metrics, f'test_{key} missing beside val_{key}'
-  for key in ('persistence_rmse', 'persistence_mae', 'seasonal_naive_rmse'):
+  for key in ('persistence_rmse', 'persistence_mae', 'seasonal_naive_rmse', 'linear_rmse'):
     assert f'test_baseline_{key}' in metrics, f'test_baseline_{key} missing'
   assert metrics['test_start'] == str(pd.Timestamp('2025-01-01') + pd.Timedelta(hours=384)
                                       ).replace(' ', 'T'), 'test_start is not the first test ' \
@@ -194,10 +195,11 @@ def test_renamed_names_every_validation_key_for_the_test_part():
 
 def test_the_verdict_names_the_part():
   results = {'test_rmse': 1.0, 'test_baseline_persistence_rmse': 2.0,
-             'test_baseline_seasonal_naive_rmse': 0.5}
+             'test_baseline_seasonal_naive_rmse': 0.5, 'test_baseline_linear_rmse': 1.5}
   line = metrics_lib.verdict(results, 'test')
   assert line.startswith('test_rmse 1 beats persistence (2'), line
   assert 'does not beat seasonal naive (0.5' in line, line
+  assert 'beats linear ridge (1.5' in line, line
 
 
 def test_a_test_part_leaving_no_training_window_is_refused_with_the_counts():
