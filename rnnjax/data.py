@@ -628,7 +628,8 @@ def step_name(times: pd.DatetimeIndex) -> str | None:
   deltas = times[1:] - times[:-1]
   if (deltas == deltas[0]).all():
     return _FIXED_STEPS.get(pd.Timedelta(deltas[0]))
-  code = (pd.infer_freq(times) if len(times) >= 3 else None) or ''
+  inferred = pd.DatetimeIndex(times, freq='infer').freq if len(times) >= 3 else None
+  code = inferred.rule_code if inferred is not None and inferred.n == 1 else ''
   if code.startswith('W'):
     return 'week'
   if code.split('-')[0] in ('M', 'MS', 'ME'):
