@@ -99,6 +99,9 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
   """
   d, b = config.data, config.backtest
   window, horizon, num_folds = d.window, d.horizon, b.folds
+  if d.lags == config_lib.AUTO:
+    raise ValueError("data.lags='auto' is resolved from the series first "
+                     '(rnnjax.data.resolve_lags)')
   first = max(d.lags, default=0)
   counts = np.array([len(data_lib.window_starts(len(one.values_TF), window, horizon, first))
                      for one in series])
@@ -178,9 +181,8 @@ class Backtest:
   """A backtest ready to train: its folds, members and compiled programs.
 
   Attributes:
-    config: the backtest's config with data.lags and data.season resolved: data.lags from the
-      series, data.season='auto' from the first fold's training windows, which lie before
-      every fold's test part.
+    config: the backtest's config with data.lags and data.season resolved
+      (`resolved_folds`).
     folds: from `plan_folds`.
     base: the config's own member plan (seeds, sweep): M0 members per fold.
     members: what the program trains: every fold x base member (fold-major) with refit, else
@@ -196,6 +198,19 @@ class Backtest:
   program: program_lib.Program
 
 
+def resolved_folds(config, series: list[Series]) -> tuple[object, Folds]:
+  """The folds of `config` on loaded series, and `config` with data.lags and data.season as the
+  backtest reads them (`rnnjax.data.resolved_config`): 'auto' lags from the series' lengths,
+  'auto' season from the first fold's training windows, which lie before every fold's test
+  windows, so no fold's test part chooses it.
+  """
+  if config.data.lags == config_lib.AUTO:
+    config = config_lib.replaced(config, **{
+        'data.lags': data_lib.resolve_lags(config.data, series)})
+  folds = plan_folds(config, series, data_lib.input_columns(config.data))
+  return data_lib.resolved_config(config, folds.datasets[0]), folds
+
+
 def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   """Plans the folds of `config` (on `series`, else the series it names) and builds the program.
 
@@ -207,11 +222,7 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     logging.warning(caveat)
   base = ensemble.plan_members(config) or ensemble.single_member(config)
   series = data_lib.load(config.data) if series is None else series
-  if config.data.lags == config_lib.AUTO:
-    config = config_lib.replaced(config, **{
-        'data.lags': data_lib.resolve_lags(config.data, series)})
-  folds = plan_folds(config, series, data_lib.input_columns(config.data))
-  config = data_lib.resolved_config(config, folds.datasets[0])
+  config, folds = resolved_folds(config, series)
   for dataset, starts in zip(folds.datasets, folds.test_starts, strict=True):
     metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
   if config.backtest.refit:

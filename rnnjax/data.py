@@ -354,11 +354,6 @@ class Dataset:
     return config_lib.split_lags(self.lags, self.steps)[1]
 
   @property
-  def first_start(self) -> int:
-    """How far into each series its first window starts: max(lags), 0 without lags."""
-    return max(self.lags, default=0)
-
-  @property
   def scaler(self):
     """The one series' scaler (use `scalers` when there are several)."""
     (scaler,) = self.scalers

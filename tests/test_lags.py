@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import PYTHON, ROOT, script_env, tiny_config
+from rnnjax import backtest
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -357,3 +358,27 @@ def test_train_then_predict_with_auto_lags_and_season_through_the_scripts(tmp_pa
   run = forecast.load_run(workdir)
   with pytest.raises(UserError, match=r'100 points.*24 after the 168 points.*data\.lags'):
     forecast.forecast_frame(run, times[:100], values[:100, None])
+
+
+def test_backtest_folds_start_after_the_lags_and_pick_the_season_before_every_test_part(
+    tmp_path):
+  times, values = _hourly(8 * 168, weekly=8.0)
+  config = _csv_config(_write(tmp_path / 'load.csv', times, values),
+                       **{'data.lags': 'auto', 'data.season': 'auto', 'backtest.folds': 3})
+  series = data_lib.load(config.data)
+  resolved, folds = backtest.resolved_folds(config, series)
+  assert resolved.data.lags == (24, 48, 168) and resolved.data.season == 168, (
+      f'the backtest resolved lags={resolved.data.lags}, season={resolved.data.season}')
+  assert config.data.lags == 'auto', 'the caller\'s config was changed'
+  first = folds.datasets[0]  # the season is chosen on its training windows
+  last_target = int(first.train_starts[-1]) + first.window - 1 + first.horizon
+  assert last_target < folds.origins.min(), (
+      'the season was chosen on windows whose targets reach a fold\'s test part')
+  for k, (d, test) in enumerate(zip(folds.datasets, folds.test_starts)):
+    for part, starts in (('training', d.train_starts), ('validation', d.val_starts),
+                         ('test', test)):
+      assert starts.min() >= 168, f'fold {k}: a {part} window reads lags before the series'
+    assert test[0] == folds.origins[k, 0] - d.window, (
+        f'fold {k}: the first test window does not end just before the origin')
+    assert d.train_starts[-1] + d.window - 1 + d.horizon < folds.origins[k, 0], (
+        f'fold {k}: a training target lies at or after the origin')
