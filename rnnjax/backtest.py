@@ -81,26 +81,32 @@ class Folds:
     return len(self.datasets)
 
 
-def _min_points(window: int, horizon: int, val_fraction: float) -> int:
-  """The fewest points with one training and one validation window (`data.check_lengths`)."""
-  n = window + horizon
+def _min_points(window: int, horizon: int, val_fraction: float, first: int = 0) -> int:
+  """The fewest points with one training and one validation window, each starting `first`
+  points in or later (`data.check_lengths`)."""
+  n = first + window + horizon
   while True:
     try:
-      data_lib.check_lengths(n, window, horizon, val_fraction)
+      data_lib.check_lengths(n, window, horizon, val_fraction, first=first)
       return n
     except UserError:
       n += 1
 
 
 def plan_folds(config, series: list[Series], columns) -> Folds:
-  """The folds of `config.backtest` on loaded series (`rnnjax.data.load`).
+  """The folds of `config.backtest` on loaded series (`rnnjax.data.load`), with data.lags
+  resolved (`rnnjax.data.resolve_lags`): windows start max(lags) points into each series.
 
   Raises:
     UserError: more folds (or a longer step or test part) than the shortest series allows.
   """
   d, b = config.data, config.backtest
   window, horizon, num_folds = d.window, d.horizon, b.folds
-  counts = np.array([len(data_lib.window_starts(len(one.values_TF), window, horizon))
+  if d.lags == config_lib.AUTO:
+    raise ValueError("data.lags='auto' is resolved from the series first "
+                     '(rnnjax.data.resolve_lags)')
+  first = max(d.lags, default=0)
+  counts = np.array([len(data_lib.window_starts(len(one.values_TF), window, horizon, first))
                      for one in series])
   val_counts = counts - np.floor(counts * (1.0 - d.val_fraction)).astype(int)
   step = b.step or int(val_counts.min()) // num_folds
@@ -110,14 +116,14 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
         f'({int(val_counts.min())}{" in the shortest series" if len(series) > 1 else ""}); use '
         f'at most {int(val_counts.min())} folds, or set backtest.step.')
   test_length = b.test_length or step
-  need = _min_points(window, horizon, d.val_fraction)
+  need = _min_points(window, horizon, d.val_fraction, first)
   origins = np.zeros((num_folds, len(series)), int)
   for i, (one, count) in enumerate(zip(series, counts, strict=True)):
     for k in range(num_folds):
-      first_test = count - test_length - (num_folds - 1 - k) * step
+      first_test = first + count - test_length - (num_folds - 1 - k) * step
       origins[k, i] = first_test + window
     if origins[0, i] < need:
-      most = max(0, (count - test_length + window - need) // step + 1)
+      most = max(0, (first + count - test_length + window - need) // step + 1)
       name = f'series {one.name!r}' if one.name else 'the series'
       where = (f'{origins[0, i]} points into {name}' if origins[0, i] > 0
                else f'before the start of {name}')
@@ -125,7 +131,8 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
           f'backtest.folds={num_folds} with backtest.step={step} and test_length={test_length} '
           f'puts the first origin {where} ({len(one.values_TF)} points), too early for one '
           f'training and one validation window (which need {need} points with window={window}, '
-          f'horizon={horizon}, val_fraction={d.val_fraction}). Use at most {most} folds, or a '
+          f'horizon={horizon}, val_fraction={d.val_fraction}'
+          f'{f", data.lags={tuple(d.lags)}" if first else ""}). Use at most {most} folds, or a '
           'smaller backtest.step or test_length.')
   datasets = tuple(data_lib.assemble(d, series, columns, usable=origins[k])
                    for k in range(num_folds))
@@ -177,6 +184,8 @@ class Backtest:
   """A backtest ready to train: its folds, members and compiled programs.
 
   Attributes:
+    config: the backtest's config with data.lags and data.season resolved
+      (`resolved_folds`).
     folds: from `plan_folds`.
     base: the config's own member plan (seeds, sweep): M0 members per fold.
     members: what the program trains: every fold x base member (fold-major) with refit, else
@@ -184,11 +193,25 @@ class Backtest:
     trainer: from `train.make_trainer`.
     program: from `rnnjax.program.members_program`.
   """
+  config: object
   folds: Folds
   base: ensemble.Members
   members: ensemble.Members
   trainer: train_lib.Trainer
   program: program_lib.Program
+
+
+def resolved_folds(config, series: list[Series]) -> tuple[object, Folds]:
+  """The folds of `config` on loaded series, and `config` with data.lags and data.season as the
+  backtest reads them (`rnnjax.data.resolved_config`): 'auto' lags from the series' lengths,
+  'auto' season from the first fold's training windows, which lie before every fold's test
+  windows, so no fold's test part chooses it.
+  """
+  if config.data.lags == config_lib.AUTO:
+    config = config_lib.replaced(config, **{
+        'data.lags': data_lib.resolve_lags(config.data, series)})
+  folds = plan_folds(config, series, data_lib.input_columns(config.data))
+  return data_lib.resolved_config(config, folds.datasets[0]), folds
 
 
 def make_backtest(config, series: list[Series] | None = None) -> Backtest:
@@ -207,7 +230,7 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     config = config.copy_and_resolve_references()
     config.data.test_fraction = 0.0
   series = data_lib.load(config.data) if series is None else series
-  folds = plan_folds(config, series, data_lib.input_columns(config.data))
+  config, folds = resolved_folds(config, series)
   for dataset, starts in zip(folds.datasets, folds.test_starts, strict=True):
     metrics_lib.baseline_forecasts(dataset, starts, config.data.season)
   if config.backtest.refit:
@@ -221,7 +244,7 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     members = base
     trainer = train_lib.make_trainer(config, folds.datasets[0])
     program = program_lib.members_program(trainer, config, members)
-  return Backtest(folds, base, members, trainer, program)
+  return Backtest(config, folds, base, members, trainer, program)
 
 
 @run_lib.ends_in_a_message
@@ -249,6 +272,7 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
   seconds = {}
   start = time.perf_counter()
   bt = make_backtest(config)
+  config = bt.config  # data.lags and data.season as resolved: what the workdir records
   workdir_lib.prepare(workdir, config, overwrite, kind=KIND)
   folds, members = bt.folds, bt.members
   seconds['prepare'] = time.perf_counter() - start

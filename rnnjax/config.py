@@ -6,6 +6,7 @@ a config file or a `--config.x.y=` override) is an error instead of a silently i
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -20,6 +21,7 @@ TIME_UNITS = ('', 's', 'ms', 'us', 'ns', 'D')
 # data.dayfirst: how dates such as 03/01/2025 read; '' refuses them rather than guess.
 DAYFIRST = ('', 'true', 'false')
 MAX_FILL_FRACTION = 0.1  # data.max_fill_fraction's default
+AUTO = 'auto'  # data.season and data.lags: resolved from the series when the data loads
 CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
 SKIPS = ('none', 'persistence', 'seasonal_naive')
 NORMALIZATIONS = ('none', 'last', 'mean')
@@ -73,7 +75,16 @@ def default_config() -> ml_collections.ConfigDict:
   # Fit on the training part only. The tutorial fits its MinMaxScaler on the whole series,
   # which lets the validation range leak into training; rnnjax does not.
   c.data.scaler = 'minmax'           # 'minmax' or 'standard' (scikit-learn)
-  c.data.season = 24                 # period of the seasonal-naive baseline, in steps
+  # Period of the seasonal-naive baseline (and of model.skip='seasonal_naive'), in steps; 'auto'
+  # picks, among the seasons of the series' time step (rnnjax.data.STEP_SEASONS), the one whose
+  # seasonal-naive forecast errs least on the training windows. A run records the value picked.
+  c.data.season = ml_collections.FieldReference(24, field_type=object)
+  # Lagged targets as inputs (DeepAR-style): for every input step t the model also reads the
+  # target at t - L for each L, so a short window still sees a day or a week ago. A tuple of
+  # distinct positive steps; () is off; 'auto' reads the lags of the series' time step
+  # (rnnjax.data.STEP_SEASONS). Windows start max(lags) points into each series. A run records
+  # the lags it read. See rnnjax.data.model_inputs for where the columns sit.
+  c.data.lags = ml_collections.FieldReference((), field_type=object)
   # Calendar inputs from the timestamps, each as a sin/cos pair: along the input window and at
   # the target time (see rnnjax.models.Forecaster). Names from CALENDAR.
   c.data.calendar = ()
@@ -175,7 +186,8 @@ def validate(config) -> None:
   d, m, t = config.data, config.model, config.train
   _positive_int('data.window', d.window)
   _positive_int('data.horizon', d.horizon)
-  _positive_int('data.season', d.season)
+  _check_season(d.season)
+  _check_lags(d.lags)
   _positive_int('train.epochs', t.epochs)
   _positive_int('train.batch_size', t.batch_size)
   _positive_int('train.val_batch_size', t.val_batch_size)
@@ -231,7 +243,7 @@ def validate(config) -> None:
       or not 0 <= m.highway <= d.window):
     raise UserError(f'model.highway must be an integer from 0 (off) to data.window={d.window}, '
                     f'got {m.highway!r}.')
-  if m.skip == 'seasonal_naive':
+  if m.skip == 'seasonal_naive' and d.season != AUTO:  # 'auto' picks a season the window holds
     back = max(skip_lags(config))
     if back >= d.window:
       raise UserError(f'model.skip="seasonal_naive" adds the value data.season={d.season} steps '
@@ -292,6 +304,32 @@ def validate(config) -> None:
   for q in config.ensemble_quantiles:
     if not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
+
+
+def _check_season(season) -> None:
+  if season == AUTO:
+    return
+  if isinstance(season, bool) or not isinstance(season, int) or season <= 0:
+    raise UserError(f'data.season must be a positive integer (steps per season, e.g. 24 for a '
+                    f'daily cycle of hourly data) or \'auto\', got {season!r}.')
+
+
+def _check_lags(lags) -> None:
+  if lags == AUTO:
+    return
+  example = "--config.data.lags='(24,168)'"
+  if not isinstance(lags, (tuple, list)):
+    raise UserError(f'data.lags must be a tuple of positive integers (steps back), () for none, '
+                    f'or \'auto\'; got {lags!r}. Write one lag as a tuple too, e.g. '
+                    f'--config.data.lags=\'({lags},)\', several as {example}.')
+  bad = [lag for lag in lags if isinstance(lag, bool) or not isinstance(lag, int) or lag <= 0]
+  if bad:
+    raise UserError(f'data.lags={tuple(lags)} holds {bad[0]!r}: every lag must be a positive '
+                    f'integer, the steps back from an input to the value it adds, e.g. {example}.')
+  repeated = sorted({lag for lag in lags if list(lags).count(lag) > 1})
+  if repeated:
+    raise UserError(f'data.lags={tuple(lags)} names {repeated} more than once; list each lag '
+                    f'once: {tuple(sorted(set(lags)))}.')
 
 
 def check_reading(time_unit, dayfirst, max_fill_fraction) -> None:
@@ -374,6 +412,33 @@ def target_steps(data_config) -> tuple[int, ...]:
   return tuple(range(1, h + 1)) if data_config.multi_step else (h,)
 
 
+def split_lags(lags, steps) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """(past-only lags, known lags), each in increasing order: the order of their input columns.
+
+  A lag L at least every target step is known at each target time p: y[p - L] lies at or before
+  the window's last input, so it is read at the target times as well as along the window (a
+  known-future input; L = a season gives the seasonal-naive value). A shorter lag would read
+  values after the last input there, so it stays past-only.
+
+  Args:
+    lags: data.lags, resolved (not 'auto').
+    steps: the target steps (`target_steps`).
+  """
+  if lags == AUTO:
+    raise ValueError("data.lags='auto' is resolved from the series first "
+                     '(rnnjax.data.resolved_config)')
+  last = max(steps)
+  return (tuple(sorted(int(lag) for lag in lags if lag < last)),
+          tuple(sorted(int(lag) for lag in lags if lag >= last)))
+
+
+def replaced(config, **values) -> ml_collections.ConfigDict:
+  """A copy of `config` (or of one of its sections) with `values` set: dotted keys as
+  `override` takes them, e.g. replaced(config, **{'data.season': 168}). `config` itself is left
+  as it is (the library never writes a caller's config)."""
+  return override(copy.deepcopy(config), values)
+
+
 def skip_lags(config) -> tuple[int, ...]:
   """Per output step, how far before a window's last input lies the value `model.skip` adds;
   () when it is 'none'.
@@ -388,6 +453,9 @@ def skip_lags(config) -> tuple[int, ...]:
     return ()
   if skip == 'persistence':
     return (0,) * len(steps)
+  if config.data.season == AUTO:
+    raise ValueError("data.season='auto' is resolved from the series first "
+                     '(rnnjax.data.resolved_config)')
   return tuple(int(seasonal_lag(config.data.season, h)) - h for h in steps)
 
 

@@ -245,6 +245,8 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
                    name: str = '') -> pd.DataFrame:
   """One row per complete input window of the series and target step (long format).
 
+  With data.lags, the first window starts max(lags) points in: its lag inputs read that far back.
+
   Args:
     run: from `load_run`.
     times: [T] timestamps, sorted.
@@ -262,20 +264,28 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
     probabilistic head adds its distribution after forecast (`distribution_columns`).
 
   Raises:
-    UserError: fewer points than a window, a series the run was not trained on or at another
-      time step (`check_step`), or a future feature missing at a target time past the end.
+    UserError: fewer points than a window (after the run's longest lag), a series the run was
+      not trained on or at another time step (`check_step`), or a future feature missing at a
+      target time past the end.
   """
   d = run.config.data
   window, steps = d.window, np.array(config_lib.target_steps(d))
+  past_lags, known_lags = config_lib.split_lags(d.lags, steps)
+  first = max(d.lags, default=0)  # the lags reach this far back before a window's first input
   where = f'series {name!r}' if name else 'the series'
   if name not in run.scalers:
     raise UserError(f'{where} was not in the run\'s training data, so it has no fitted scaler; '
                     f'the run knows the series {sorted(run.scalers)}.')
   scaler, target_scaler = run.scalers[name]
-  if len(values_TF) < window:
-    raise UserError(f'{where} has {len(values_TF)} points, fewer than one window of {window}.')
+  if len(values_TF) < window + first:
+    if not first:
+      raise UserError(f'{where} has {len(values_TF)} points, fewer than one window of {window}.')
+    raise UserError(f'{where} has {len(values_TF)} points, fewer than one window of {window} '
+                    f'after the {first} points before it that the run\'s lags '
+                    f'(data.lags={tuple(d.lags)}) read: give at least {window + first} points, '
+                    'the last ones before the forecast.')
   check_step(run, times, name)
-  starts = np.arange(len(values_TF) - window + 1, dtype=np.int32)
+  starts = np.arange(first, len(values_TF) - window + 1, dtype=np.int32)
   target_pos = data_lib.target_positions(starts, window, steps)
   step = _step(times)
   last = len(times) - 1
@@ -296,7 +306,9 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
     rows[:, -len(d.future_features):] = known.to_numpy()
   scaled = scaler.transform(np.concatenate([values_TF, rows])).astype(np.float32)
   scaled[len(times):, :values_TF.shape[1] - len(d.future_features)] = 0.0
-  series = data_lib.model_inputs(scaled, all_times, d.calendar)
+  # Known lags at a target time read values at or before the last input, never the zeros above.
+  series = data_lib.model_inputs(scaled, all_times, d.calendar, past_lags + known_lags,
+                                 len(d.future_features))
   scaled_pred = train_lib.predict_windows(run, run.params, series, starts, batch_size,
                                           member_axis=run.members is not None)
   head = run.config.model.head

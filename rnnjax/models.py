@@ -213,16 +213,24 @@ class Forecaster(nn.Module):
   step, from the same final state, in one forward pass. The single-step tutorial is
   `num_steps=1`.
 
-  Known-future inputs (future features and the calendar at the target times, `future_BSK`) join
-  the last layer's final state before the head, flattened over the steps: the recurrent layers
-  summarise the past window, and each step's output reads that summary next to what is known
-  about every target time (the head's kernel is [H + S * K, S]). The same inputs also run along
-  the window as ordinary input columns (the trailing `num_known` columns of `x_BTF`), so the
-  recurrent layers see how they related to the past values.
+  Known-future inputs (known lags, future features and the calendar at the target times,
+  `future_BSK`) join the last layer's final state before the head, flattened over the steps:
+  the recurrent layers summarise the past window, and each step's output reads that summary
+  next to what is known about every target time (the head's kernel is [H + S * K, S]). The
+  same inputs also run along the window as ordinary input columns (the trailing `num_known`
+  columns of `x_BTF`), so the recurrent layers see how they related to the past values.
+
+  Lagged targets (data.lags, `rnnjax.data.model_inputs`) are input columns like any other: the
+  `num_past_lags` columns just before the known-future block, and the first `num_known_lags`
+  columns of that block, which are also read at the target times (a lag of at least every
+  target step is known there: the seasonal-naive value for a lag of one season).
 
   Two options make the network forecast a correction rather than the value itself:
     normalize: 'last' or 'mean' subtracts each window's last value (or mean) from its value
-      columns (not the known-future ones) and adds the target's back to every output.
+      columns (not the known-future ones) and adds the target's back to every output. Lag
+      columns hold the target itself, earlier: they are shifted by the target's last value (or
+      mean), not their own, along the window and at the target times, so a known lag of one
+      season reads the seasonal-naive forecast's difference from the anchor added back.
     skip_lags: one k >= 0 per step adds the target input k steps before the window's last one
       to that step's output (0: persistence; season - step: seasonal naive), so a network that
       outputs zero is that naive forecast. It replaces the normalisation's add-back when both
@@ -261,7 +269,10 @@ class Forecaster(nn.Module):
     num_steps: outputs per window, S.
     skip_lags: see above; () is no skip, else one lag per step.
     normalize: 'none', 'last' or 'mean'; see above.
-    num_known: trailing input columns that are known-future inputs (never normalised).
+    num_known: trailing input columns that are known-future inputs (never normalised, but for
+      the known lags).
+    num_past_lags: lag columns just before the known-future ones (past-only lags).
+    num_known_lags: lag columns at the start of the known-future ones (known lags).
     highway: inputs of the linear path (0 is none); see above.
     head: 'point', 'quantile' or 'gaussian'; see above.
     quantiles: the Q increasing levels of the quantile head.
@@ -277,6 +288,8 @@ class Forecaster(nn.Module):
   skip_lags: Sequence[int] = ()
   normalize: str = 'none'
   num_known: int = 0
+  num_past_lags: int = 0
+  num_known_lags: int = 0
   highway: int = 0
   head: str = 'point'
   quantiles: Sequence[float] = ()
@@ -311,8 +324,17 @@ class Forecaster(nn.Module):
       n = x_BTF.shape[-1] - self.num_known
       values = x_BTF[..., :n]
       ref_BF = values[:, -1] if self.normalize == 'last' else jnp.mean(values, axis=1)
-      x_BTF = jnp.concatenate([values - ref_BF[:, None], x_BTF[..., n:]], axis=-1)
-      anchor_BS = ref_BF[:, :1] if anchor_BS is None else anchor_BS
+      known_BTK = x_BTF[..., n:]
+      anchor_B1 = ref_BF[:, :1]
+      if self.num_past_lags or self.num_known_lags:  # lags move with the target's reference
+        past_lag_F = np.arange(n) >= n - self.num_past_lags
+        ref_BF = jnp.where(past_lag_F[None, :], anchor_B1, ref_BF)
+        known_lag_K = np.arange(self.num_known) < self.num_known_lags
+        shift_BK = jnp.where(known_lag_K[None, :], anchor_B1, 0.0)
+        known_BTK = known_BTK - shift_BK[:, None]
+        future_BSK = future_BSK - shift_BK[:, None]
+      x_BTF = jnp.concatenate([values - ref_BF[:, None], known_BTK], axis=-1)
+      anchor_BS = anchor_B1 if anchor_BS is None else anchor_BS
     fused = self.implementation == 'fused'
     # The fused layers run time-major end to end: one transpose in, none between layers.
     h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF
@@ -390,17 +412,22 @@ def spread_bias(head: str, quantiles: Sequence[float], num_steps: int,
 
 
 def from_config(config, initial_scale: float | None = None) -> Forecaster:
-  """The forecaster a whole config describes (model section, target steps, skip, known inputs).
+  """The forecaster a whole config describes (model section, target steps, skip, known inputs,
+  lags). data.lags and data.season must be resolved (`rnnjax.data.resolved_config`).
 
   `initial_scale` only sets where a probabilistic head's spread starts (see Forecaster); a
   model whose parameters are restored needs none.
   """
   m, d = config.model, config.data
+  steps = config_lib.target_steps(d)
+  past_lags, known_lags = config_lib.split_lags(d.lags, steps)
   return Forecaster(cell=m.cell, hidden_sizes=tuple(m.hidden_sizes), activation=m.activation,
                     dropout=m.dropout, implementation=m.implementation,
-                    num_steps=len(config_lib.target_steps(d)),
+                    num_steps=len(steps),
                     skip_lags=config_lib.skip_lags(config), normalize=m.normalize,
-                    num_known=len(d.future_features) + 2 * len(d.calendar), highway=m.highway,
+                    num_known=len(known_lags) + len(d.future_features) + 2 * len(d.calendar),
+                    num_past_lags=len(past_lags), num_known_lags=len(known_lags),
+                    highway=m.highway,
                     head=m.head, quantiles=tuple(m.quantiles),
                     **({} if initial_scale is None else {'initial_scale': float(initial_scale)}))
 

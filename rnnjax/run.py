@@ -178,6 +178,8 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
     logging.warning(caveat)
   members = ensemble.plan_members(config)
   data = data_lib.prepare(config.data)
+  # From here on data.lags and data.season hold what the data read: the workdir records them.
+  config = data_lib.resolved_config(config, data)
   # A season reaching before a series' start fails before training.
   metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
   if config.model.head != 'point':  # and so does one the naive distribution cannot be made of

@@ -188,6 +188,7 @@ def make_trainer(config, data: data_lib.Dataset,
       of different sizes (backtest folds): each member's DeviceData holds that many starts,
       its own count of real ones first. None: exactly data's windows.
   """
+  config = data_lib.resolved_config(config, data)  # data.lags and data.season as data read them
   model = models.from_config(
       config, None if config.model.head == 'point' else naive_spread(config, data))
   window, steps = data.window, data.steps
@@ -201,7 +202,7 @@ def make_trainer(config, data: data_lib.Dataset,
   schedule = lr_factor(config, num_batches)
   tx = make_optimizer(default_hparams(config), skip_nonfinite, schedule)
   loss_terms = losses.for_model(config.model)
-  num_known = model.num_known  # the calendar columns at the end of data.scaled_TF
+  num_known = model.num_known  # the known lags, future features and calendar ending scaled_TF
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
     hparams = default_hparams(config) if hparams is None else hparams

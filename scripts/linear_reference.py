@@ -43,6 +43,7 @@ def _design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.
 def reference(config) -> dict:
   """Validation RMSE of ridge fitted on the training and on the validation windows."""
   data = data_lib.prepare(config.data)
+  config = data_lib.resolved_config(config, data)  # data.season='auto' as a run resolves it
   x_tr, d_tr, _ = _design(data, data.train_starts)
   x_va, d_va, last_va = _design(data, data.val_starts)
   y_va = data.targets(data.val_starts)

@@ -243,3 +243,17 @@ def test_the_printed_verdict_is_the_test_one(tmp_path):
   printed = json.loads(lines[-1])
   written = json.loads((tmp_path / 'w' / 'metrics.json').read_text())
   assert printed['test_rmse'] == round(written['test_rmse'], 4)
+
+
+def test_lags_and_a_test_part_together(tmp_path):
+  """Windows start max(lags) in, test windows still have every target in the last 20%."""
+  n = 500
+  values = 10 + 5 * np.sin(2 * np.pi * np.arange(n) / 24)
+  config = tiny_config(**{'data.source': 'csv', 'data.test_fraction': 0.2, 'data.lags': (24, 48),
+                          'data.path': _series_csv(tmp_path / 's.csv', values)})
+  data = data_lib.prepare(config.data)
+  assert data.train_starts.min() == 48, 'a window reads a lag from before the series'
+  boundary = n - 100
+  assert data.target_positions(data.test_starts).min() == boundary
+  assert data.target_positions(data.val_starts).max() == boundary - 1
+  assert len(data.test_starts) == 100
