@@ -24,7 +24,7 @@ MAX_FILL_FRACTION = 0.1  # data.max_fill_fraction's default
 AUTO = 'auto'  # data.season and data.lags: resolved from the series when the data loads
 CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
 SKIPS = ('none', 'persistence', 'seasonal_naive')
-NORMALIZATIONS = ('none', 'last', 'mean')
+NORMALIZATIONS = ('none', 'last', 'mean', 'last_scale')
 LR_SCHEDULES = ('constant', 'cosine')
 # What the model forecasts per target step: one value, quantiles, or a normal distribution.
 HEADS = ('point', 'quantile', 'gaussian')
@@ -105,7 +105,8 @@ def default_config() -> ml_collections.ConfigDict:
   # input) or 'seasonal_naive' (the value data.season steps before the target).
   c.model.skip = 'none'
   # Per-window normalisation: subtract each window's 'last' value or 'mean' from its inputs and
-  # add the target's back to the forecast (RevIN-style); 'none' feeds the scaled series as is.
+  # add the target's back to the forecast; 'last_scale' also divides by each window's standard
+  # deviation and multiplies it back (RevIN); 'none' feeds the scaled series as is.
   c.model.normalize = 'none'
   # A linear path beside the network (LSTNet's highway): a Dense map of the window's last
   # `highway` target inputs added to the forecast; 0 is off, at most data.window.
@@ -239,6 +240,9 @@ def validate(config) -> None:
     raise UserError(f'model.skip={m.skip!r} is not one of {SKIPS}.')
   if m.normalize not in NORMALIZATIONS:
     raise UserError(f'model.normalize={m.normalize!r} is not one of {NORMALIZATIONS}.')
+  if m.normalize == 'last_scale' and m.head != 'point':
+    raise UserError(f'model.normalize="last_scale" rescales the point forecast only; with '
+                    f'model.head={m.head!r} use model.normalize="last".')
   if (isinstance(m.highway, bool) or not isinstance(m.highway, int)
       or not 0 <= m.highway <= d.window):
     raise UserError(f'model.highway must be an integer from 0 (off) to data.window={d.window}, '

@@ -231,6 +231,10 @@ class Forecaster(nn.Module):
       columns hold the target itself, earlier: they are shifted by the target's last value (or
       mean), not their own, along the window and at the target times, so a known lag of one
       season reads the seasonal-naive forecast's difference from the anchor added back.
+      'last_scale' (RevIN, Kim et al. 2022) also divides each value column by its standard
+      deviation over the window (the lags by the target's; plus NORMALIZE_FLOOR) and multiplies
+      the network's output by the target's: a change is forecast in units of the window's own
+      spread, which carries across seasons whose swings differ in size.
     skip_lags: one k >= 0 per step adds the target input k steps before the window's last one
       to that step's output (0: persistence; season - step: seasonal naive), so a network that
       outputs zero is that naive forecast. It replaces the normalisation's add-back when both
@@ -268,7 +272,7 @@ class Forecaster(nn.Module):
       its own scan, unroll 1, fastest on CPU in docs/benchmarks.md).
     num_steps: outputs per window, S.
     skip_lags: see above; () is no skip, else one lag per step.
-    normalize: 'none', 'last' or 'mean'; see above.
+    normalize: 'none', 'last', 'mean' or 'last_scale'; see above.
     num_known: trailing input columns that are known-future inputs (never normalised, but for
       the known lags).
     num_past_lags: lag columns just before the known-future ones (past-only lags).
@@ -320,20 +324,32 @@ class Forecaster(nn.Module):
     anchor_BS = None
     if self.skip_lags:
       anchor_BS = x_BTF[:, [-1 - lag for lag in self.skip_lags], 0]
+    scale_B1 = None  # normalize='last_scale': the window's spread, multiplied back on output
     if self.normalize != 'none':
       n = x_BTF.shape[-1] - self.num_known
       values = x_BTF[..., :n]
-      ref_BF = values[:, -1] if self.normalize == 'last' else jnp.mean(values, axis=1)
+      ref_BF = jnp.mean(values, axis=1) if self.normalize == 'mean' else values[:, -1]
       known_BTK = x_BTF[..., n:]
       anchor_B1 = ref_BF[:, :1]
-      if self.num_past_lags or self.num_known_lags:  # lags move with the target's reference
-        past_lag_F = np.arange(n) >= n - self.num_past_lags
+      # Lags move with the target's reference (and 'last_scale' divides them by its spread).
+      past_lag_F = np.arange(n) >= n - self.num_past_lags
+      known_lag_K = np.arange(self.num_known) < self.num_known_lags
+      if self.num_past_lags or self.num_known_lags:
         ref_BF = jnp.where(past_lag_F[None, :], anchor_B1, ref_BF)
-        known_lag_K = np.arange(self.num_known) < self.num_known_lags
         shift_BK = jnp.where(known_lag_K[None, :], anchor_B1, 0.0)
         known_BTK = known_BTK - shift_BK[:, None]
         future_BSK = future_BSK - shift_BK[:, None]
-      x_BTF = jnp.concatenate([values - ref_BF[:, None], known_BTK], axis=-1)
+      values = values - ref_BF[:, None]
+      if self.normalize == 'last_scale':
+        spread_BF = jnp.std(x_BTF[..., :n], axis=1) + NORMALIZE_FLOOR
+        scale_B1 = spread_BF[:, :1]
+        target_like_F = (np.arange(n) == 0) | past_lag_F
+        values = values / jnp.where(target_like_F[None, :], scale_B1, spread_BF)[:, None]
+        if self.num_known_lags:
+          divide_BK = jnp.where(known_lag_K[None, :], scale_B1, 1.0)
+          known_BTK = known_BTK / divide_BK[:, None]
+          future_BSK = future_BSK / divide_BK[:, None]
+      x_BTF = jnp.concatenate([values, known_BTK], axis=-1)
       anchor_BS = anchor_B1 if anchor_BS is None else anchor_BS
     fused = self.implementation == 'fused'
     # The fused layers run time-major end to end: one transpose in, none between layers.
@@ -355,6 +371,8 @@ class Forecaster(nn.Module):
     if self.highway:
       out_BS = out_BS + nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
                                  name='highway')(x_BTF[:, -self.highway:, 0])
+    if scale_B1 is not None:
+      out_BS = out_BS * scale_B1
     location_BS = out_BS if anchor_BS is None else out_BS + anchor_BS
     if self.head == 'point':
       return location_BS
@@ -373,6 +391,10 @@ class Forecaster(nn.Module):
     scale_BS = nn.softplus(raw_BSC[..., 0]) + SCALE_FLOOR
     return jnp.stack([location_BS, scale_BS], axis=-1)
 
+
+# normalize='last_scale' divides by a window's standard deviation plus this (scaled units): a
+# flat window's forecast stays near its last value instead of dividing by zero.
+NORMALIZE_FLOOR = 1e-2
 
 # The gaussian head's smallest scale (scaled units): keeps its log-likelihood finite.
 SCALE_FLOOR = 1e-3

@@ -106,6 +106,43 @@ def test_normalised_forecast_moves_with_a_level_shift_of_the_window(normalize):
       'the check above cannot fail: an unnormalised model moves the same way')
 
 
+@pytest.mark.parametrize('lags', [(), (24, 48)])
+def test_scale_normalised_forecast_follows_an_affine_change_of_the_window(monkeypatch, lags):
+  """normalize='last_scale' (floor 0): the window times a > 0 plus c gives the forecast times a
+  plus c, lags and a second value column included; 'last' alone does not scale so."""
+  monkeypatch.setattr(models, 'NORMALIZE_FLOOR', 0.0)
+  overrides = {'model.normalize': 'last_scale', 'data.lags': lags}
+  model = _model(**overrides)
+  columns = 2 + len(lags)
+  num_known = model.num_known
+  x = jnp.asarray(_series(n=4 * WINDOW, features=columns).reshape(4, WINDOW, columns))
+  future = (jnp.asarray(_series(n=4, features=num_known, seed=1)).reshape(4, 1, num_known)
+            if num_known else None)
+  params = model.init(jax.random.PRNGKey(0), x, future)['params']
+  a, c = 3.0, 5.0
+  # Every column but the second (its own feature) is the target or a lag of it: a x + c.
+  factor = jnp.asarray([a, 7.0] + [a] * len(lags))
+  offset = jnp.asarray([c, -2.0] + [c] * len(lags))
+  moved_future = None if future is None else future * a + c
+  base = model.apply({'params': params}, x, future)
+  moved = model.apply({'params': params}, x * factor[None, None] + offset[None, None],
+                      moved_future)
+  np.testing.assert_allclose(np.asarray(moved), a * np.asarray(base) + c, rtol=1e-4, atol=1e-4,
+                             err_msg='an affine change of the window did not change the '
+                             'forecast the same way')
+  last = _model(**{**overrides, 'model.normalize': 'last'})
+  unscaled = last.apply({'params': params}, x * factor[None, None] + offset[None, None],
+                        moved_future)
+  assert not np.allclose(np.asarray(unscaled), a * np.asarray(base) + c, atol=1e-2), (
+      'the check above cannot fail: normalize=last moves the same way')
+
+
+def test_scale_normalisation_is_refused_for_a_distribution_head():
+  with pytest.raises(config_lib.UserError, match='last_scale'):
+    config_lib.validate(tiny_config(**{'model.normalize': 'last_scale',
+                                       'model.head': 'quantile'}))
+
+
 def test_calendar_features_match_hand_computed_phases():
   times = pd.DatetimeIndex(['2025-01-06 06:00', '2025-07-02 18:00'])  # a Monday; day 183
   got = data_lib.calendar_features(times, ('hour_of_day', 'day_of_week', 'day_of_year', 'month'))
