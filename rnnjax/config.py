@@ -25,6 +25,7 @@ AUTO = 'auto'  # data.season and data.lags: resolved from the series when the da
 CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
 SKIPS = ('none', 'persistence', 'seasonal_naive')
 NORMALIZATIONS = ('none', 'last', 'mean', 'last_scale')
+HIGHWAY_INITS = ('zeros', 'ridge')
 LR_SCHEDULES = ('constant', 'cosine')
 # What the model forecasts per target step: one value, quantiles, or a normal distribution.
 HEADS = ('point', 'quantile', 'gaussian')
@@ -111,6 +112,10 @@ def default_config() -> ml_collections.ConfigDict:
   # A linear path beside the network (LSTNet's highway): a Dense map of the window's last
   # `highway` target inputs added to the forecast; 0 is off, at most data.window.
   c.model.highway = 0
+  # How the highway starts: 'zeros' (silent until training moves it) or 'ridge': fitted in
+  # closed form (a ridge regression) on the training windows, with the network's head at zero,
+  # so the model starts as that linear forecast and the network learns what it misses.
+  c.model.highway_init = 'zeros'
   # 'point': one value per step (trained on the squared error); 'quantile': model.quantiles of
   # each step (pinball loss); 'gaussian': a normal distribution, its mean and scale
   # (negative log-likelihood). See rnnjax.models.Forecaster.
@@ -238,6 +243,11 @@ def validate(config) -> None:
     raise UserError(f'data.calendar names an input more than once: {tuple(d.calendar)}.')
   if m.skip not in SKIPS:
     raise UserError(f'model.skip={m.skip!r} is not one of {SKIPS}.')
+  if m.highway_init not in HIGHWAY_INITS:
+    raise UserError(f'model.highway_init={m.highway_init!r} is not one of {HIGHWAY_INITS}.')
+  if m.highway_init == 'ridge' and not m.highway:
+    raise UserError('model.highway_init="ridge" fits the highway, which is off: set '
+                    'model.highway to the inputs it reads (e.g. --config.model.highway=24).')
   if m.normalize not in NORMALIZATIONS:
     raise UserError(f'model.normalize={m.normalize!r} is not one of {NORMALIZATIONS}.')
   if m.normalize == 'last_scale' and m.head != 'point':

@@ -304,27 +304,20 @@ class Forecaster(nn.Module):
     bias = spread_bias(self.head, self.quantiles, self.num_steps, self.initial_scale)
     return jnp.asarray(bias, dtype).reshape(shape)
 
-  @nn.compact
-  def __call__(self, x_BTF, future_BSK=None, *, train: bool = False, dropout_rate=None):
-    """Forecasts `num_steps` values per window.
+  def normalized(self, x_BTF, future_BSK=None):
+    """The inputs as the layers read them, and what is added back to their output.
 
-    Args:
-      x_BTF: [B, T, F] input windows; the target is column 0.
-      future_BSK: [B, num_steps, num_known] known-future inputs at the target times, or None
-        when `num_known` is 0.
-      train: apply dropout (needs a 'dropout' rng).
-      dropout_rate: overrides `self.dropout`; may be a traced scalar.
+    Args: as `__call__`.
 
     Returns:
-      Forecasts in scaled units: [B, S] (point head), [B, S, Q] quantiles (quantile head) or
-      [B, S, 2] mean and scale (gaussian head), S = num_steps.
+      (x_BTF, future_BSK) after `normalize`; anchor_BS, what is added to every output ([B, S]
+      or [B, 1]; None without skip or normalisation); scale_B1, what the network's output is
+      multiplied by (normalize='last_scale'; else None).
     """
-    rate = self.dropout if dropout_rate is None else dropout_rate
-    use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
     anchor_BS = None
     if self.skip_lags:
       anchor_BS = x_BTF[:, [-1 - lag for lag in self.skip_lags], 0]
-    scale_B1 = None  # normalize='last_scale': the window's spread, multiplied back on output
+    scale_B1 = None
     if self.normalize != 'none':
       n = x_BTF.shape[-1] - self.num_known
       values = x_BTF[..., :n]
@@ -351,6 +344,37 @@ class Forecaster(nn.Module):
           future_BSK = future_BSK / divide_BK[:, None]
       x_BTF = jnp.concatenate([values, known_BTK], axis=-1)
       anchor_BS = anchor_B1 if anchor_BS is None else anchor_BS
+    return x_BTF, future_BSK, anchor_BS, scale_B1
+
+  def highway_design(self, x_BTF, future_BSK=None):
+    """(inputs [B, highway], offset [B, S], scale [B, 1]) of the linear path: its forecast is
+    offset + scale * (inputs @ kernel + bias); what `rnnjax.train` fits a ridge regression to
+    for model.highway_init='ridge'."""
+    x_BTF, _, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
+    batch = x_BTF.shape[0]
+    offset_BS = jnp.zeros((batch, self.num_steps)) if anchor_BS is None else jnp.broadcast_to(
+        anchor_BS, (batch, self.num_steps))
+    scale_B1 = jnp.ones((batch, 1)) if scale_B1 is None else scale_B1
+    return x_BTF[:, -self.highway:, 0], offset_BS, scale_B1
+
+  @nn.compact
+  def __call__(self, x_BTF, future_BSK=None, *, train: bool = False, dropout_rate=None):
+    """Forecasts `num_steps` values per window.
+
+    Args:
+      x_BTF: [B, T, F] input windows; the target is column 0.
+      future_BSK: [B, num_steps, num_known] known-future inputs at the target times, or None
+        when `num_known` is 0.
+      train: apply dropout (needs a 'dropout' rng).
+      dropout_rate: overrides `self.dropout`; may be a traced scalar.
+
+    Returns:
+      Forecasts in scaled units: [B, S] (point head), [B, S, Q] quantiles (quantile head) or
+      [B, S, 2] mean and scale (gaussian head), S = num_steps.
+    """
+    rate = self.dropout if dropout_rate is None else dropout_rate
+    use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
+    x_BTF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
     fused = self.implementation == 'fused'
     # The fused layers run time-major end to end: one transpose in, none between layers.
     h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF

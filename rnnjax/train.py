@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from sklearn import linear_model
 
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
@@ -203,6 +204,9 @@ def make_trainer(config, data: data_lib.Dataset,
   tx = make_optimizer(default_hparams(config), skip_nonfinite, schedule)
   loss_terms = losses.for_model(config.model)
   num_known = model.num_known  # the known lags, future features and calendar ending scaled_TF
+  ridge = None
+  if config.model.highway_init == 'ridge':
+    ridge = ridge_highway(model, data)
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
     hparams = default_hparams(config) if hparams is None else hparams
@@ -210,6 +214,9 @@ def make_trainer(config, data: data_lib.Dataset,
     x = jnp.zeros((1, window, data.num_features), jnp.float32)
     future = jnp.zeros((1, len(steps), num_known), jnp.float32) if num_known else None
     params = model.init(init_key, x, future)['params']
+    if ridge is not None:  # the linear forecast at the start, the network's head silent
+      params = {**params, 'highway': ridge,
+                'head': jax.tree.map(jnp.zeros_like, params['head'])}
     return TrainState(
         params=params, opt_state=make_optimizer(hparams, skip_nonfinite, schedule).init(params),
         key=train_key, epoch=jnp.int32(0), hparams=hparams, best_params=params,
@@ -298,6 +305,36 @@ def make_trainer(config, data: data_lib.Dataset,
                  predict_jit=jax.jit(predict),
                  predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
                  model=model, device_data=device_data(data, *(capacity or (None, None))))
+
+
+# Training windows the closed-form highway is fitted on, at most (evenly spaced), and its
+# penalty in scaled units (the linear baseline's, rnnjax.metrics).
+RIDGE_WINDOWS = 20_000
+RIDGE_ALPHA = 0.1
+
+
+def ridge_highway(model: models.Forecaster, data: data_lib.Dataset) -> dict:
+  """The highway's kernel [highway, S] and bias [S] fitted by ridge regression on the training
+  windows (model.highway_init='ridge').
+
+  It reads what the highway reads (`Forecaster.highway_design`: the last `highway` target
+  inputs after the model's normalisation) and fits what the highway must add for the model,
+  with a silent network, to forecast the scaled targets: (target - offset) / scale. A backtest
+  built on its first fold (`rnnjax.backtest`) starts every fold from that fold's fit.
+  """
+  starts = np.asarray(data.train_starts)
+  if len(starts) > RIDGE_WINDOWS:
+    starts = starts[np.linspace(0, len(starts) - 1, RIDGE_WINDOWS).round().astype(int)]
+  x_BWF, y_BS = data_lib.gather_windows(data.scaled_TF, starts, data.window, data.steps)
+  future = data_lib.gather_future(data.scaled_TF, starts, data.window, data.steps,
+                                  model.num_known)
+  inputs, offset, scale = (np.asarray(a, np.float64) for a in model.apply(
+      {}, jnp.asarray(x_BWF), None if future is None else jnp.asarray(future),
+      method=models.Forecaster.highway_design))
+  fit = linear_model.Ridge(alpha=RIDGE_ALPHA).fit(inputs, (y_BS - offset) / scale)
+  kernel = np.asarray(fit.coef_, np.float32).reshape(y_BS.shape[1], -1).T
+  bias = np.asarray(fit.intercept_, np.float32).reshape(y_BS.shape[1])
+  return {'kernel': jnp.asarray(kernel), 'bias': jnp.asarray(bias)}
 
 
 def naive_spread(config, data: data_lib.Dataset) -> float:

@@ -143,6 +143,45 @@ def test_scale_normalisation_is_refused_for_a_distribution_head():
                                        'model.head': 'quantile'}))
 
 
+@pytest.mark.parametrize('normalize', ['last', 'none'])
+def test_a_ridge_highway_starts_as_the_ridge_regression_fitted_by_hand(normalize):
+  """model.highway_init='ridge': at initialisation the model forecasts what scikit-learn's Ridge,
+  fitted on the training windows gathered here with NumPy indexing, forecasts."""
+  from sklearn import linear_model
+  config = tiny_config(**{'model.highway': 12, 'model.highway_init': 'ridge',
+                          'model.normalize': normalize})
+  config_lib.validate(config)
+  data = data_lib.prepare(config.data)
+  state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
+  scaled = data.scaled_TF[:, 0].astype(np.float64)
+  offset = data.window - 1 + data.horizon
+
+  def design(starts):
+    rows = np.stack([scaled[s + data.window - 12:s + data.window] for s in starts])
+    last = scaled[starts + data.window - 1] if normalize == 'last' else np.zeros(len(starts))
+    return rows - last[:, None], last
+
+  inputs, last = design(data.train_starts)
+  fit = linear_model.Ridge(alpha=train.RIDGE_ALPHA).fit(
+      inputs, scaled[data.train_starts + offset] - last)
+  val_inputs, val_last = design(data.val_starts)
+  expected = fit.predict(val_inputs) + val_last
+  x, _ = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
+  got = models.from_config(config).apply({'params': state.params}, jnp.asarray(x))
+  np.testing.assert_allclose(np.asarray(got)[:, 0], expected, atol=1e-4,
+                             err_msg='the model does not start as the ridge regression')
+  silent = train.make_trainer(tiny_config(**{'model.highway': 12, 'model.normalize': normalize}),
+                              data).init(jax.random.PRNGKey(0))
+  plain = models.from_config(config).apply({'params': silent.params}, jnp.asarray(x))
+  assert not np.allclose(np.asarray(plain)[:, 0], expected, atol=1e-3), (
+      'the check above cannot fail: a zero highway forecasts the same')
+
+
+def test_a_ridge_highway_without_a_highway_is_refused():
+  with pytest.raises(config_lib.UserError, match='model.highway'):
+    config_lib.validate(tiny_config(**{'model.highway_init': 'ridge'}))
+
+
 def test_calendar_features_match_hand_computed_phases():
   times = pd.DatetimeIndex(['2025-01-06 06:00', '2025-07-02 18:00'])  # a Monday; day 183
   got = data_lib.calendar_features(times, ('hour_of_day', 'day_of_week', 'day_of_year', 'month'))
