@@ -240,8 +240,10 @@ class Forecaster(nn.Module):
       outputs zero is that naive forecast. It replaces the normalisation's add-back when both
       are set.
   A third adds a linear path beside the network, as LSTNet's "highway": `highway` = k > 0 adds
-  a Dense map of the window's last k target inputs (normalised when `normalize` is set) to the
-  outputs. It starts at zero, so it changes nothing until training moves it.
+  a Dense map of the window's last k target inputs (normalised when `normalize` is set), and of
+  the known lags at every target time (with data.lags), to the outputs. It starts at zero, so
+  it changes nothing until training moves it, or as a fitted ridge regression
+  (model.highway_init='ridge', `rnnjax.train.ridge_highway`).
 
   The head says what each step's output is (`head`):
     'point': one value per step, [B, S].
@@ -347,15 +349,24 @@ class Forecaster(nn.Module):
     return x_BTF, future_BSK, anchor_BS, scale_B1
 
   def highway_design(self, x_BTF, future_BSK=None):
-    """(inputs [B, highway], offset [B, S], scale [B, 1]) of the linear path: its forecast is
-    offset + scale * (inputs @ kernel + bias); what `rnnjax.train` fits a ridge regression to
-    for model.highway_init='ridge'."""
-    x_BTF, _, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
+    """(inputs [B, highway + S * known lags], offset [B, S], scale [B, 1]) of the linear path:
+    its forecast is offset + scale * (inputs @ kernel + bias); what `rnnjax.train` fits a ridge
+    regression to for model.highway_init='ridge'."""
+    x_BTF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
     batch = x_BTF.shape[0]
     offset_BS = jnp.zeros((batch, self.num_steps)) if anchor_BS is None else jnp.broadcast_to(
         anchor_BS, (batch, self.num_steps))
     scale_B1 = jnp.ones((batch, 1)) if scale_B1 is None else scale_B1
-    return x_BTF[:, -self.highway:, 0], offset_BS, scale_B1
+    return self._highway_inputs(x_BTF, future_BSK), offset_BS, scale_B1
+
+  def _highway_inputs(self, x_BTF, future_BSK):
+    """[B, highway + S * known lags]: the last `highway` target inputs, then the known lags at
+    every target time (the target a season before it, with data.lags), as the layers see them."""
+    inputs_BK = x_BTF[:, -self.highway:, 0]
+    if not self.num_known_lags:
+      return inputs_BK
+    lags_BSL = future_BSK[..., :self.num_known_lags]
+    return jnp.concatenate([inputs_BK, lags_BSL.reshape(lags_BSL.shape[0], -1)], axis=-1)
 
   @nn.compact
   def __call__(self, x_BTF, future_BSK=None, *, train: bool = False, dropout_rate=None):
@@ -394,7 +405,7 @@ class Forecaster(nn.Module):
     out_BS = nn.Dense(self.num_steps, kernel_init=KERNEL_INIT, name='head')(h)
     if self.highway:
       out_BS = out_BS + nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
-                                 name='highway')(x_BTF[:, -self.highway:, 0])
+                                 name='highway')(self._highway_inputs(x_BTF, future_BSK))
     if scale_B1 is not None:
       out_BS = out_BS * scale_B1
     location_BS = out_BS if anchor_BS is None else out_BS + anchor_BS

@@ -281,3 +281,23 @@ def test_a_run_with_every_lever_forecasts_past_its_data_with_the_calendar(levers
                                     data.timestamps + pd.Timedelta(hours=6), data.values_TF)
   assert not np.allclose(shifted['forecast'], frame['forecast']), (
       'forecasts do not depend on the calendar of the timestamps')
+
+
+def test_a_ridge_highway_reads_the_known_lags_at_the_target_time():
+  """With data.lags (24,) and horizon 13, the value 24 steps before the target is a highway
+  input; on a noise-free daily cycle the fitted highway alone then forecasts it closely."""
+  config = tiny_config(**{'model.highway': 4, 'model.highway_init': 'ridge',
+                          'model.normalize': 'last', 'data.lags': (24,),
+                          'data.synthetic.noise': 0.0, 'data.synthetic.slope': 0.0})
+  config_lib.validate(config)
+  data = data_lib.prepare(config.data)
+  state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
+  assert state.params['highway']['kernel'].shape == (4 + 1, 1), \
+      'the highway does not read the known lag at the target time'
+  x, y = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
+  future = data_lib.gather_future(data.scaled_TF, data.val_starts, data.window, data.steps, 1)
+  got = models.from_config(config).apply({'params': state.params}, jnp.asarray(x),
+                                         jnp.asarray(future))
+  error = float(np.sqrt(np.mean((np.asarray(got) - y) ** 2)))
+  spread = float(np.std(y))
+  assert error < 0.01 * spread, f'the fitted highway misses a pure daily cycle by {error}'
