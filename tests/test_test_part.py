@@ -4,17 +4,12 @@ References: the window arithmetic of the tutorial (sample s reads x[s:s+window],
 y[s+window-1+step]) written out with Python loops, and a second run whose test-part values were
 changed, which must train and choose exactly as the first.
 """
-import json
 import math
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PYTHON
-from conftest import ROOT
-from conftest import script_env
 from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import metrics as metrics_lib
@@ -218,31 +213,6 @@ def test_a_test_part_leaving_no_training_window_is_refused_with_the_counts():
 def test_a_test_fraction_out_of_range_is_refused(value):
   with pytest.raises(UserError, match='data.test_fraction'):
     validate(tiny_config(**{'data.test_fraction': value}))
-
-
-def test_the_command_line_refuses_a_test_part_too_large(tmp_path):
-  result = subprocess.run(
-      [PYTHON, 'scripts/train.py', '--config', 'configs/seed_gru.py', '--workdir',
-       str(tmp_path / 'w'), '--config.data.synthetic.num_days=3', '--config.data.test_fraction=0.5'],
-      cwd=ROOT, env=script_env(), capture_output=True, text=True, timeout=300)
-  assert result.returncode == 2, result.stderr[-2000:]
-  assert 'Traceback' not in result.stderr
-  assert 'test windows' in result.stderr and 'data.test_fraction' in result.stderr
-  assert not (tmp_path / 'w').exists(), 'a refused run created its workdir'
-
-
-def test_the_printed_verdict_is_the_test_one(tmp_path):
-  result = subprocess.run(
-      [PYTHON, 'scripts/train.py', '--config', 'configs/seed_gru.py', '--workdir',
-       str(tmp_path / 'w'), '--config.data.synthetic.num_days=20', '--config.train.epochs=1',
-       '--config.model.hidden_sizes=(8,)', '--config.data.test_fraction=0.2'],
-      cwd=ROOT, env=script_env(), capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-2000:]
-  lines = result.stdout.strip().splitlines()
-  assert lines[-2].startswith('test_rmse '), lines
-  printed = json.loads(lines[-1])
-  written = json.loads((tmp_path / 'w' / 'metrics.json').read_text())
-  assert printed['test_rmse'] == round(written['test_rmse'], 4)
 
 
 def test_lags_and_a_test_part_together(tmp_path):
