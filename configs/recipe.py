@@ -18,11 +18,14 @@ time steps:
   - data.season='auto': the seasonal-naive baseline's period picked on the training part;
   - model.normalize='last': each window's last value is subtracted from its inputs and added
     back to the forecast, so the network forecasts the change from the last input;
-  - model.highway=24, model.highway_init='ridge': a linear path beside the network, on the last
-    24 inputs and the lags at the target time, started as a ridge regression fitted on the
-    training windows (the network's head starts at zero): training begins at the linear
-    forecast and the network learns what it misses;
+  - model.highway=24, highway_columns='all', highway_init='ridge': a linear path beside the
+    network, on every input column of the window and the known inputs at the target time (the
+    linear baseline's inputs), started as a ridge regression fitted on the training windows
+    (the network's head starts at zero): training begins at the linear forecast and the
+    network learns what it misses;
   - early stopping after 5 epochs without a better validation loss, the best epoch restored;
+    train.score_start: the starting ridge is epoch 0, so the network is kept only where it
+    beats the linear forecast on validation;
   - an ensemble of 5 seeds trained as one program; the reported forecast is their mean.
 """
 from rnnjax.config import default_config
@@ -43,10 +46,12 @@ def get_config():
   config.model.dropout = 0.1
   config.model.normalize = 'last'
   config.model.highway = 24
+  config.model.highway_columns = 'all'
   config.model.highway_init = 'ridge'
   config.train.epochs = 30
   config.train.batch_size = 32
   config.train.learning_rate = 1e-3
   config.train.early_stopping_patience = 5
+  config.train.score_start = True
   config.num_seeds = 5
   return config

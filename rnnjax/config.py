@@ -26,6 +26,7 @@ CALENDAR = ('hour_of_day', 'day_of_week', 'day_of_year', 'month')
 SKIPS = ('none', 'persistence', 'seasonal_naive')
 NORMALIZATIONS = ('none', 'last', 'mean', 'last_scale')
 HIGHWAY_INITS = ('zeros', 'ridge')
+HIGHWAY_COLUMNS = ('target', 'all')
 LR_SCHEDULES = ('constant', 'cosine')
 # What the model forecasts per target step: one value, quantiles, or a normal distribution.
 HEADS = ('point', 'quantile', 'gaussian')
@@ -112,10 +113,18 @@ def default_config() -> ml_collections.ConfigDict:
   # A linear path beside the network (LSTNet's highway): a Dense map of the window's last
   # `highway` target inputs added to the forecast; 0 is off, at most data.window.
   c.model.highway = 0
+  # What the highway reads: 'target' (the target's last `highway` inputs, normalised as the
+  # network reads them, and the known lags at the target times) or 'all' (the last `highway`
+  # steps of every input column as the data gives them, and every known-future input at the
+  # target times: with highway = data.window, the linear baseline's inputs).
+  c.model.highway_columns = 'target'
   # How the highway starts: 'zeros' (silent until training moves it) or 'ridge': fitted in
   # closed form (a ridge regression) on the training windows, with the network's head at zero,
   # so the model starts as that linear forecast and the network learns what it misses.
   c.model.highway_init = 'zeros'
+  # With highway_init='ridge': keep the fitted ridge regression as it is, and train only the
+  # network, on what the ridge misses.
+  c.model.highway_fixed = False
   # 'point': one value per step (trained on the squared error); 'quantile': model.quantiles of
   # each step (pinball loss); 'gaussian': a normal distribution, its mean and scale
   # (negative log-likelihood). See rnnjax.models.Forecaster.
@@ -139,6 +148,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 5       # epochs between checkpoints (chunk boundaries)
   c.train.max_to_keep = 2            # recent checkpoints kept (the best is kept besides)
   c.train.early_stopping_patience = 0  # epochs without a better val_loss; 0 is off
+  # Early stopping scores the starting parameters too (epoch 0): a model that starts as a
+  # fitted ridge regression (model.highway_init='ridge') keeps it when no epoch beats it.
+  c.train.score_start = False
   c.train.skip_nonfinite_updates = False  # optax.apply_if_finite: skip steps with NaN/inf grads
 
   # Rolling-origin backtest (scripts/backtest.py): `folds` forecast origins, the last one
@@ -205,6 +217,9 @@ def validate(config) -> None:
   if t.early_stopping_patience < 0:
     raise UserError(f'train.early_stopping_patience must be >= 0 (0 is off), '
                     f'got {t.early_stopping_patience}.')
+  if t.score_start and not t.early_stopping_patience:
+    raise UserError('train.score_start lets early stopping keep the starting parameters; '
+                    'turn early stopping on with train.early_stopping_patience > 0.')
   if d.fill not in FILLS:
     raise UserError(f'data.fill={d.fill!r} is not one of {FILLS}.')
   check_reading(d.time_unit, d.dayfirst, d.max_fill_fraction)
@@ -248,6 +263,12 @@ def validate(config) -> None:
   if m.highway_init == 'ridge' and not m.highway:
     raise UserError('model.highway_init="ridge" fits the highway, which is off: set '
                     'model.highway to the inputs it reads (e.g. --config.model.highway=24).')
+  if m.highway_columns not in HIGHWAY_COLUMNS:
+    raise UserError(f'model.highway_columns={m.highway_columns!r} is not one of '
+                    f'{HIGHWAY_COLUMNS}.')
+  if m.highway_fixed and m.highway_init != 'ridge':
+    raise UserError('model.highway_fixed keeps a fitted highway as it is; it needs '
+                    'model.highway_init="ridge" (and model.highway > 0).')
   if m.normalize not in NORMALIZATIONS:
     raise UserError(f'model.normalize={m.normalize!r} is not one of {NORMALIZATIONS}.')
   if m.normalize == 'last_scale' and m.head != 'point':

@@ -243,7 +243,11 @@ class Forecaster(nn.Module):
   a Dense map of the window's last k target inputs (normalised when `normalize` is set), and of
   the known lags at every target time (with data.lags), to the outputs. It starts at zero, so
   it changes nothing until training moves it, or as a fitted ridge regression
-  (model.highway_init='ridge', `rnnjax.train.ridge_highway`).
+  (model.highway_init='ridge', `rnnjax.train.ridge_highway`). With `highway_columns='all'` it
+  reads the last `highway` steps of every input column as the data gives them (target, lags,
+  features, calendar; not normalised) and every known-future input at the target times, and is
+  added to the forecast after the normalisation's add-back: with highway = the window, the
+  linear baseline's own inputs (`rnnjax.metrics.linear_design`).
 
   The head says what each step's output is (`head`):
     'point': one value per step, [B, S].
@@ -280,6 +284,7 @@ class Forecaster(nn.Module):
     num_past_lags: lag columns just before the known-future ones (past-only lags).
     num_known_lags: lag columns at the start of the known-future ones (known lags).
     highway: inputs of the linear path (0 is none); see above.
+    highway_columns: 'target' or 'all': what the linear path reads; see above.
     head: 'point', 'quantile' or 'gaussian'; see above.
     quantiles: the Q increasing levels of the quantile head.
     initial_scale: the spread a probabilistic head starts with, scaled units; see above.
@@ -297,6 +302,7 @@ class Forecaster(nn.Module):
   num_past_lags: int = 0
   num_known_lags: int = 0
   highway: int = 0
+  highway_columns: str = 'target'
   head: str = 'point'
   quantiles: Sequence[float] = ()
   initial_scale: float = 0.1
@@ -351,17 +357,29 @@ class Forecaster(nn.Module):
   def highway_design(self, x_BTF, future_BSK=None):
     """(inputs [B, highway + S * known lags], offset [B, S], scale [B, 1]) of the linear path:
     its forecast is offset + scale * (inputs @ kernel + bias); what `rnnjax.train` fits a ridge
-    regression to for model.highway_init='ridge'."""
+    regression to for model.highway_init='ridge'. With highway_columns='all' the scale is 1
+    and the inputs are [B, highway * F + S * K], see `_highway_inputs`."""
+    raw_BTF, raw_BSK = x_BTF, future_BSK
     x_BTF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
     batch = x_BTF.shape[0]
     offset_BS = jnp.zeros((batch, self.num_steps)) if anchor_BS is None else jnp.broadcast_to(
         anchor_BS, (batch, self.num_steps))
+    if self.highway_columns == 'all':
+      return self._highway_inputs(raw_BTF, raw_BSK), offset_BS, jnp.ones((batch, 1))
     scale_B1 = jnp.ones((batch, 1)) if scale_B1 is None else scale_B1
     return self._highway_inputs(x_BTF, future_BSK), offset_BS, scale_B1
 
   def _highway_inputs(self, x_BTF, future_BSK):
     """[B, highway + S * known lags]: the last `highway` target inputs, then the known lags at
-    every target time (the target a season before it, with data.lags), as the layers see them."""
+    every target time (the target a season before it, with data.lags), as the layers see them.
+    With highway_columns='all', [B, highway * F + S * K]: the last `highway` steps of every
+    column, time-major, then every known-future input at every target time."""
+    batch = x_BTF.shape[0]
+    if self.highway_columns == 'all':
+      parts = [x_BTF[:, -self.highway:, :].reshape(batch, -1)]
+      if self.num_known:
+        parts.append(future_BSK.reshape(batch, -1))
+      return jnp.concatenate(parts, axis=-1)
     inputs_BK = x_BTF[:, -self.highway:, 0]
     if not self.num_known_lags:
       return inputs_BK
@@ -385,6 +403,7 @@ class Forecaster(nn.Module):
     """
     rate = self.dropout if dropout_rate is None else dropout_rate
     use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
+    raw_BTF, raw_BSK = x_BTF, future_BSK
     x_BTF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
     fused = self.implementation == 'fused'
     # The fused layers run time-major end to end: one transpose in, none between layers.
@@ -403,12 +422,15 @@ class Forecaster(nn.Module):
     if self.num_known:
       h = jnp.concatenate([h, future_BSK.reshape(future_BSK.shape[0], -1)], axis=-1)
     out_BS = nn.Dense(self.num_steps, kernel_init=KERNEL_INIT, name='head')(h)
-    if self.highway:
-      out_BS = out_BS + nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
-                                 name='highway')(self._highway_inputs(x_BTF, future_BSK))
+    highway = nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
+                       name='highway') if self.highway else None
+    if highway and self.highway_columns == 'target':
+      out_BS = out_BS + highway(self._highway_inputs(x_BTF, future_BSK))
     if scale_B1 is not None:
       out_BS = out_BS * scale_B1
     location_BS = out_BS if anchor_BS is None else out_BS + anchor_BS
+    if highway and self.highway_columns == 'all':
+      location_BS = location_BS + highway(self._highway_inputs(raw_BTF, raw_BSK))
     if self.head == 'point':
       return location_BS
     if self.head not in config_lib.HEADS:
@@ -484,7 +506,7 @@ def from_config(config, initial_scale: float | None = None) -> Forecaster:
                     skip_lags=config_lib.skip_lags(config), normalize=m.normalize,
                     num_known=len(known_lags) + len(d.future_features) + 2 * len(d.calendar),
                     num_past_lags=len(past_lags), num_known_lags=len(known_lags),
-                    highway=m.highway,
+                    highway=m.highway, highway_columns=m.highway_columns,
                     head=m.head, quantiles=tuple(m.quantiles),
                     **({} if initial_scale is None else {'initial_scale': float(initial_scale)}))
 

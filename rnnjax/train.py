@@ -204,6 +204,8 @@ def make_trainer(config, data: data_lib.Dataset,
   tx = make_optimizer(default_hparams(config), skip_nonfinite, schedule)
   loss_terms = losses.for_model(config.model)
   num_known = model.num_known  # the known lags, future features and calendar ending scaled_TF
+  score_start = bool(config.train.score_start)
+  fixed_highway = bool(config.model.highway_fixed)
   ridge = None
   if config.model.highway_init == 'ridge':
     ridge = ridge_highway(model, data)
@@ -264,6 +266,8 @@ def make_trainer(config, data: data_lib.Dataset,
       future = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
       loss, grads = jax.value_and_grad(loss_fn)(params, x, future, y, mask_B, key)
       updates, opt_state = tx.update(grads, opt_state, params)
+      if fixed_highway:  # the fitted ridge stays as it is; the network learns the rest
+        updates = {**updates, 'highway': jax.tree.map(jnp.zeros_like, updates['highway'])}
       count = jnp.sum(mask_B)
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
         count = jnp.where(jnp.isfinite(loss), count, 0.0)
@@ -298,7 +302,16 @@ def make_trainer(config, data: data_lib.Dataset,
                                                  diverged=state.diverged | ~finite))
     return state, {'loss': loss, 'val_loss': v_loss, 'active': active}
 
+  def scored_start(state: TrainState, dd: DeviceData) -> TrainState:
+    # Before the first epoch, the starting parameters become the best so far (epoch 0), so an
+    # epoch must beat them on validation to be kept. Later chunks leave the state as it is.
+    v_loss = val_loss(state.params, dd)
+    first = (state.epoch == 0) & jnp.isfinite(v_loss) & ~state.stopped
+    return state.replace(best_val_loss=jnp.where(first, v_loss, state.best_val_loss))
+
   def run_epochs(state: TrainState, dd: DeviceData, num_epochs: int):
+    if score_start:
+      state = scored_start(state, dd)
     return jax.lax.scan(lambda s, _: train_epoch(s, dd), state, None, length=num_epochs)
 
   return Trainer(init=init, run_epochs=run_epochs, predict=predict,

@@ -15,6 +15,7 @@ from rnnjax import metrics
 from rnnjax import models
 from rnnjax import run as run_lib
 from rnnjax import train
+from rnnjax.config import override
 
 WINDOW, HORIZON, SEASON = 24, 13, 24
 
@@ -301,3 +302,86 @@ def test_a_ridge_highway_reads_the_known_lags_at_the_target_time():
   error = float(np.sqrt(np.mean((np.asarray(got) - y) ** 2)))
   spread = float(np.std(y))
   assert error < 0.01 * spread, f'the fitted highway misses a pure daily cycle by {error}'
+
+
+def test_an_all_columns_ridge_highway_starts_as_the_linear_baseline():
+  """highway_columns='all' over the whole window reads what the linear baseline reads (every
+  column, and the known inputs at the target time), so the model starts as that baseline."""
+  config = tiny_config(**{'model.highway': 24, 'model.highway_columns': 'all',
+                          'model.highway_init': 'ridge', 'model.normalize': 'last',
+                          'data.lags': (24,), 'data.calendar': ('hour_of_day',)})
+  config_lib.validate(config)
+  data = data_lib.prepare(config.data)
+  state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
+  design, last = metrics.linear_design(data, data.val_starts)
+  expected = metrics.fit_linear(data).ridge.predict(design).reshape(len(last), -1) + last
+  model = models.from_config(config)
+  predict = train.window_predictor(model, data.window, data.steps, model.num_known)
+  got = np.asarray(predict(state.params, jnp.asarray(data.scaled_TF),
+                           jnp.asarray(data.val_starts)))
+  np.testing.assert_allclose(got, expected, atol=2e-3, err_msg=(
+      'a ridge highway on every column does not start as the linear baseline'))
+  target_only = train.make_trainer(override(config, {'model.highway_columns': 'target'}), data)
+  other = np.asarray(_start_forecast(target_only, data, data.val_starts))
+  assert not np.allclose(other, expected, atol=2e-3), (
+      'the check above cannot fail: the target-only highway forecasts the same')
+
+
+def _start_forecast(trainer, data, starts):
+  """[N, S] scaled forecasts of `starts` by the model as `trainer` initialises it."""
+  params = trainer.init(jax.random.PRNGKey(0)).params
+  return trainer.predict(params, jnp.asarray(data.scaled_TF), jnp.asarray(starts))
+
+
+def _val_mse(trainer, params, data):
+  """The validation loss computed here: NumPy's mean squared error of the scaled forecasts."""
+  _, y = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
+  pred = np.asarray(trainer.predict(params, jnp.asarray(data.scaled_TF),
+                                    jnp.asarray(data.val_starts)), np.float64)
+  return float(np.mean((pred - y) ** 2))
+
+
+@pytest.mark.parametrize('score_start', [False, True])
+def test_early_stopping_scores_the_start_only_when_asked(score_start):
+  """With a learning rate of 0 no epoch changes the model, so no epoch beats the start: with
+  train.score_start the best epoch stays 0, the starting ridge, with its validation loss."""
+  config = tiny_config(**{'model.highway': 12, 'model.highway_init': 'ridge',
+                          'train.early_stopping_patience': 2, 'train.epochs': 2,
+                          'train.score_start': score_start})
+  config_lib.validate(config)
+  data = data_lib.prepare(config.data)
+  trainer = train.make_trainer(config, data)
+  hparams = {**train.default_hparams(config), 'learning_rate': jnp.float32(0.0)}
+  start = trainer.init(jax.random.PRNGKey(0), hparams)
+  state, history = trainer.run_epochs(start, trainer.device_data, 2)
+  assert int(state.best_epoch) == (0 if score_start else 1), (
+      f'train.score_start={score_start}: best epoch {int(state.best_epoch)}')
+  assert float(state.best_val_loss) == pytest.approx(_val_mse(trainer, start.params, data),
+                                                     rel=1e-4)
+  np.testing.assert_allclose(history['val_loss'], float(state.best_val_loss), rtol=1e-6)
+
+
+def test_a_fixed_highway_keeps_its_ridge_while_the_network_trains():
+  config = tiny_config(**{'model.highway': 12, 'model.highway_init': 'ridge',
+                          'model.highway_fixed': True, 'train.learning_rate': 1e-2,
+                          'train.weight_decay': 1e-2})
+  config_lib.validate(config)
+  data = data_lib.prepare(config.data)
+  trainer = train.make_trainer(config, data)
+  start = trainer.init(jax.random.PRNGKey(0))
+  state, _ = trainer.run_epochs(start, trainer.device_data, 2)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+      a, b, err_msg='model.highway_fixed: training moved the fitted ridge'),
+      state.params['highway'], start.params['highway'])
+  assert not np.allclose(state.params['head']['kernel'], start.params['head']['kernel']), (
+      'the network did not train beside the fixed highway')
+
+
+@pytest.mark.parametrize('overrides, match', [
+    ({'model.highway': 12, 'model.highway_fixed': True}, 'highway_init'),
+    ({'train.score_start': True}, 'early_stopping_patience'),
+    ({'model.highway': 12, 'model.highway_columns': 'every'}, 'highway_columns'),
+])
+def test_highway_and_start_levers_refuse_what_they_cannot_do(overrides, match):
+  with pytest.raises(config_lib.UserError, match=match):
+    config_lib.validate(tiny_config(**overrides))
