@@ -19,6 +19,7 @@ from sklearn import linear_model
 
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
+from rnnjax import errors
 from rnnjax import losses
 from rnnjax import models
 
@@ -32,17 +33,19 @@ ADAM_EPS = 1e-7
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything a run needs to continue: a checkpoint holds exactly this (plus history).
+  """Everything training needs to continue; a checkpoint saves it beside the run's metadata
+  (history, config, scalers, members, seconds: `rnnjax.checkpoint`).
 
   Attributes:
     params: model parameters after the last epoch.
-    opt_state: optimizer state (its hyper-parameters live in it, see `make_optimizer`).
+    opt_state: optimizer state; the learning rate, weight decay and clip norm live in it
+      (`make_optimizer`), so each member of a vmapped run carries its own.
     key: [2] uint32 base key; epoch e draws from fold_in(key, e).
     epoch: int32 epochs done.
-    hparams: dict of float32 scalars: learning_rate, weight_decay, clip_norm, dropout.
+    dropout: float32 dropout rate (a traced value, so members may differ).
     best_params: parameters of the epoch with the lowest val_loss so far.
-    best_val_loss: float32, inf before the first epoch.
-    best_epoch: int32 epoch (1-based) of best_params, 0 before the first epoch.
+    best_val_loss: float32, inf before the first epoch (the start's with train.score_start).
+    best_epoch: int32 epoch (1-based) of best_params, 0 before the first epoch (the start).
     stopped: bool; once true (early stop or divergence) epochs leave the state unchanged.
     diverged: bool; a non-finite loss was seen. The state holds the last finite epoch.
   """
@@ -50,12 +53,25 @@ class TrainState:
   opt_state: Any
   key: Array
   epoch: Array
-  hparams: dict
+  dropout: Array
   best_params: Any
   best_val_loss: Array
   best_epoch: Array
   stopped: Array
   diverged: Array
+
+
+class Batch(NamedTuple):
+  """One minibatch, gathered from the series by window start.
+
+  x_BWF [B, W, F] input windows; future_BSK [B, S, K] known-future inputs at the target times
+  (None when the model reads none); y_BS [B, S] scaled targets; mask_B [B] bool, false for the
+  padding that fills the last batch of an epoch.
+  """
+  x_BWF: Array
+  future_BSK: Array | None
+  y_BS: Array
+  mask_B: Array
 
 
 class DeviceData(NamedTuple):
@@ -75,7 +91,8 @@ class DeviceData(NamedTuple):
 class Trainer(NamedTuple):
   """The pure pieces of a run; `make_trainer` builds them once every shape is known.
 
-  init(key, hparams) -> TrainState
+  init(key, hparams=None) -> TrainState; hparams: some of `default_hparams`' keys, the rest
+    from the config (`complete_hparams`)
   run_epochs(state, device_data, num_epochs) -> (state, history: dict of [num_epochs] arrays)
   predict(params, series_TF, starts_B) -> [B, S] scaled forecasts ([B, S, Q] or [B, S, 2]
     for a probabilistic head)
@@ -96,6 +113,25 @@ def default_hparams(config) -> dict:
   values = dict(learning_rate=t.learning_rate, weight_decay=t.weight_decay,
                 clip_norm=t.clip_norm, dropout=config.model.dropout)
   return {k: jnp.float32(v) for k, v in values.items()}
+
+
+def complete_hparams(config, hparams: dict | None = None) -> dict:
+  """`hparams` with the sweepable keys it leaves out taken from `config`.
+
+  Args:
+    config: the run's config.
+    hparams: None, or a dict of some of `default_hparams`' keys to scalars (or, inside
+      `jax.vmap`, to one value per member).
+
+  Raises:
+    UserError: a key that is not a sweepable hyper-parameter, naming the ones that are.
+  """
+  values = default_hparams(config)
+  unknown = sorted(set(hparams or {}) - set(values))
+  if unknown:
+    raise errors.UserError(f'hparams {unknown} are not hyper-parameters a member can vary; '
+                           f'choose from {sorted(values)}.')
+  return {**values, **{k: jnp.asarray(v, jnp.float32) for k, v in (hparams or {}).items()}}
 
 
 def _adam_with_clip(learning_rate, weight_decay, clip_norm):
@@ -178,6 +214,62 @@ def epoch_order(key: Array, size: int, num_valid) -> Array:
   return jnp.argsort(sort_key, stable=True).astype(jnp.int32)
 
 
+def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
+               loss_terms: Callable, params, opt_state, batch: Batch, key: Array, dropout,
+               fixed_highway: bool = False):
+  """One optimizer step on one minibatch.
+
+  Args:
+    model: the forecaster.
+    tx: its optimizer (`make_optimizer`).
+    loss_terms: (forecast, y_BS) -> per-window, per-step loss (`rnnjax.losses.for_model`).
+    params, opt_state: before the step.
+    batch: the minibatch; padding windows count for nothing.
+    key: the step's dropout key.
+    dropout: dropout rate (may be traced).
+    fixed_highway: leave the 'highway' parameters as they are (model.highway_fixed).
+
+  Returns:
+    (params, opt_state, loss): after the step, and the mean loss over the batch's real
+    windows before it (NaN for a batch of padding only).
+  """
+  def loss_fn(p):
+    pred = model.apply({'params': p}, batch.x_BWF, batch.future_BSK, train=True,
+                       dropout_rate=dropout, rngs={'dropout': key})
+    return losses.masked_sum(loss_terms(pred, batch.y_BS), batch.mask_B) / jnp.sum(batch.mask_B)
+
+  loss, grads = jax.value_and_grad(loss_fn)(params)
+  updates, opt_state = tx.update(grads, opt_state, params)
+  if fixed_highway:  # the fitted ridge stays as it is; the network learns the rest
+    updates = {**updates, 'highway': jax.tree.map(jnp.zeros_like, updates['highway'])}
+  return optax.apply_updates(params, updates), opt_state, loss
+
+
+def end_epoch(state: TrainState, params, opt_state, loss, v_loss, patience: int) -> TrainState:
+  """The state after an epoch that trained `state` into (params, opt_state) with mean training
+  loss `loss` and validation loss `v_loss`: the best epoch, early stopping and divergence.
+
+  A non-finite loss stops the member and keeps its last good state (diverged set); with
+  `patience` > 0, `patience` epochs without a better validation loss stop it. A stopped member
+  is left as it is, so a vmapped member stops exactly where a single run of it would.
+  """
+  finite = jnp.isfinite(loss) & jnp.isfinite(v_loss)
+  active = ~state.stopped
+  epoch = state.epoch + 1
+  improved = active & finite & (v_loss < state.best_val_loss)
+  best_epoch = jnp.where(improved, epoch, state.best_epoch)
+  stop = ~finite
+  if patience:
+    stop = stop | (epoch - best_epoch >= patience)
+  new = state.replace(
+      params=params, opt_state=opt_state, epoch=epoch,
+      best_params=_select(improved, params, state.best_params),
+      best_val_loss=jnp.where(improved, v_loss, state.best_val_loss), best_epoch=best_epoch,
+      stopped=stop, diverged=~finite)
+  return _select(active & finite, new, state.replace(stopped=state.stopped | stop,
+                                                     diverged=state.diverged | ~finite))
+
+
 def make_trainer(config, data: data_lib.Dataset,
                  capacity: tuple[int, int] | None = None) -> Trainer:
   """Builds the pure training functions for `config` on `data`; reads the config, never writes it.
@@ -211,7 +303,7 @@ def make_trainer(config, data: data_lib.Dataset,
     ridge = ridge_highway(model, data)
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
-    hparams = default_hparams(config) if hparams is None else hparams
+    hparams = complete_hparams(config, hparams)
     init_key, train_key = jax.random.split(key)
     x = jnp.zeros((1, window, data.num_features), jnp.float32)
     future = jnp.zeros((1, len(steps), num_known), jnp.float32) if num_known else None
@@ -221,7 +313,7 @@ def make_trainer(config, data: data_lib.Dataset,
                 'head': jax.tree.map(jnp.zeros_like, params['head'])}
     return TrainState(
         params=params, opt_state=make_optimizer(hparams, skip_nonfinite, schedule).init(params),
-        key=train_key, epoch=jnp.int32(0), hparams=hparams, best_params=params,
+        key=train_key, epoch=jnp.int32(0), dropout=hparams['dropout'], best_params=params,
         best_val_loss=jnp.float32(jnp.inf), best_epoch=jnp.int32(0),
         stopped=jnp.bool_(False), diverged=jnp.bool_(False))
 
@@ -253,26 +345,20 @@ def make_trainer(config, data: data_lib.Dataset,
                batch_mask.reshape(num_batches, batch_size),
                jax.random.split(dropout_key, num_batches))
 
-    def loss_fn(params, x_BTF, future_BSK, y_BS, mask_B, key):
-      pred = model.apply({'params': params}, x_BTF, future_BSK, train=True,
-                         dropout_rate=state.hparams['dropout'], rngs={'dropout': key})
-      return losses.masked_sum(loss_terms(pred, y_BS), mask_B) / jnp.sum(mask_B)
-
     def step(carry, batch):
       params, opt_state = carry
       idx_B, mask_B, key = batch
       starts_B = dd.train_starts[idx_B]
-      x, y = data_lib.gather_windows(dd.series_TF, starts_B, window, steps)
-      future = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
-      loss, grads = jax.value_and_grad(loss_fn)(params, x, future, y, mask_B, key)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      if fixed_highway:  # the fitted ridge stays as it is; the network learns the rest
-        updates = {**updates, 'highway': jax.tree.map(jnp.zeros_like, updates['highway'])}
+      x_BWF, y_BS = data_lib.gather_windows(dd.series_TF, starts_B, window, steps)
+      future_BSK = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
+      params, opt_state, loss = train_step(
+          model, tx, loss_terms, params, opt_state, Batch(x_BWF, future_BSK, y_BS, mask_B),
+          key, state.dropout, fixed_highway)
       count = jnp.sum(mask_B)
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
         count = jnp.where(jnp.isfinite(loss), count, 0.0)
         loss = jnp.where(jnp.isfinite(loss), loss, 0.0)
-      new = (optax.apply_updates(params, updates), opt_state)
+      new = (params, opt_state)
       if ragged:  # a batch of padding only (a shorter member's) leaves the optimizer as it was
         new = _select(jnp.any(mask_B), new, carry)
       return new, (jnp.where(count > 0, loss * count, 0.0), count)
@@ -282,24 +368,8 @@ def make_trainer(config, data: data_lib.Dataset,
     # non-finite steps are skipped; no applied step at all gives NaN and stops the run).
     loss = jnp.sum(weighted[0]) / jnp.sum(weighted[1])
     v_loss = val_loss(params, dd)
-    finite = jnp.isfinite(loss) & jnp.isfinite(v_loss)
     active = ~state.stopped
-    epoch = state.epoch + 1
-    improved = active & finite & (v_loss < state.best_val_loss)
-    best_epoch = jnp.where(improved, epoch, state.best_epoch)
-    stop = ~finite
-    if patience:
-      stop = stop | (epoch - best_epoch >= patience)
-    new = state.replace(
-        params=params, opt_state=opt_state, epoch=epoch,
-        best_params=_select(improved, params, state.best_params),
-        best_val_loss=jnp.where(improved, v_loss, state.best_val_loss), best_epoch=best_epoch,
-        stopped=stop, diverged=~finite)
-    # A stopped member (early stop, or the epoch that went non-finite) keeps its last good state,
-    # so a vmapped member stops exactly where a single run of it would.
-    keep_new = active & finite
-    state = _select(keep_new, new, state.replace(stopped=state.stopped | stop,
-                                                 diverged=state.diverged | ~finite))
+    state = end_epoch(state, params, opt_state, loss, v_loss, patience)
     return state, {'loss': loss, 'val_loss': v_loss, 'active': active}
 
   def scored_start(state: TrainState, dd: DeviceData) -> TrainState:

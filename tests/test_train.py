@@ -18,6 +18,9 @@ import pytest
 
 from conftest import ROOT, tiny_config
 from rnnjax import data as data_lib
+from rnnjax import errors
+from rnnjax import losses
+from rnnjax import models
 from rnnjax import train as train_lib
 
 
@@ -81,6 +84,45 @@ def _mse(session, params, starts):
 
 
 # ---------------------------------------------------------------------------- one epoch
+
+
+# One step of `train_step` on the first 32 training windows of the tiny config from
+# PRNGKey(0)'s parameters, recorded when train_step became a function of its own.
+RECORDED_STEP_LOSS = 0.19825104
+RECORDED_HEAD_KERNEL = [0.79146188, 0.35015482, -0.25798506]  # head kernel [:3, 0] after it
+
+
+def test_one_train_step_matches_recorded_values_and_adam_by_hand():
+  """The step's loss is NumPy's mean squared error of the model's forecasts, and its update
+  Adam's first one by hand: -learning_rate * g / (|g| + eps) for the gradient g."""
+  config = tiny_config()
+  data = data_lib.prepare(config.data)
+  model = models.from_config(config)
+  x, y = data_lib.gather_windows(data.scaled_TF, data.train_starts[:32], data.window, data.steps)
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, data.window, 1)))['params']
+  tx = train_lib.make_optimizer(train_lib.default_hparams(config))
+  batch = train_lib.Batch(jnp.asarray(x), None, jnp.asarray(y), jnp.ones(32, bool))
+  new, _, loss = train_lib.train_step(model, tx, losses.for_model(config.model), params,
+                                      tx.init(params), batch, jax.random.PRNGKey(1), 0.0)
+  forecast = np.asarray(model.apply({'params': params}, jnp.asarray(x)), np.float64)
+  assert float(loss) == pytest.approx(np.mean((forecast - y) ** 2), rel=1e-5), (
+      'train_step reports another loss than the mean squared error of the batch')
+  assert float(loss) == pytest.approx(RECORDED_STEP_LOSS, rel=1e-5)
+  grads = jax.grad(lambda p: jnp.mean((model.apply({'params': p}, jnp.asarray(x)) - y) ** 2))(
+      params)
+  lr = config.train.learning_rate
+  for (path, got), old, g in zip(_leaves_with_paths(new), jax.tree.leaves(params),
+                                 jax.tree.leaves(grads), strict=True):
+    g, old = np.asarray(g, np.float64), np.asarray(old, np.float64)
+    want = old - lr * g / (np.abs(g) + train_lib.ADAM_EPS)
+    # Where the gradient is far from 0 the update is lr times its sign in any float order;
+    # near 0 a summation order may flip it, so there only its size is checked.
+    clear = np.abs(g) > 1e-4
+    np.testing.assert_allclose(got[clear], want[clear], rtol=1e-5, atol=2e-6,
+                               err_msg=f'{path}: the step is not Adam\'s first update')
+    assert np.all(np.abs(got - old) <= lr * (1 + 1e-4)), f'{path}: a step larger than lr'
+  np.testing.assert_allclose(np.asarray(new['head']['kernel'])[:3, 0], RECORDED_HEAD_KERNEL,
+                             rtol=1e-5, err_msg='the step moved the head elsewhere than recorded')
 
 
 def test_one_epoch_changes_every_parameter(tiny):
@@ -321,3 +363,13 @@ def test_stacked_members_forecast_in_bounded_calls_as_each_member_alone(tiny, mo
     want = train_lib.predict_windows(tiny.trainer, one, tiny.dd.series_TF, starts)
     np.testing.assert_allclose(got[k], want, rtol=1e-6, atol=1e-6,
                                err_msg=f'member {k} of the capped stacked forecast')
+
+
+def test_partial_hparams_take_the_rest_from_the_config_and_unknown_keys_are_named():
+  config = tiny_config(**{'train.weight_decay': 0.01})
+  values = train_lib.complete_hparams(config, {'learning_rate': 0.5})
+  assert float(values['learning_rate']) == 0.5 and float(values['weight_decay']) == (
+      pytest.approx(0.01)), f'partial hparams did not fill in from the config: {values}'
+  assert set(values) == set(train_lib.default_hparams(config))
+  with pytest.raises(errors.UserError, match="'clip_norm', 'dropout', 'learning_rate'"):
+    train_lib.complete_hparams(config, {'learning_rat': 0.5})
