@@ -1,1 +1,12 @@
-"""rnnjax: recurrent time-series forecasting in JAX/Flax. See README.md."""
+"""rnnjax: recurrent time-series forecasting in JAX/Flax. See README.md.
+
+Array names end in their shape, one letter per axis (`x_BWF` is [batch, window, features]);
+a name changes its suffix when its layout changes (`h_WBH` inside a time-major scan):
+
+    B batch (windows of one minibatch)     N windows (any number, e.g. every validation one)
+    W time steps within a window           T time steps of a whole series
+    F input columns (target first)         K known-future inputs at the target times
+    S target steps (outputs per window)    Q quantile levels
+    H hidden units of a layer              G gate pre-activations (gates x H)
+    M members (seeds, sweeps, folds)       D devices
+"""
