@@ -9,4 +9,5 @@ a name changes its suffix when its layout changes (`h_WBH` inside a time-major s
     S target steps (outputs per window)    Q quantile levels
     H hidden units of a layer              G gate pre-activations (gates x H)
     M members (seeds, sweeps, folds)       D devices
+    L points where a distribution is read  J knots of a piecewise-linear CDF
 """

@@ -55,24 +55,24 @@ def quantile_knots(q_Q, levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray
   return np.concatenate([low, q, high], axis=-1), np.concatenate([[0.0], tau, [1.0]])
 
 
-def knots_cdf(z_L, x_K, p_K, left: bool = False) -> np.ndarray:
-  """The piecewise-linear CDF with knots (x_K, p_K) at the points z_L.
+def knots_cdf(z_L, x_J, p_J, left: bool = False) -> np.ndarray:
+  """The piecewise-linear CDF with knots (x_J, p_J) at the points z_L.
 
   Args:
     z_L: [..., L] points.
-    x_K: [..., K] non-decreasing knot positions (same leading axes as z_L).
-    p_K: [K] CDF values at the knots, from 0 to 1.
+    x_J: [..., J] non-decreasing knot positions (same leading axes as z_L).
+    p_J: [J] CDF values at the knots, from 0 to 1.
     left: the left limit F(z-) instead of F(z) (they differ where two knots coincide: a jump).
 
   Returns:
     [..., L] CDF values.
   """
   z = np.asarray(z_L, np.float64)[..., :, None]
-  lo, hi = x_K[..., None, :-1], x_K[..., None, 1:]
+  lo, hi = x_J[..., None, :-1], x_J[..., None, 1:]
   width = hi - lo
   ramp = np.clip((z - lo) / np.where(width > 0, width, 1.0), 0.0, 1.0)
   step = (z > lo) if left else (z >= lo)
-  return np.sum(np.diff(p_K) * np.where(width > 0, ramp, step), axis=-1)
+  return np.sum(np.diff(p_J) * np.where(width > 0, ramp, step), axis=-1)
 
 
 def quantile_cdf(z_L, q_Q, levels: Sequence[float]) -> np.ndarray:
@@ -95,7 +95,7 @@ def _mixed_quantile_quantiles(q_MQ, levels, out_levels) -> np.ndarray:
   at knots), so a binary search over the sorted pooled knots finds the segment each level falls
   in, and a linear interpolation inside it is exact.
   """
-  x, p = quantile_knots(q_MQ, levels)                       # [M, ..., K]
+  x, p = quantile_knots(q_MQ, levels)                       # [M, ..., J]
   members = x.shape[0]
   pooled = np.sort(np.moveaxis(x, 0, -2).reshape(x.shape[1:-1] + (-1,)), axis=-1)  # [..., P]
   tau = _levels(out_levels)
