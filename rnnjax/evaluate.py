@@ -15,6 +15,7 @@ are mixed: the ensemble's distribution is the equal-weight mixture of theirs
 from __future__ import annotations
 
 import logging
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -322,24 +323,29 @@ def merge_scores(results: dict, scores: dict) -> None:
 
 
 def history_frame(history: dict, diverged_M: np.ndarray | None) -> pd.DataFrame:
-  """The table history.csv holds: epoch, loss, val_loss per epoch run.
+  """The table history.csv holds: epoch, loss, val_loss, grad_norm per epoch run.
 
-  A single run (`diverged_M` None) lists the epochs it ran. An ensemble lists every epoch: loss
-  and val_loss are means over the members that did not diverge and were still training, then
-  one loss/val_loss column pair per member (empty after the member stopped).
+  grad_norm is the global norm of the gradients before clipping, the mean over the epoch's
+  applied batches weighted as the loss (empty for epochs trained before it was recorded).
+  A single run (`diverged_M` None) lists the epochs it ran. An ensemble lists every epoch: loss,
+  val_loss and grad_norm are means over the members that did not diverge and were still
+  training, then one loss/val_loss/grad_norm column triple per member (empty after the member
+  stopped).
   """
+  keys = ('loss', 'val_loss', 'grad_norm')
+  values = {key: np.asarray(history[key]) if key in history
+            else np.full(np.shape(history['loss']), np.nan) for key in keys}
   if diverged_M is None:
-    frame = pd.DataFrame({'epoch': np.arange(1, len(history['loss']) + 1),
-                          'loss': history['loss'], 'val_loss': history['val_loss']})
+    frame = pd.DataFrame({'epoch': np.arange(1, len(values['loss']) + 1), **values})
     return frame[np.asarray(history['active'], bool)]
   active = np.asarray(history['active'], bool)
-  loss = np.where(active, history['loss'], np.nan)
-  val = np.where(active, history['val_loss'], np.nan)
+  values = {key: np.where(active, value, np.nan) for key, value in values.items()}
   keep = ~np.asarray(diverged_M, bool)[:, None]
-  columns = {'epoch': np.arange(1, loss.shape[1] + 1),
-             'loss': np.nanmean(np.where(keep, loss, np.nan), axis=0),
-             'val_loss': np.nanmean(np.where(keep, val, np.nan), axis=0)}
-  for k in range(loss.shape[0]):
-    columns[f'loss_member{k}'] = loss[k]
-    columns[f'val_loss_member{k}'] = val[k]
+  columns = {'epoch': np.arange(1, active.shape[1] + 1)}
+  with warnings.catch_warnings():  # an epoch no kept member trained: NaN, as intended
+    warnings.simplefilter('ignore', category=RuntimeWarning)
+    columns.update({key: np.nanmean(np.where(keep, value, np.nan), axis=0)
+                    for key, value in values.items()})
+  for k in range(active.shape[0]):
+    columns.update({f'{key}_member{k}': value[k] for key, value in values.items()})
   return pd.DataFrame(columns)

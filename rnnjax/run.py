@@ -10,8 +10,9 @@ checkpoints. Everything the workdir receives:
   config.json      the config of the run (a different config there is refused)
   checkpoints/     Orbax checkpoints of the whole training state (see rnnjax.checkpoint)
   best/            the checkpoint after the best validation loss
-  history.csv      epoch, loss, val_loss (the head's scaled loss, rnnjax.losses; ensembles: member
-                   means, then per member)
+  history.csv      epoch, loss, val_loss (the head's scaled loss, rnnjax.losses), grad_norm (the
+                   gradients' global norm before clipping); ensembles: member means, then per
+                   member
   metrics.json     errors in the series' own units, baselines, distribution scores for a
                    probabilistic head, timings (written last)
   loss.png, predictions.png
@@ -270,7 +271,7 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     for path in workdir_lib.remove_leftovers(workdir):
       logging.info('removed %s, left by an interrupted run', path)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.max_to_keep)
-  history = {'loss': [], 'val_loss': [], 'active': []}
+  history = {'loss': [], 'val_loss': [], 'active': [], 'grad_norm': []}
   # Training seconds of this process, and of the processes before it that this run resumes.
   done, train_seconds, earlier_seconds = 0, 0.0, 0.0
   start = time.perf_counter()
@@ -281,8 +282,11 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     done = saved_meta['epochs_done']
     earlier_seconds = saved_meta.get('train_seconds', 0.0)
     # JSON gives float64; keep the dtypes a chunk returns so a resumed history matches.
-    history = {k: [np.asarray(v, bool if k == 'active' else np.float32)]
-               for k, v in saved_meta['history'].items()}
+    saved = saved_meta['history']
+    # A checkpoint from before a key was recorded (grad_norm) resumes with NaN for its epochs.
+    history = {k: [np.asarray(saved[k], bool if k == 'active' else np.float32) if k in saved
+                   else np.full(np.shape(saved['loss']), np.nan, np.float32)]
+               for k in history}
     logging.info('resuming %s from epoch %d', workdir, done)
   else:
     state = program.init()

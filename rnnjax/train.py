@@ -263,6 +263,7 @@ def make_trainer(config, data: data_lib.Dataset,
       x, y = data_lib.gather_windows(dd.series_TF, starts_B, window, steps)
       future = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
       loss, grads = jax.value_and_grad(loss_fn)(params, x, future, y, mask_B, key)
+      grad_norm = optax.tree_utils.tree_norm(grads)  # before clipping, which acts on updates
       updates, opt_state = tx.update(grads, opt_state, params)
       count = jnp.sum(mask_B)
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
@@ -271,12 +272,14 @@ def make_trainer(config, data: data_lib.Dataset,
       new = (optax.apply_updates(params, updates), opt_state)
       if ragged:  # a batch of padding only (a shorter member's) leaves the optimizer as it was
         new = _select(jnp.any(mask_B), new, carry)
-      return new, (jnp.where(count > 0, loss * count, 0.0), count)
+      return new, (jnp.where(count > 0, loss * count, 0.0), count,
+                   jnp.where(count > 0, grad_norm * count, 0.0))
 
     (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state), batches)
     # Mean over windows, as Keras reports it (over the windows of applied steps when
     # non-finite steps are skipped; no applied step at all gives NaN and stops the run).
     loss = jnp.sum(weighted[0]) / jnp.sum(weighted[1])
+    grad_norm = jnp.sum(weighted[2]) / jnp.sum(weighted[1])  # weighted as the loss
     v_loss = val_loss(params, dd)
     finite = jnp.isfinite(loss) & jnp.isfinite(v_loss)
     active = ~state.stopped
@@ -296,7 +299,7 @@ def make_trainer(config, data: data_lib.Dataset,
     keep_new = active & finite
     state = _select(keep_new, new, state.replace(stopped=state.stopped | stop,
                                                  diverged=state.diverged | ~finite))
-    return state, {'loss': loss, 'val_loss': v_loss, 'active': active}
+    return state, {'loss': loss, 'val_loss': v_loss, 'active': active, 'grad_norm': grad_norm}
 
   def run_epochs(state: TrainState, dd: DeviceData, num_epochs: int):
     return jax.lax.scan(lambda s, _: train_epoch(s, dd), state, None, length=num_epochs)

@@ -179,7 +179,7 @@ def test_history_csv_matches_training_history(finished, pure_training):
         err_msg=f'history.csv {key} differs from the history saved in the final checkpoint')
 
   _, _, pure = pure_training
-  for key in ('loss', 'val_loss'):
+  for key in ('loss', 'val_loss', 'grad_norm'):
     np.testing.assert_allclose(
         history[key].to_numpy(), np.asarray(pure[key]), rtol=1e-5,
         err_msg=f'history.csv {key} differs from the pure make_train history of the same config')
@@ -267,3 +267,40 @@ def test_divergence_message_advises_only_what_is_not_already_set(tmp_path):
                                    str(tmp_path), history, checkpointer)
   assert 'skip_nonfinite_updates=True' not in on and 'already on' in on, on
   assert 'learning_rate' in on and 'epoch 1' in on, on
+
+
+class _Crash(Exception):
+  """Stands in for the process dying right after a checkpoint was written."""
+
+
+def test_a_checkpoint_without_grad_norm_resumes_with_it_empty_for_its_epochs(tmp_path,
+                                                                          monkeypatch):
+  """A run whose epoch-2 checkpoint was saved before grad_norm was recorded (its history
+  without the key), resumed: history.csv's grad_norm is empty for epochs 1-2, then filled."""
+  config = tiny_config()
+  workdir = str(tmp_path / 'w')
+  meta, save = run_lib._meta, ckpt_lib.Checkpointer.save
+
+  def old_meta(*args, **kwargs):
+    out = meta(*args, **kwargs)
+    del out['history']['grad_norm']
+    return out
+
+  def save_then_crash(self, epoch, *args, **kwargs):
+    save(self, epoch, *args, **kwargs)
+    if epoch == 2:
+      raise _Crash(epoch)
+
+  monkeypatch.setattr(run_lib, '_meta', old_meta)
+  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_crash)
+  with pytest.raises(_Crash):
+    run_lib.train_and_evaluate(config, workdir, progress=False)
+  monkeypatch.undo()
+  _, saved = ckpt_lib.load_for_inference(workdir)
+  assert 'grad_norm' not in saved['history'], sorted(saved['history'])
+  run_lib.train_and_evaluate(config, workdir, progress=False)
+  history = pd.read_csv(os.path.join(workdir, 'history.csv'))
+  assert list(history['epoch']) == [1, 2, 3], list(history['epoch'])
+  grad_norm = history['grad_norm'].to_numpy()
+  assert np.isnan(grad_norm[:2]).all() and np.isfinite(grad_norm[2]), (
+      f'grad_norm should be empty for the 2 epochs of the old checkpoint, then set: {grad_norm}')

@@ -58,13 +58,13 @@ def test_train_script_writes_every_artifact(trained):
     assert name in present, f'{name} missing from the workdir of a finished run; it has {present}'
 
   history = pd.read_csv(os.path.join(workdir, 'history.csv'))
-  assert list(history.columns) == ['epoch', 'loss', 'val_loss'], (
+  assert list(history.columns) == ['epoch', 'loss', 'val_loss', 'grad_norm'], (
       f'history.csv columns are {list(history.columns)}')
   assert len(history) == TUTORIAL_EPOCHS, (
       f'history.csv has {len(history)} rows after {TUTORIAL_EPOCHS} epochs')
   assert list(history['epoch']) == list(range(1, TUTORIAL_EPOCHS + 1)), (
       f'history.csv epochs are {list(history["epoch"])}')
-  assert np.all(np.isfinite(history[['loss', 'val_loss']].to_numpy())), (
+  assert np.all(np.isfinite(history[['loss', 'val_loss', 'grad_norm']].to_numpy())), (
       f'non-finite losses in history.csv:\n{history}')
 
   with open(os.path.join(workdir, 'metrics.json')) as f:

@@ -115,6 +115,26 @@ def test_loss_falls_on_tutorial_task(tiny):
   assert val_losses[-1] < val_losses[0], f'validation loss did not fall over 4 epochs: {val_losses}'
 
 
+def test_grad_norm_is_the_global_norm_of_the_gradient_before_clipping():
+  """One batch of every training window, no dropout, a clip far below the norm: the epoch's
+  grad_norm is the norm of the hand-written MSE's gradient at the initial parameters (clipping
+  acts on the update, after the norm is taken)."""
+  session = _make_session(**{'train.batch_size': 10_000, 'train.epochs': 1})
+  state = session.start(dropout=0.0, clip_norm=1e-3)
+  x, y = _windows_numpy(session.data, session.data.train_starts)
+
+  def mse(params):
+    pred = session.trainer.model.apply({'params': params}, jnp.asarray(x))
+    return jnp.mean((pred[:, 0] - jnp.asarray(y, jnp.float32)) ** 2)
+  want = np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2)
+                     for g in jax.tree.leaves(jax.grad(mse)(state.params))))
+  _, history = session.run(state, session.dd, 1)
+  assert history['grad_norm'].shape == (1,), jax.tree.map(np.shape, history)
+  np.testing.assert_allclose(float(history['grad_norm'][0]), want, rtol=1e-4,
+                             err_msg='grad_norm of one full batch vs the MSE gradient\'s norm')
+  assert want > 100 * 1e-3, f'the clip ({1e-3}) should act: the norm is {want}'
+
+
 # ---------------------------------------------------------------------------- repeatability
 
 
