@@ -23,6 +23,8 @@ Without refit the members train once, on the first fold's data, and every fold s
   backtest.json   per fold the scores of the members' mean forecast and of the baselines,
                   their mean and standard deviation over folds, and the folds won
   backtest.png    the error by fold, model vs baselines
+  tensorboard/    each member's loss, validation loss, learning rate and gradient norm per
+                  epoch (`rnnjax.tensorboard`)
 
 Each fold's linear baseline is fitted on the training windows of the data it is scored with:
 its own with refit, the first fold's without (as the model).
@@ -48,6 +50,7 @@ from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import program as program_lib
 from rnnjax import run as run_lib
+from rnnjax import tensorboard
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
@@ -247,6 +250,23 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   return Backtest(config, folds, base, members, trainer, program)
 
 
+def learning_rates(bt: Backtest) -> np.ndarray:
+  """[M, train.epochs] each member's learning rate per epoch (`tensorboard.epoch_learning_rates`):
+  with refit a member steps through its own fold's batches along the schedule the program was
+  built with, the longest fold's."""
+  config, folds, members = bt.config, bt.folds, bt.members
+  batch_size = config.train.batch_size
+  if not config.backtest.refit:
+    return tensorboard.epoch_learning_rates(
+        config, members.hparams['learning_rate'],
+        tensorboard.batches_per_epoch(len(folds.datasets[0].train_starts), batch_size))
+  batches = [tensorboard.batches_per_epoch(len(d.train_starts), batch_size)
+             for d in folds.datasets]
+  return tensorboard.epoch_learning_rates(
+      config, members.hparams['learning_rate'], np.asarray(batches)[members.folds],
+      max(batches))
+
+
 @run_lib.ends_in_a_message
 def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True) -> dict:
   """Trains (or resumes) the backtest `config` describes and writes its files to `workdir`.
@@ -284,7 +304,8 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
             'members': members.records(),
             'origins': folds.origins.tolist()}
 
-  with run_lib.training(config, workdir, bt.program, seconds, progress, meta) as trained:
+  with run_lib.training(config, workdir, bt.program, seconds, progress, meta,
+                        learning_rates=learning_rates(bt)) as trained:
     start = time.perf_counter()
     state = trained.state
     params = devices.to_host(train_lib.final_params(

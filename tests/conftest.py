@@ -145,3 +145,37 @@ def diverging_script(script: str, step: int, *args) -> list[str]:
           'runpy.run_path({path!r}, run_name="__main__")').format(
               tests=os.path.dirname(os.path.abspath(__file__)), step=step, path=path)
   return [PYTHON, '-c', code, *args]
+
+
+def read_events(folder):
+  """[(tag, step, value)] of every scalar in the TensorBoard event files under `folder`, file by
+  file in name order, read by hand from the TFRecord framing (each record's length and data
+  checked against their masked CRC-32C) and tensorboardX's Event protocol buffer: independent
+  of the writer's own code."""
+  import struct
+  from tensorboardX.crc32c import crc32c
+  from tensorboardX.proto.event_pb2 import Event
+
+  def masked(data):
+    x = crc32c(data) & 0xffffffff
+    return (((x >> 15) | (x << 17)) + 0xa282ead8) & 0xffffffff
+
+  rows = []
+  for name in sorted(os.listdir(folder)):
+    if 'tfevents' not in name:
+      continue
+    with open(os.path.join(folder, name), 'rb') as f:
+      content = f.read()
+    at = 0
+    while at < len(content):
+      header = content[at:at + 8]
+      (length,), (header_crc,) = struct.unpack('<Q', header), struct.unpack(
+          '<I', content[at + 8:at + 12])
+      data = content[at + 12:at + 12 + length]
+      (data_crc,) = struct.unpack('<I', content[at + 12 + length:at + 16 + length])
+      assert header_crc == masked(header) and data_crc == masked(data), (
+          f'{name}: a record at byte {at} fails its CRC')
+      at += 16 + length
+      event = Event.FromString(data)
+      rows += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+  return rows

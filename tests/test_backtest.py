@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn import preprocessing
 
-from conftest import ROOT, file_tree, script_env, tiny_config
+from conftest import ROOT, file_tree, read_events, script_env, tiny_config
 from rnnjax import backtest as backtest_lib
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
@@ -303,6 +303,14 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
     assert a['origin'] == b['origin'] and np.isclose(a['rmse'], b['rmse'], rtol=1e-5)
   assert (workdir / 'backtest.png').stat().st_size > 0
   assert (workdir / 'config.json').exists()
+  logged, resumed_log = (read_events(d / 'tensorboard') for d in (tmp_path / 'script', workdir))
+  keys = sorted((tag, step) for tag, step, _ in resumed_log)
+  assert keys == sorted((tag, step) for tag, step, _ in logged), (
+      'the killed and resumed backtest logs other tags or epochs than the script')
+  assert len(keys) == len(set(keys)) == 3 * 4 * 2, f'3 members x 4 tags x 2 epochs: {keys}'
+  rates = {tag for tag, _, value in resumed_log if tag.startswith('learning_rate/')
+           and value == pytest.approx(config.train.learning_rate, rel=1e-6)}
+  assert len(rates) == 3, f'each fold member logs train.learning_rate: {resumed_log}'
   with pytest.raises(UserError, match='holds a backtest .*workdir of scripts/train.py'):
     forecast.load_run(str(workdir))  # scripts/predict.py's first step
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import (PYTHON, ROOT, diverge_from_step, diverging_script, file_tree, script_env,
-                      steps_per_epoch, tiny_config)
+from conftest import (PYTHON, ROOT, diverge_from_step, diverging_script, file_tree, read_events,
+                      script_env, steps_per_epoch, tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
@@ -139,6 +139,11 @@ def _assert_same_run(resumed, reference, what):
   np.testing.assert_array_equal(
       history.to_numpy(np.float32), ref_history.to_numpy(np.float32),
       err_msg=f'{what}: history.csv values differ from the uninterrupted run\'s')
+  events = read_events(os.path.join(resumed, 'tensorboard'))
+  ref_events = read_events(os.path.join(reference, 'tensorboard'))
+  assert len(os.listdir(os.path.join(resumed, 'tensorboard'))) == 1 and events == ref_events, (
+      f'{what}: the event files hold {len(events)} scalars, the uninterrupted run\'s '
+      f'{len(ref_events)}: an epoch logged twice or lost, or another value')
   # The same run must leave the same file, not the same numbers printed at another precision.
   text, ref_text = (_read(os.path.join(d, 'history.csv')) for d in (resumed, reference))
   assert text == ref_text, (

@@ -54,7 +54,7 @@ def test_train_script_writes_every_artifact(trained):
   workdir, proc = trained
   present = sorted(os.listdir(workdir))
   for name in ('history.csv', 'metrics.json', 'loss.png', 'predictions.png', 'config.json',
-               'checkpoints'):
+               'checkpoints', 'tensorboard'):
     assert name in present, f'{name} missing from the workdir of a finished run; it has {present}'
 
   history = pd.read_csv(os.path.join(workdir, 'history.csv'))
