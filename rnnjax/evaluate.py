@@ -218,8 +218,9 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
 
   Returns:
     (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
-    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'band_label'
-    saying what the band is, and with several steps 'lead': the validation RMSE per step of the
+    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'times':
+    {part: [n] target times}, 'xlabel' and 'ylabel' (the target's name), 'band_label' saying
+    what the band is, and with several steps 'lead': the validation RMSE per step of the
     model and every baseline.
   """
   alive = ~np.asarray(diverged_M, bool)
@@ -275,6 +276,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
     first = data.series_index(starts) == 0
     panels[part] = (true[first, -1], mean[first, -1],
                     None if band is None else (band[0][first, -1], band[1][first, -1]))
+    panels.setdefault('times', {})[part] = data.timestamps[
+        data.target_positions(starts)[first, -1]]
     scaled_true = data.scaled_TF[data.target_positions(starts), 0]
     centers_M = forecast_M if point else np.stack(
         [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive))])
@@ -302,6 +305,10 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
                                   'baseline_seasonal_naive_rmse', 'baseline_linear_rmse')}
     panels['lead']['title'] = 'Validation RMSE by lead time' + (
         f' (all {len(data.series_ids)} series)' if len(data.series_ids) > 1 else '')
+  panels['ylabel'] = config.data.target or 'value'
+  panels['xlabel'] = 'Target time' + (
+      f' (the synthetic series, hourly from {config.data.synthetic.start})'
+      if config.data.source == 'synthetic' else '')
   label = [f'series {data.series_ids[0]}'] if data.series_ids != ('',) else []
   label += [f'step {data.steps[-1]}'] if num_steps > 1 else []
   panels['label'] = ', '.join(label)

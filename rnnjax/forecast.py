@@ -556,9 +556,17 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
   frame = pd.concat(frames, ignore_index=True)
   workdir_lib.atomic_write(out_path, lambda path: frame.to_csv(path, index=False))
   if plot_path is not None:
-    name = loaded[0].name
-    title = f'{"series " + repr(name) + ", " if name else ""}{os.path.abspath(workdir)}'
     interval = run.config.model.interval if run.config.model.head != 'point' else None
     workdir_lib.atomic_write(plot_path, lambda path: plots.plot_forecast(
-        frames[0], path, f'Forecast of {title}', interval=interval))
+        frames[0], path, plot_title(workdir, d.target, loaded[0].name), interval=interval,
+        ylabel=d.target or 'value'))
   return frame
+
+
+
+def plot_title(workdir: str, target: str, series: str = '') -> str:
+  """"Forecast of temperature by the run 'seed_gru'" (the workdir's name), with the series of a
+  run on several."""
+  run_name = os.path.basename(os.path.normpath(os.path.abspath(workdir)))
+  what = f'{target or "value"}' + (f' of series {series!r}' if series else '')
+  return f'Forecast of {what} by the run {run_name!r}'

@@ -31,8 +31,8 @@ flags.DEFINE_string('series', None, 'Runs on several series (data.id_column): fo
                     'this series of --csv.')
 flags.DEFINE_string('plot', None, 'Also draw the forecast of one series (--series, else the '
                     'first) to this figure, in the format its extension names (.png, .pdf, .svg, '
-                    '...): the last 500 targets at the longest lead, the forecast past the data, '
-                    'and the RMSE by lead.')
+                    '...): the last 500 targets at the longest lead and the forecast past the '
+                    'data with its interval, the same zoomed on the end, and the RMSE by lead.')
 flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
                   'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])
