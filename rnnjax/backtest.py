@@ -19,7 +19,7 @@ Without refit the members train once, on the first fold's data, and every fold s
 
   config.json, checkpoints/, best/   as a training run (kill and resume the same way)
   backtest.csv    one row per fold, member, series, window and step: forecast, actual and
-                  every baseline's forecast, in the series' units
+                  every baseline's forecast, in the series' units (6 significant digits)
   backtest.json   per fold the scores of the members' mean forecast and of the baselines,
                   their mean and standard deviation over folds, and the folds won
   backtest.png    the error by fold, model vs baselines
@@ -46,6 +46,7 @@ from rnnjax import devices
 from rnnjax import distributions
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import forecast
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import program as program_lib
@@ -268,26 +269,30 @@ def learning_rates(bt: Backtest) -> np.ndarray:
 
 
 @run_lib.ends_in_a_message
-def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True) -> dict:
+def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True,
+                 digits: int = forecast.DIGITS) -> dict:
   """Trains (or resumes) the backtest `config` describes and writes its files to `workdir`.
+
+  backtest.csv's numbers have `digits` significant digits (`forecast.write_csv`).
 
   Returns:
     The contents of backtest.json.
 
   Raises:
-    UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched), or
-      another process runs in `workdir` (rnnjax.workdir.lock).
+    UserError: bad config, data, fold plan, digits or workdir (nothing in the workdir is
+      touched), or another process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: every member diverged.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
       Outside the chunk loop they stop the run at once (`run.ends_in_a_message`).
     errors.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """
+  forecast.check_digits(digits)
   with workdir_lib.lock(workdir):  # before the folds are planned: a second run is refused at once
-    return _run_backtest(config, workdir, overwrite, progress)
+    return _run_backtest(config, workdir, overwrite, progress, digits)
 
 
-def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict:
+def _run_backtest(config, workdir: str, overwrite: bool, progress: bool, digits: int) -> dict:
   """`run_backtest` in the workdir it holds."""
   seconds = {}
   start = time.perf_counter()
@@ -317,7 +322,7 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
     if jax.process_index() == 0:
       start = time.perf_counter()
       workdir_lib.atomic_write(os.path.join(workdir, 'backtest.csv'),
-                               lambda p: frame.to_csv(p, index=False))
+                               lambda p: forecast.write_csv(frame, p, digits))
       workdir_lib.atomic_write(os.path.join(workdir, 'backtest.png'),
                                lambda p: plots.plot_backtest(results['folds'], p))
       seconds['plots'] = time.perf_counter() - start

@@ -380,3 +380,9 @@ def test_gaussian_columns_are_the_mean_scale_and_the_normal_interval():
   np.testing.assert_allclose(columns['lower'], [10.0 - 2.0 * z, -1.0 - 0.5 * z], rtol=1e-6)
   np.testing.assert_allclose(columns['upper'], [10.0 + 2.0 * z, -1.0 + 0.5 * z], rtol=1e-6)
   assert backtest_lib.distribution_columns(_config(), forecast[..., 0]) == {}
+
+
+def test_digits_out_of_range_are_refused_before_anything_is_written(tmp_path):
+  with pytest.raises(UserError, match='--digits=18: give the significant digits'):
+    backtest_lib.run_backtest(_config(), str(tmp_path / 'w'), progress=False, digits=18)
+  assert not (tmp_path / 'w').exists(), 'a refused backtest created its workdir'

@@ -117,7 +117,7 @@ def test_predict_script_writes_one_row_per_window(trained, tmp_path):
   pd.DataFrame({'time': times, 'temperature': values}).to_csv(csv_path, index=False)
 
   proc = _run([_script('predict.py'), '--workdir', workdir, '--csv', str(csv_path),
-               '--out', str(out_path)])
+               '--out', str(out_path), '--digits=17'])  # every digit: actual is compared exactly
   assert proc.returncode == 0, f'predict.py exited with {proc.returncode}:\n{_tail(proc.stderr)}'
   assert 'Traceback' not in proc.stderr, _tail(proc.stderr)
 
