@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
+from conftest import (PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script_env,
+                      tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
@@ -167,18 +168,11 @@ def test_out_that_is_a_folder_is_refused(files, tmp_path):
       f'forecast_csv changed the folder given as out_path: {os.listdir(tmp_path)}')
 
 
-@pytest.mark.parametrize('spelling', ['same', 'dot_dot', 'symlink', 'hard_link'])
+@pytest.mark.parametrize('spelling', SPELLINGS)
 def test_out_that_is_the_input_csv_is_refused(files, tmp_path, spelling):
   csv = tmp_path / 'series.csv'
   shutil.copy(files['series'], csv)
-  (tmp_path / 'sub').mkdir()
-  out = {'same': csv, 'dot_dot': tmp_path / 'sub' / '..' / 'series.csv',
-         'symlink': tmp_path / 'sub' / 'link.csv', 'hard_link': tmp_path / 'sub' / 'hard.csv'}[
-             spelling]
-  if spelling == 'symlink':
-    os.symlink(csv, out)
-  elif spelling == 'hard_link':
-    os.link(csv, out)
+  out = other_spelling(csv, spelling)
   _refused_in_process(files['finished'], str(csv), str(out), str(out), 'is the input --csv',
                       'overwrite')
   assert _read(csv) == files['before']['series'], 'forecast_csv changed the input csv'

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import read_events, tiny_config
+from conftest import Crashed, crash_after_checkpoint, read_events, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -290,31 +290,22 @@ def test_divergence_message_advises_only_what_is_not_already_set(tmp_path):
   assert 'learning_rate' in on and 'epoch 1' in on, on
 
 
-class _Crash(Exception):
-  """Stands in for the process dying right after a checkpoint was written."""
-
-
 def test_a_checkpoint_without_grad_norm_resumes_with_it_empty_for_its_epochs(tmp_path,
                                                                           monkeypatch):
   """A run whose epoch-2 checkpoint was saved before grad_norm was recorded (its history
   without the key), resumed: history.csv's grad_norm is empty for epochs 1-2, then filled."""
   config = tiny_config()
   workdir = str(tmp_path / 'w')
-  meta, save = run_lib._meta, ckpt_lib.Checkpointer.save
+  meta = run_lib._meta
 
   def old_meta(*args, **kwargs):
     out = meta(*args, **kwargs)
     del out['history']['grad_norm']
     return out
 
-  def save_then_crash(self, epoch, *args, **kwargs):
-    save(self, epoch, *args, **kwargs)
-    if epoch == 2:
-      raise _Crash(epoch)
-
   monkeypatch.setattr(run_lib, '_meta', old_meta)
-  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_crash)
-  with pytest.raises(_Crash):
+  crash_after_checkpoint(monkeypatch, 2)
+  with pytest.raises(Crashed):
     run_lib.train_and_evaluate(config, workdir, progress=False)
   monkeypatch.undo()
   _, saved = ckpt_lib.load_for_inference(workdir)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_trees_equal, leaves_with_paths, tiny_config
 from rnnjax import data as data_lib
 from rnnjax import train as train_lib
 
@@ -54,17 +54,6 @@ def tiny():
   return _make_session(**{'train.early_stopping_patience': 1})
 
 
-def _leaves_with_paths(tree):
-  return [(jax.tree_util.keystr(p), np.asarray(v))
-          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-
-def _assert_trees_equal(got, want, what):
-  assert jax.tree.structure(got) == jax.tree.structure(want), f'{what}: tree structures differ'
-  for (path, g), (_, w) in zip(_leaves_with_paths(got), _leaves_with_paths(want), strict=True):
-    np.testing.assert_array_equal(g, w, err_msg=f'{what}: {path} differs')
-
-
 def _windows_numpy(data, starts):
   """Inputs and targets by a plain loop over the window starts (independent of gather_windows)."""
   w, h = data.window, data.horizon
@@ -86,8 +75,8 @@ def _mse(session, params, starts):
 def test_one_epoch_changes_every_parameter(tiny):
   state = tiny.start()
   new, history = tiny.run(state, tiny.dd, 1)
-  unchanged = [path for (path, a), (_, b) in zip(_leaves_with_paths(state.params),
-                                                 _leaves_with_paths(new.params), strict=True)
+  unchanged = [path for (path, a), (_, b) in zip(leaves_with_paths(state.params),
+                                                 leaves_with_paths(new.params), strict=True)
                if np.array_equal(a, b)]
   assert not unchanged, f'one epoch left these parameters unchanged: {unchanged}'
   assert int(new.epoch) == 1, f'epoch counter is {int(new.epoch)} after one epoch'
@@ -95,7 +84,7 @@ def test_one_epoch_changes_every_parameter(tiny):
       f'history shapes {jax.tree.map(np.shape, history)} for a 1-epoch chunk')
   assert int(new.best_epoch) == 1 and float(new.best_val_loss) == float(history['val_loss'][0]), (
       'after the first epoch the best epoch should be 1 with its val_loss')
-  _assert_trees_equal(new.best_params, new.params, 'best_params after the first epoch')
+  assert_trees_equal(new.best_params, new.params, 'best_params after the first epoch')
   assert not bool(new.stopped) and not bool(new.diverged)
 
 
@@ -144,8 +133,8 @@ def test_same_seed_same_history_without_retracing(tiny):
   again_state, again = tiny.run(tiny.start(0), tiny.dd, 2)
   other_state, other = tiny.run(tiny.start(1), tiny.dd, 2)
   assert tiny.traces == traces, 'a new key or state retraced the jitted epoch function'
-  _assert_trees_equal(again, first, 'history of two runs with seed 0')
-  _assert_trees_equal(again_state.params, first_state.params, 'params of two runs with seed 0')
+  assert_trees_equal(again, first, 'history of two runs with seed 0')
+  assert_trees_equal(again_state.params, first_state.params, 'params of two runs with seed 0')
   assert not np.array_equal(other['loss'], first['loss']), (
       f'seeds 0 and 1 gave the same loss history {first["loss"]}')
 
@@ -156,8 +145,8 @@ def test_chunked_epochs_equal_one_long_scan(tiny):
   a, h1 = tiny.run(state, tiny.dd, 1)
   a, h2 = tiny.run(a, tiny.dd, 1)
   b, h = tiny.run(state, tiny.dd, 2)
-  _assert_trees_equal(a, b, 'state after 1+1 epochs vs 2 epochs in one call')
-  _assert_trees_equal(jax.tree.map(lambda x, y: jnp.concatenate([x, y]), h1, h2), h,
+  assert_trees_equal(a, b, 'state after 1+1 epochs vs 2 epochs in one call')
+  assert_trees_equal(jax.tree.map(lambda x, y: jnp.concatenate([x, y]), h1, h2), h,
                       'history of 1+1 epochs vs 2 epochs in one call')
 
 
@@ -172,7 +161,7 @@ def test_epoch_loss_is_mean_over_every_training_window(tiny):
   assert n_train % batch != 0, f'{n_train} windows / batch {batch}: no ragged batch to test'
   state = tiny.start(learning_rate=0.0, dropout=0.0)
   new, history = tiny.run(state, tiny.dd, 1)
-  _assert_trees_equal(new.params, state.params, 'params after an epoch at learning rate 0')
+  assert_trees_equal(new.params, state.params, 'params after an epoch at learning rate 0')
   want = _mse(tiny, state.params, tiny.data.train_starts)
   assert abs(float(history['loss'][0]) - want) < 1e-5, (
       f'epoch loss {float(history["loss"][0]):.7f} != MSE over all {n_train} training windows '
@@ -224,7 +213,7 @@ def test_early_stopping_freezes_state_at_stop_and_keeps_best_params(tiny):
   assert int(stopped_state.best_epoch) == best_epoch, (
       f'best_epoch {int(stopped_state.best_epoch)}, val losses {val_losses[:stop]} say {best_epoch}')
   assert float(stopped_state.best_val_loss) == min(val_losses[:stop])
-  _assert_trees_equal(stopped_state.best_params, states[best_epoch].params,
+  assert_trees_equal(stopped_state.best_params, states[best_epoch].params,
                       f'best_params vs the params after best epoch {best_epoch}')
   assert np.isclose(_mse(tiny, stopped_state.best_params, tiny.data.val_starts),
                     min(val_losses[:stop]), rtol=1e-5, atol=1e-7), (
@@ -232,7 +221,7 @@ def test_early_stopping_freezes_state_at_stop_and_keeps_best_params(tiny):
   assert active == [True] * stop + [False] * (5 - stop), (
       f'history active flags {active} for a stop at epoch {stop}')
   for later in states[stop + 1:]:
-    _assert_trees_equal(later, stopped_state, 'a stopped state after another epoch')
+    assert_trees_equal(later, stopped_state, 'a stopped state after another epoch')
 
 
 def _all_finite(tree):
@@ -250,9 +239,9 @@ def test_nan_in_series_marks_diverged_and_keeps_last_finite_epoch(tiny):
       f'non-finite loss: diverged={bool(after.diverged)} stopped={bool(after.stopped)}')
   assert int(after.epoch) == 2, f'epoch should stay at the last finite one (2), got {after.epoch}'
   assert _all_finite(after.params), 'diverged state holds non-finite params'
-  _assert_trees_equal(after.params, good.params, 'params after divergence vs last finite epoch')
-  _assert_trees_equal(after.opt_state, good.opt_state, 'opt_state after divergence')
-  _assert_trees_equal(after.best_params, good.best_params, 'best_params after divergence')
+  assert_trees_equal(after.params, good.params, 'params after divergence vs last finite epoch')
+  assert_trees_equal(after.opt_state, good.opt_state, 'opt_state after divergence')
+  assert_trees_equal(after.best_params, good.best_params, 'best_params after divergence')
   assert list(np.asarray(history['active'])) == [True, False], (
       f'active flags {history["active"]}: the member should be inactive after diverging')
 
