@@ -19,10 +19,12 @@ Without refit the members train once, on the first fold's data, and every fold s
 
   config.json, checkpoints/, best/   as a training run (kill and resume the same way)
   backtest.csv    one row per fold, member, series, window and step: forecast, actual and
-                  every baseline's forecast, in the series' units
+                  every baseline's forecast, in the series' units (6 significant digits)
   backtest.json   per fold the scores of the members' mean forecast and of the baselines,
                   their mean and standard deviation over folds, and the folds won
   backtest.png    the error by fold, model vs baselines
+  tensorboard/    each member's loss, validation loss, learning rate and gradient norm per
+                  epoch (`rnnjax.tensorboard`)
 
 Each fold's linear baseline is fitted on the training windows of the data it is scored with:
 its own with refit, the first fold's without (as the model).
@@ -44,10 +46,12 @@ from rnnjax import devices
 from rnnjax import distributions
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import forecast
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import program as program_lib
 from rnnjax import run as run_lib
+from rnnjax import tensorboard
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
@@ -247,27 +251,48 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   return Backtest(config, folds, base, members, trainer, program)
 
 
+def learning_rates(bt: Backtest) -> np.ndarray:
+  """[M, train.epochs] each member's learning rate per epoch (`tensorboard.epoch_learning_rates`):
+  with refit a member steps through its own fold's batches along the schedule the program was
+  built with, the longest fold's."""
+  config, folds, members = bt.config, bt.folds, bt.members
+  batch_size = config.train.batch_size
+  if not config.backtest.refit:
+    return tensorboard.epoch_learning_rates(
+        config, members.hparams['learning_rate'],
+        tensorboard.batches_per_epoch(len(folds.datasets[0].train_starts), batch_size))
+  batches = [tensorboard.batches_per_epoch(len(d.train_starts), batch_size)
+             for d in folds.datasets]
+  return tensorboard.epoch_learning_rates(
+      config, members.hparams['learning_rate'], np.asarray(batches)[members.folds],
+      max(batches))
+
+
 @run_lib.ends_in_a_message
-def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True) -> dict:
+def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True,
+                 digits: int = forecast.DIGITS) -> dict:
   """Trains (or resumes) the backtest `config` describes and writes its files to `workdir`.
+
+  backtest.csv's numbers have `digits` significant digits (`forecast.write_csv`).
 
   Returns:
     The contents of backtest.json.
 
   Raises:
-    UserError: bad config, data, fold plan or workdir (nothing in the workdir is touched), or
-      another process runs in `workdir` (rnnjax.workdir.lock).
+    UserError: bad config, data, fold plan, digits or workdir (nothing in the workdir is
+      touched), or another process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: every member diverged.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
       Outside the chunk loop they stop the run at once (`run.ends_in_a_message`).
     errors.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """
+  forecast.check_digits(digits)
   with workdir_lib.lock(workdir):  # before the folds are planned: a second run is refused at once
-    return _run_backtest(config, workdir, overwrite, progress)
+    return _run_backtest(config, workdir, overwrite, progress, digits)
 
 
-def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict:
+def _run_backtest(config, workdir: str, overwrite: bool, progress: bool, digits: int) -> dict:
   """`run_backtest` in the workdir it holds."""
   seconds = {}
   start = time.perf_counter()
@@ -284,7 +309,8 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
             'members': members.records(),
             'origins': folds.origins.tolist()}
 
-  with run_lib.training(config, workdir, bt.program, seconds, progress, meta) as trained:
+  with run_lib.training(config, workdir, bt.program, seconds, progress, meta,
+                        learning_rates=learning_rates(bt)) as trained:
     start = time.perf_counter()
     state = trained.state
     params = devices.to_host(train_lib.final_params(
@@ -296,7 +322,7 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool) -> dict
     if jax.process_index() == 0:
       start = time.perf_counter()
       workdir_lib.atomic_write(os.path.join(workdir, 'backtest.csv'),
-                               lambda p: frame.to_csv(p, index=False))
+                               lambda p: forecast.write_csv(frame, p, digits))
       workdir_lib.atomic_write(os.path.join(workdir, 'backtest.png'),
                                lambda p: plots.plot_backtest(results['folds'], p))
       seconds['plots'] = time.perf_counter() - start

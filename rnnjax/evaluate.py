@@ -15,6 +15,7 @@ are mixed: the ensemble's distribution is the equal-weight mixture of theirs
 from __future__ import annotations
 
 import logging
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -217,8 +218,9 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
 
   Returns:
     (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
-    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'band_label'
-    saying what the band is, and with several steps 'lead': the validation RMSE per step of the
+    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'times':
+    {part: [n] target times}, 'xlabel' and 'ylabel' (the target's name), 'band_label' saying
+    what the band is, and with several steps 'lead': the validation RMSE per step of the
     model and every baseline.
   """
   alive = ~np.asarray(diverged_M, bool)
@@ -274,6 +276,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
     first = data.series_index(starts) == 0
     panels[part] = (true[first, -1], mean[first, -1],
                     None if band is None else (band[0][first, -1], band[1][first, -1]))
+    panels.setdefault('times', {})[part] = data.timestamps[
+        data.target_positions(starts)[first, -1]]
     scaled_true = data.scaled_TF[data.target_positions(starts), 0]
     centers_M = forecast_M if point else np.stack(
         [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive))])
@@ -301,6 +305,10 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
                                   'baseline_seasonal_naive_rmse', 'baseline_linear_rmse')}
     panels['lead']['title'] = 'Validation RMSE by lead time' + (
         f' (all {len(data.series_ids)} series)' if len(data.series_ids) > 1 else '')
+  panels['ylabel'] = config.data.target or 'value'
+  panels['xlabel'] = 'Target time' + (
+      f' (the synthetic series, hourly from {config.data.synthetic.start})'
+      if config.data.source == 'synthetic' else '')
   label = [f'series {data.series_ids[0]}'] if data.series_ids != ('',) else []
   label += [f'step {data.steps[-1]}'] if num_steps > 1 else []
   panels['label'] = ', '.join(label)
@@ -322,24 +330,29 @@ def merge_scores(results: dict, scores: dict) -> None:
 
 
 def history_frame(history: dict, diverged_M: np.ndarray | None) -> pd.DataFrame:
-  """The table history.csv holds: epoch, loss, val_loss per epoch run.
+  """The table history.csv holds: epoch, loss, val_loss, grad_norm per epoch run.
 
-  A single run (`diverged_M` None) lists the epochs it ran. An ensemble lists every epoch: loss
-  and val_loss are means over the members that did not diverge and were still training, then
-  one loss/val_loss column pair per member (empty after the member stopped).
+  grad_norm is the global norm of the gradients before clipping, the mean over the epoch's
+  applied batches weighted as the loss (empty for epochs trained before it was recorded).
+  A single run (`diverged_M` None) lists the epochs it ran. An ensemble lists every epoch: loss,
+  val_loss and grad_norm are means over the members that did not diverge and were still
+  training, then one loss/val_loss/grad_norm column triple per member (empty after the member
+  stopped).
   """
+  keys = ('loss', 'val_loss', 'grad_norm')
+  values = {key: np.asarray(history[key]) if key in history
+            else np.full(np.shape(history['loss']), np.nan) for key in keys}
   if diverged_M is None:
-    frame = pd.DataFrame({'epoch': np.arange(1, len(history['loss']) + 1),
-                          'loss': history['loss'], 'val_loss': history['val_loss']})
+    frame = pd.DataFrame({'epoch': np.arange(1, len(values['loss']) + 1), **values})
     return frame[np.asarray(history['active'], bool)]
   active = np.asarray(history['active'], bool)
-  loss = np.where(active, history['loss'], np.nan)
-  val = np.where(active, history['val_loss'], np.nan)
+  values = {key: np.where(active, value, np.nan) for key, value in values.items()}
   keep = ~np.asarray(diverged_M, bool)[:, None]
-  columns = {'epoch': np.arange(1, loss.shape[1] + 1),
-             'loss': np.nanmean(np.where(keep, loss, np.nan), axis=0),
-             'val_loss': np.nanmean(np.where(keep, val, np.nan), axis=0)}
-  for k in range(loss.shape[0]):
-    columns[f'loss_member{k}'] = loss[k]
-    columns[f'val_loss_member{k}'] = val[k]
+  columns = {'epoch': np.arange(1, active.shape[1] + 1)}
+  with warnings.catch_warnings():  # an epoch no kept member trained: NaN, as intended
+    warnings.simplefilter('ignore', category=RuntimeWarning)
+    columns.update({key: np.nanmean(np.where(keep, value, np.nan), axis=0)
+                    for key, value in values.items()})
+  for k in range(active.shape[0]):
+    columns.update({f'{key}_member{k}': value[k] for key, value in values.items()})
   return pd.DataFrame(columns)

@@ -31,6 +31,9 @@ from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 
+# Significant digits of the numbers in a forecast file: float32 forecasts carry about 7.
+DIGITS = 6
+
 
 @dataclasses.dataclass
 class TrainedRun:
@@ -490,7 +493,8 @@ def _for_predict(message: str, columns: list) -> str:
 
 def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None = None,
                  fill: str | None = None, allow_unfinished: bool = False,
-                 series: str | None = None, plot_path: str | None = None) -> pd.DataFrame:
+                 series: str | None = None, plot_path: str | None = None,
+                 digits: int = DIGITS) -> pd.DataFrame:
   """Forecasts the series in `csv_path` with the run in `workdir` and writes `out_path`.
 
   Args:
@@ -504,16 +508,19 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
     series: forecast only this series of a long-format file.
     plot_path: also draw the forecast of one series (`series`, else the first) to this figure,
       in the format its extension names (`rnnjax.plots.plot_forecast`).
+    digits: significant digits of each number written (`write_csv`).
 
   Returns:
     The rows written: `forecast_frame`'s columns, after a first column `series` when the run
     has data.id_column.
 
   Raises:
-    UserError: bad paths (`check_paths`, `check_plot`), an unfinished run, a CSV that does not
-      load, a series the run does not know or at another time step than the run's
-      (`check_step`), or anything `load_run` refuses; messages name scripts/predict.py's flags.
+    UserError: bad paths (`check_paths`, `check_plot`) or digits (`check_digits`), an
+      unfinished run, a CSV that does not load, a series the run does not know or at another
+      time step than the run's (`check_step`), or anything `load_run` refuses; messages name
+      scripts/predict.py's flags.
   """
+  check_digits(digits)
   check_paths(csv_path, out_path, workdir=workdir)
   if plot_path is not None:
     check_paths(csv_path, plot_path, '--plot', workdir)
@@ -554,11 +561,32 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
       frame.insert(0, 'series', one.name)
     frames.append(frame)
   frame = pd.concat(frames, ignore_index=True)
-  workdir_lib.atomic_write(out_path, lambda path: frame.to_csv(path, index=False))
+  workdir_lib.atomic_write(out_path, lambda path: write_csv(frame, path, digits))
   if plot_path is not None:
-    name = loaded[0].name
-    title = f'{"series " + repr(name) + ", " if name else ""}{os.path.abspath(workdir)}'
     interval = run.config.model.interval if run.config.model.head != 'point' else None
     workdir_lib.atomic_write(plot_path, lambda path: plots.plot_forecast(
-        frames[0], path, f'Forecast of {title}', interval=interval))
+        frames[0], path, plot_title(workdir, d.target, loaded[0].name), interval=interval,
+        ylabel=d.target or 'value'))
   return frame
+
+
+
+def check_digits(digits: int, flag: str = '--digits') -> None:
+  """Raises UserError unless 1 <= digits <= 17 (17 writes every float64 exactly)."""
+  if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 17:
+    raise UserError(f'{flag}={digits!r}: give the significant digits of each number written, a '
+                    f'whole number from 1 to 17 (default {DIGITS}; 17 writes every value '
+                    'exactly).')
+
+
+def write_csv(frame: pd.DataFrame, path: str, digits: int = DIGITS) -> None:
+  """`frame` to `path` without its index, every float with `digits` significant digits."""
+  frame.to_csv(path, index=False, float_format=f'%.{digits}g')
+
+
+def plot_title(workdir: str, target: str, series: str = '') -> str:
+  """"Forecast of temperature by the run 'seed_gru'" (the workdir's name), with the series of a
+  run on several."""
+  run_name = os.path.basename(os.path.normpath(os.path.abspath(workdir)))
+  what = f'{target or "value"}' + (f' of series {series!r}' if series else '')
+  return f'Forecast of {what} by the run {run_name!r}'

@@ -1,4 +1,5 @@
-"""The tutorial's figures: the loss per epoch, and real vs predicted values in original units.
+"""The tutorial's figures: the loss per epoch, and observed vs forecast values in the series' own
+units against the target time.
 
 Matplotlib is imported when a figure is first drawn (0.5 s), through `pyplot()`; `rnnjax.run`
 calls it in the background while training runs. The Agg backend writes files and never needs a
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pandas as pd
 
 
 @functools.cache
@@ -48,49 +50,91 @@ def plot_loss(history: dict, path: str, ylabel: str = 'MSE (scaled)') -> None:
   _save(fig, path)
 
 
+# Targets a panel of a whole part draws at most: more is a band, not a line (its last ones).
+MOST_TARGETS = 1000
+
+
+def _time_axis(ax) -> None:
+  """Dates on the x axis as matplotlib's concise formatter writes them ('Jun', '03', '12:00'),
+  where the axis holds times."""
+  import matplotlib.dates as mdates  # pylint: disable=import-outside-toplevel
+  locator = mdates.AutoDateLocator()
+  ax.xaxis.set_major_locator(locator)
+  ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _is_time(x) -> bool:
+  return np.issubdtype(np.asarray(x).dtype, np.datetime64)
+
+
+def _span(x) -> str:
+  """', 2025-06-10 10:00 to 2025-07-19 23:00' for times (without the hours when both are
+  midnights), '' for anything else."""
+  if not _is_time(x) or not len(x):
+    return ''
+  first, last = pd.Timestamp(x[0]), pd.Timestamp(x[-1])
+  dates = first == first.normalize() and last == last.normalize()  # daily or longer steps
+  form = '%Y-%m-%d' if dates else '%Y-%m-%d %H:%M'
+  return f', {first.strftime(form)} to {last.strftime(form)}'
+
+
 def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
-  """Real vs predicted on all training and validation windows, then the last `last` of each,
-  then every test window (when there is a test part); with several target steps, a last panel
-  of the validation RMSE against the lead time.
+  """Observed vs forecast against the target time: the last `last` training targets, every
+  validation target (at most MOST_TARGETS, the last ones), the last `last` of them when there are
+  more, then every test target (when there is a test part); with several target steps, a last
+  panel of the validation RMSE against the lead time. Each title says which targets it shows.
 
   Args:
     panels: {'train': (real [N], pred [N], band or None), 'val': (...)}, and 'test': (...)
       with a test part; a band is
       (low [N], high [N]) in original units: a probabilistic head's central interval, or the
-      spread of a point ensemble's members. Optional: 'band_label', what the band is (e.g.
+      spread of a point ensemble's members. Optional: 'times', {part: [N] target times (or any
+      x values)}, else the window's index; 'xlabel' and 'ylabel', the axes' names (the target
+      column's name); 'band_label', what the band is (e.g.
       '80% central interval'); 'label', what the panels show (e.g. 'series a, step 24');
       'lead', {'step', 'val_rmse',
       'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse', 'baseline_linear_rmse'}: [S]
       arrays, and 'title'.
     path: PNG to write.
-    last: points in the zoomed panels.
+    last: targets in the zoomed panels.
   """
   plt = pyplot()
   lead = panels.get('lead')
-  specs = [('train', 'All training', None), ('val', 'All validation', None),
-           ('train', 'Last training', last), ('val', 'Last validation', last)]
+  specs = [('train', 'Training', last), ('val', 'Validation', MOST_TARGETS)]
+  if len(panels['val'][0]) > last:
+    specs.append(('val', 'Validation', last))
   if 'test' in panels:
-    specs.append(('test', 'Test (scored once, after every choice)', None))
+    specs.append(('test', 'Test (scored once, after every choice)', MOST_TARGETS))
   rows = len(specs) + (lead is not None)
   # A screen's height for four panels; the legend has a fixed corner (matplotlib's 'best' place
   # tests every drawn point) and the margins are fixed (tight_layout draws the figure twice).
-  fig, axes = plt.subplots(rows, 1, figsize=(12, 3.5 * rows))
-  fig.subplots_adjust(left=0.06, right=0.98, bottom=0.04, top=0.97, hspace=0.35)
+  height = 3.5 * rows
+  fig, axes = plt.subplots(rows, 1, figsize=(12, height), squeeze=False)
+  axes = axes[:, 0]
+  # Margins in inches, whatever the number of panels: room for the labels and the title.
+  fig.subplots_adjust(left=0.06, right=0.98, bottom=0.6 / height, top=1 - 0.35 / height,
+                      hspace=0.45)
   label = panels.get('label')
   suffix = f' ({label})' if label else ''
-  for ax, (part, title, tail) in zip(axes[:len(specs)], specs, strict=True):
+  times = panels.get('times', {})
+  xlabel, ylabel = panels.get('xlabel', 'Window'), panels.get('ylabel', 'Value')
+  for ax, (part, name, most) in zip(axes[:len(specs)], specs, strict=True):
     real, pred, band = panels[part]
-    x = np.arange(len(real))
-    if tail:
-      x, real, pred = x[-tail:], real[-tail:], pred[-tail:]
-      band = None if band is None else (band[0][-tail:], band[1][-tail:])
-    ax.plot(x, real, label='Real')
-    ax.plot(x, pred, label='Predicted')
+    n = len(real)
+    shown = min(most, n)
+    x = np.asarray(times[part]) if part in times else np.arange(n)
+    x, real, pred = x[-shown:], real[-shown:], pred[-shown:]
+    band = None if band is None else (band[0][-shown:], band[1][-shown:])
+    which = f'all {n:,} targets' if shown == n else f'the last {shown:,} of {n:,} targets'
+    ax.plot(x, real, label='Observed')
+    ax.plot(x, pred, label='Forecast')
     if band is not None:
       ax.fill_between(x, band[0], band[1], alpha=0.3, color='C1',
                       label=panels.get('band_label', 'Band'))
-    ax.set(title=title + suffix, xlabel='Window', ylabel='Value (original units)')
+    ax.set(title=f'{name}: {which}{_span(x)}{suffix}', xlabel=xlabel, ylabel=ylabel)
     ax.set_xlim(x[0], x[-1])
+    if _is_time(x):
+      _time_axis(ax)
     ax.legend(loc='upper left')
   if lead is not None:
     ax = axes[-1]
@@ -99,53 +143,101 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
                              ('baseline_seasonal_naive_rmse', 'Seasonal naive', '^--'),
                              ('baseline_linear_rmse', 'Linear ridge', 'd--')):
       ax.plot(lead['step'], lead[key], style, label=name, markersize=3)
-    ax.set(title=lead['title'], xlabel='Steps ahead',
-           ylabel='RMSE (original units)')
+    ax.set(title=lead['title'], xlabel='Steps ahead', ylabel=f'RMSE of {ylabel}')
     ax.legend(loc='upper left')
   _save(fig, path)
 
 
+def _interval_columns(frame) -> tuple[str, str, str | None] | None:
+  """(low, high, what they are or None) of a forecast frame's interval: lower and upper (a
+  probabilistic head), or a point ensemble's forecast_q columns (a spread across seeds)."""
+  if 'lower' in frame and 'upper' in frame:
+    return 'lower', 'upper', None
+  spread = sorted(c for c in frame.columns if c.startswith('forecast_q'))
+  if len(spread) == 2:
+    return spread[0], spread[1], (f'Spread across seeds ({spread[0][9:]}-{spread[1][9:]}), not '
+                                  'a predictive interval')
+  return None
+
+
+def past_the_data(frame):
+  """The rows of a forecast frame whose target time lies after its last observed value, each
+  target time once: its forecast from the latest window (the last window's every step for a
+  multi-step run; for a single-step run, each of the last windows reaches one time)."""
+  observed = frame['target_time'][frame['actual'].notna()]
+  end = observed.max() if len(observed) else frame['input_end'].max()
+  future = frame[frame['target_time'] > end].sort_values('input_end', kind='stable')
+  return future.groupby('target_time', sort=True).tail(1).sort_values('target_time')
+
+
 def plot_forecast(frame, path: str, title: str, last: int = 500,
-                  interval: float | None = None) -> None:
+                  interval: float | None = None, ylabel: str = 'Value') -> None:
   """scripts/predict.py's figure of one series' forecast (the rows `forecast_frame` returns).
 
-  Top: the observed values and the forecast at the longest lead, over the last `last` target
-  times, then the forecast of the last window, every step, past the data. Bottom (with several
-  steps): the RMSE at each lead over the rows whose target was observed.
+  Top: the observed values and the forecast at the longest lead over the last `last` observed
+  target times, then the forecast past the data (`past_the_data`) as markers joined by a line,
+  with error bars of its interval; a dotted line marks the last observation. Middle: the same,
+  zoomed on the end (four times as many observed targets as there are forecasts past the data,
+  at least 48), where even a single step's forecast stands out. Bottom (with several steps): the
+  RMSE at each lead over the rows whose target was observed.
 
   Args:
     frame: rows of one series with input_end, step, target_time, forecast, actual; with
-      lower and upper (a probabilistic head) the central interval is drawn as a band.
+      lower and upper (a probabilistic head) the central interval is drawn as a band and error
+      bars, as is a point ensemble's spread across seeds (its two forecast_q columns).
     path: PNG to write.
     title: names the series and the run.
-    last: target times in the top panel.
+    last: observed target times in the top panel.
     interval: the interval's nominal level, for its label.
+    ylabel: what the values are (the target column's name).
   """
   plt = pyplot()
   steps = np.unique(frame['step'])
-  fig, axes = plt.subplots(2 if len(steps) > 1 else 1, 1, figsize=(12, 7 if len(steps) > 1 else 4),
-                           squeeze=False)
-  fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92, hspace=0.35)
-  ax = axes[0, 0]
-  longest = frame[frame['step'] == steps[-1]].tail(last)
-  ax.plot(longest['target_time'], longest['actual'], label='Observed')
-  ax.plot(longest['target_time'], longest['forecast'], label=f'Forecast {steps[-1]} steps ahead')
-  final = frame[frame['input_end'] == frame['input_end'].max()]
-  ax.plot(final['target_time'], final['forecast'], 'o-', markersize=2,
-          label='Forecast from the last window')
-  if 'lower' in frame and 'upper' in frame:
-    said = f'{interval * 100:g}% central interval' if interval else 'Central interval'
-    for rows, name, color in ((longest, said, 'C1'), (final, None, 'C2')):
-      ax.fill_between(rows['target_time'], rows['lower'], rows['upper'], alpha=0.25,
-                      color=color, label=name)
-  ax.set(title=title, ylabel='Value (original units)')
-  ax.legend(loc='upper left')
+  longest = frame[(frame['step'] == steps[-1]) & frame['actual'].notna()].tail(last)
+  future = past_the_data(frame)
+  observed = frame['target_time'][frame['actual'].notna()]
+  end = observed.max() if len(observed) else None
+  columns = _interval_columns(frame)
+  if columns is not None:
+    low, high, said = columns
+    said = said or (f'{interval * 100:g}% central interval' if interval else 'Central interval')
+  rows = 2 + (len(steps) > 1)
+  height = 3.8 * rows
+  fig, axes = plt.subplots(rows, 1, figsize=(12, height), squeeze=False)
+  axes = axes[:, 0]
+  fig.subplots_adjust(left=0.07, right=0.98, bottom=0.6 / height, top=1 - 0.65 / height,
+                      hspace=0.45)
+  fig.suptitle(title)
+  zoom = min(max(4 * len(future), 48), len(longest))
+  ahead = f'Forecast {steps[-1]} step{"s" if steps[-1] != 1 else ""} ahead'
+  for ax, shown, name in (
+      (axes[0], longest, f'The last {len(longest):,} observed targets and the forecast past them'),
+      (axes[1], longest.tail(zoom), f'The end: the last {zoom:,} observed targets and the '
+                                    'forecast past them')):
+    ax.plot(shown['target_time'], shown['actual'], label='Observed')
+    ax.plot(shown['target_time'], shown['forecast'], label=ahead)
+    if columns is not None:
+      ax.fill_between(shown['target_time'], shown[low], shown[high], alpha=0.2, color='C1',
+                      label=said)
+    if len(future):
+      errors = None if columns is None else np.vstack(
+          [future['forecast'] - future[low], future[high] - future['forecast']])
+      ax.errorbar(future['target_time'], future['forecast'], yerr=errors, fmt='o-', color='C3',
+                  markersize=10 if len(future) == 1 else 6, capsize=4,
+                  label='Forecast past the data' + ('' if errors is None else
+                                                    ', its bars as the band'))
+    if end is not None:
+      ax.axvline(end, color='gray', ls=':', lw=1, label='Last observation')
+    ax.set(title=name, xlabel='Target time', ylabel=ylabel)
+    if _is_time(shown['target_time']):
+      _time_axis(ax)
+    ax.legend(loc='upper left', fontsize='small')
   if len(steps) > 1:
     known = frame[frame['actual'].notna()]
     squared = ((known['forecast'] - known['actual']) ** 2).groupby(known['step']).mean()
-    axes[1, 0].plot(squared.index, np.sqrt(squared.to_numpy()), 'o-', markersize=3)
-    axes[1, 0].set(title='RMSE by lead time over the observed targets', xlabel='Steps ahead',
-                   ylabel='RMSE (original units)')
+    axes[-1].plot(squared.index, np.sqrt(squared.to_numpy()), 'o-', markersize=3)
+    axes[-1].set(title='RMSE by lead time over the observed targets', xlabel='Steps ahead',
+                 ylabel=f'RMSE of {ylabel}')
   _save(fig, path)
 
 

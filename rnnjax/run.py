@@ -10,8 +10,11 @@ checkpoints. Everything the workdir receives:
   config.json      the config of the run (a different config there is refused)
   checkpoints/     Orbax checkpoints of the whole training state (see rnnjax.checkpoint)
   best/            the checkpoint after the best validation loss
-  history.csv      epoch, loss, val_loss (the head's scaled loss, rnnjax.losses; ensembles: member
-                   means, then per member)
+  history.csv      epoch, loss, val_loss (the head's scaled loss, rnnjax.losses), grad_norm (the
+                   gradients' global norm before clipping); ensembles: member means, then per
+                   member
+  tensorboard/     the same per epoch, and the learning rate, as TensorBoard event files
+                   (rnnjax.tensorboard)
   metrics.json     errors in the series' own units, baselines, distribution scores for a
                    probabilistic head, timings (written last)
   loss.png, predictions.png
@@ -43,6 +46,7 @@ from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import preemption
 from rnnjax import program as program_lib
+from rnnjax import tensorboard
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.devices import to_host
@@ -193,11 +197,17 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
   workdir_lib.prepare(workdir, config, overwrite)
 
   program = program_lib.make_program(trainer, config, members)
+  rates = ([config.train.learning_rate] if members is None
+           else members.hparams['learning_rate'])
+  learning_rates = tensorboard.epoch_learning_rates(
+      config, rates, tensorboard.batches_per_epoch(len(data.train_starts),
+                                                   config.train.batch_size))
   seconds['prepare'] = time.perf_counter() - start
   with training(config, workdir, program, seconds, progress,
                 meta=lambda history, done, train_seconds: _meta(
                     config, data, history, done, members, train_seconds),
-                warm_up=lambda: evaluate_lib.warm_up(config, data, trainer, program)) as trained:
+                warm_up=lambda: evaluate_lib.warm_up(config, data, trainer, program),
+                learning_rates=learning_rates) as trained:
     start = time.perf_counter()
     state, history = trained.state, trained.history
     results, panels, frame = evaluate_lib.evaluate(config, data, trainer, state, history,
@@ -242,12 +252,13 @@ class Trained:
 @contextlib.contextmanager
 def training(config, workdir: str, program: program_lib.Program, seconds: dict,
              progress: bool, meta: Callable[[dict, int, float], dict],
-             warm_up: Callable[[], None] | None = None):
+             warm_up: Callable[[], None] | None = None, learning_rates=None):
   """Trains `program` (or resumes it from `workdir`'s checkpoints) in chunks of epochs.
 
   First removes what a killed run left in the workdir (`workdir.remove_leftovers`). After each
-  compiled chunk: the progress bar, history, divergence, early stopping, SIGTERM / SIGINT, and a
-  checkpoint every train.checkpoint_every epochs (saved in the background while the next chunk
+  compiled chunk: the progress bar, history, the TensorBoard event file (`rnnjax.tensorboard`),
+  divergence, early stopping, SIGTERM / SIGINT, and a checkpoint every train.checkpoint_every
+  epochs (saved in the background while the next chunk
   trains). The block under `with` gets a `Trained` and runs while the last
   checkpoint is written; leaving it waits for every save.
 
@@ -259,6 +270,8 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     progress: show a progress bar.
     meta: (history, epochs_done, train_seconds) -> the JSON-able metadata of a checkpoint.
     warm_up: work to overlap with the first chunk (e.g. compiling the scoring programs).
+    learning_rates: [M, train.epochs] (M = 1 for a single run) each member's learning rate per
+      epoch, for the event file (`tensorboard.epoch_learning_rates`); None logs none.
 
   Raises:
     Diverged: a single run's loss went non-finite, or every member's did.
@@ -270,7 +283,7 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     for path in workdir_lib.remove_leftovers(workdir):
       logging.info('removed %s, left by an interrupted run', path)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.max_to_keep)
-  history = {'loss': [], 'val_loss': [], 'active': []}
+  history = {'loss': [], 'val_loss': [], 'active': [], 'grad_norm': []}
   # Training seconds of this process, and of the processes before it that this run resumes.
   done, train_seconds, earlier_seconds = 0, 0.0, 0.0
   start = time.perf_counter()
@@ -281,8 +294,11 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     done = saved_meta['epochs_done']
     earlier_seconds = saved_meta.get('train_seconds', 0.0)
     # JSON gives float64; keep the dtypes a chunk returns so a resumed history matches.
-    history = {k: [np.asarray(v, bool if k == 'active' else np.float32)]
-               for k, v in saved_meta['history'].items()}
+    saved = saved_meta['history']
+    # A checkpoint from before a key was recorded (grad_norm) resumes with NaN for its epochs.
+    history = {k: [np.asarray(saved[k], bool if k == 'active' else np.float32) if k in saved
+                   else np.full(np.shape(saved['loss']), np.nan, np.float32)]
+               for k in history}
     logging.info('resuming %s from epoch %d', workdir, done)
   else:
     state = program.init()
@@ -299,7 +315,12 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     signals.kept = _kept(workdir, done)
   seconds['checkpoints'] = 0.0
   warming, bar = None, None
+  events = None
+  if jax.process_index() == 0:  # one process writes the workdir's files
+    events = tensorboard.EventLog(workdir, learning_rates, members is not None)
   try:
+    if events is not None:  # the epochs the checkpoint holds, whatever was logged before
+      events.start(_joined(history))
     with signals.catching():
       # The bar shows inside the block: a Ctrl-C once it is on screen is caught and saved.
       bar = tqdm.tqdm(total=config.train.epochs, initial=done, unit='epoch',
@@ -321,6 +342,8 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
         done += n
         for k in history:
           history[k].append(np.asarray(chunk[k]))
+        if events is not None:
+          events.append(chunk, done - n + 1)
         loss, val = np.asarray(chunk['loss'])[..., -1], np.asarray(chunk['val_loss'])[..., -1]
         bar.update(n)
         bar.set_postfix(loss=f'{_finite_mean(loss):.5f}', val_loss=f'{_finite_mean(val):.5f}')
@@ -362,6 +385,8 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
   finally:
     if bar is not None:  # the message a failure ends with starts on a line of its own
       bar.close()
+    if events is not None:
+      events.close()
     checkpointer.close()  # waits for the saves in flight, on every way out
   seconds['checkpoints'] += time.perf_counter() - start
   seconds['compile'] = program.compile_seconds

@@ -230,8 +230,9 @@ def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
     fixed_highway: leave the 'highway' parameters as they are (model.highway_fixed).
 
   Returns:
-    (params, opt_state, loss): after the step, and the mean loss over the batch's real
-    windows before it (NaN for a batch of padding only).
+    (params, opt_state, {'loss', 'grad_norm'}): after the step; the mean loss over the batch's
+    real windows before it (NaN for a batch of padding only) and the gradients' global norm
+    (before clipping, which acts on the updates).
   """
   def loss_fn(p):
     pred = model.apply({'params': p}, batch.x_BWF, batch.future_BSK, train=True,
@@ -239,10 +240,11 @@ def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
     return losses.masked_sum(loss_terms(pred, batch.y_BS), batch.mask_B) / jnp.sum(batch.mask_B)
 
   loss, grads = jax.value_and_grad(loss_fn)(params)
+  grad_norm = optax.tree_utils.tree_norm(grads)
   updates, opt_state = tx.update(grads, opt_state, params)
   if fixed_highway:  # the fitted ridge stays as it is; the network learns the rest
     updates = {**updates, 'highway': jax.tree.map(jnp.zeros_like, updates['highway'])}
-  return optax.apply_updates(params, updates), opt_state, loss
+  return optax.apply_updates(params, updates), opt_state, {'loss': loss, 'grad_norm': grad_norm}
 
 
 def end_epoch(state: TrainState, params, opt_state, loss, v_loss, patience: int) -> TrainState:
@@ -351,9 +353,10 @@ def make_trainer(config, data: data_lib.Dataset,
       starts_B = dd.train_starts[idx_B]
       x_BWF, y_BS = data_lib.gather_windows(dd.series_TF, starts_B, window, steps)
       future_BSK = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
-      params, opt_state, loss = train_step(
+      params, opt_state, out = train_step(
           model, tx, loss_terms, params, opt_state, Batch(x_BWF, future_BSK, y_BS, mask_B),
           key, state.dropout, fixed_highway)
+      loss, grad_norm = out['loss'], out['grad_norm']
       count = jnp.sum(mask_B)
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
         count = jnp.where(jnp.isfinite(loss), count, 0.0)
@@ -361,16 +364,18 @@ def make_trainer(config, data: data_lib.Dataset,
       new = (params, opt_state)
       if ragged:  # a batch of padding only (a shorter member's) leaves the optimizer as it was
         new = _select(jnp.any(mask_B), new, carry)
-      return new, (jnp.where(count > 0, loss * count, 0.0), count)
+      return new, (jnp.where(count > 0, loss * count, 0.0), count,
+                   jnp.where(count > 0, grad_norm * count, 0.0))
 
     (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state), batches)
     # Mean over windows, as Keras reports it (over the windows of applied steps when
     # non-finite steps are skipped; no applied step at all gives NaN and stops the run).
     loss = jnp.sum(weighted[0]) / jnp.sum(weighted[1])
+    grad_norm = jnp.sum(weighted[2]) / jnp.sum(weighted[1])  # weighted as the loss
     v_loss = val_loss(params, dd)
     active = ~state.stopped
     state = end_epoch(state, params, opt_state, loss, v_loss, patience)
-    return state, {'loss': loss, 'val_loss': v_loss, 'active': active}
+    return state, {'loss': loss, 'val_loss': v_loss, 'active': active, 'grad_norm': grad_norm}
 
   def scored_start(state: TrainState, dd: DeviceData) -> TrainState:
     # Before the first epoch, the starting parameters become the best so far (epoch 0), so an
@@ -453,7 +458,9 @@ def make_train(config, data: data_lib.Dataset) -> Callable:
   One model: `jax.jit(train)(jax.random.PRNGKey(0))`. Many at once, same code:
   `jax.jit(jax.vmap(train))(keys)`. history holds [epochs] arrays 'loss' and 'val_loss'
   (the head's loss in scaled units, `rnnjax.losses`: for the point head the MSE, as Keras'
-  History) and 'active' (false after an early stop).
+  History), 'grad_norm' (the mean over the epoch's steps of the gradients' global norm before
+  clipping) and 'active' (false after an early stop). hparams: some of `default_hparams`' keys
+  (one value each, or [M] under vmap); the rest come from the config.
   """
   trainer = make_trainer(config, data)
   epochs = config.train.epochs

@@ -37,7 +37,8 @@ from rnnjax import config as config_lib
 from rnnjax.errors import UserError
 
 OUTPUTS = ('config.json', 'history.csv', 'metrics.json', 'loss.png', 'predictions.png',
-           'backtest.csv', 'backtest.json', 'backtest.png', ckpt_lib.LATEST_DIR, ckpt_lib.BEST_DIR)
+           'backtest.csv', 'backtest.json', 'backtest.png', 'tensorboard', ckpt_lib.LATEST_DIR,
+           ckpt_lib.BEST_DIR)
 # The key that marks a workdir's run as something other than train.py's (e.g. 'backtest') in
 # its config.json and checkpoints, so one command never resumes the other's checkpoints.
 KIND_KEY = 'run'

@@ -5,7 +5,8 @@ as a member of one compiled program, and each fold is scored against the naive b
   python scripts/backtest.py --config configs/seed_gru.py --workdir runs/bt8 \
       --config.backtest.folds=8 --config.num_seeds=4
 
-Writes backtest.csv, backtest.json and backtest.png (see rnnjax.backtest); running the same
+Writes backtest.csv (numbers with 6 significant digits; --digits=17 writes every value
+exactly), backtest.json, backtest.png and tensorboard/ (see rnnjax.backtest); running the same
 command again resumes from the latest checkpoint. All the work is in
 `rnnjax.backtest.run_backtest`, tested there; this file only reads flags.
 """
@@ -23,6 +24,8 @@ config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); ove
                                 '--config.backtest.folds=8.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints and outputs.')
 flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --workdir.')
+flags.DEFINE_integer('digits', 6, 'Significant digits of each number in backtest.csv (17 writes '
+                     'every value exactly).')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -39,7 +42,8 @@ def main(argv):
   folds = config.backtest.folds if config.backtest.refit else 1
   devices.use_every_cpu_core(config, folds * config.num_seeds)
   results = errors.exit_on_user_error(
-      lambda: backtest.run_backtest(config, FLAGS.workdir, FLAGS.overwrite))
+      lambda: backtest.run_backtest(config, FLAGS.workdir, FLAGS.overwrite,
+                                    digits=FLAGS.digits))
   print(backtest.verdict(results), file=sys.stdout)
   print(json.dumps(workdir_lib.finite_json({k: (None if v is None else round(v, 4))
                                             for k, v in results['mean'].items()})),

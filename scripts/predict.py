@@ -9,7 +9,8 @@ several series), input_end, step, target_time, forecast (original units), actual
 head adds q0.1, q0.5, q0.9 (its levels; forecast is the median), a gaussian head mean and scale
 (forecast is the mean), both then lower and upper, the central model.interval interval; point
 ensembles add forecast_std and the members' quantile band (a spread across seeds); --member=K
-forecasts with one member, --series=ID one series, --plot=FILE.png draws one series' forecast.
+forecasts with one member, --series=ID one series, --plot=FILE.png draws one series' forecast;
+numbers are written with 6 significant digits (--digits=17: every value exactly).
 Future features past the end come from rows with a timestamp and an empty target. A run that
 has not finished (no metrics.json) is refused unless --allow_unfinished; so are --out and --plot
 inside the workdir or naming the same file, and a series at another time step than the run's
@@ -31,8 +32,10 @@ flags.DEFINE_string('series', None, 'Runs on several series (data.id_column): fo
                     'this series of --csv.')
 flags.DEFINE_string('plot', None, 'Also draw the forecast of one series (--series, else the '
                     'first) to this figure, in the format its extension names (.png, .pdf, .svg, '
-                    '...): the last 500 targets at the longest lead, the forecast past the data, '
-                    'and the RMSE by lead.')
+                    '...): the last 500 targets at the longest lead and the forecast past the '
+                    'data with its interval, the same zoomed on the end, and the RMSE by lead.')
+flags.DEFINE_integer('digits', forecast.DIGITS, 'Significant digits of each number in --out '
+                     '(17 writes every value exactly).')
 flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
                   'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])
@@ -47,7 +50,7 @@ def main(argv):
   frame = errors.exit_on_user_error(
       lambda: forecast.forecast_csv(FLAGS.workdir, FLAGS.csv, FLAGS.out, FLAGS.member,
                                     FLAGS.fill, FLAGS.allow_unfinished, FLAGS.series,
-                                    FLAGS.plot))
+                                    FLAGS.plot, FLAGS.digits))
   print(f'wrote {len(frame)} forecasts to {FLAGS.out}')
   errors.exit_now(0)
 

@@ -1,4 +1,6 @@
-"""Shared test settings: loud shape errors and a small, fast config."""
+"""Shared test settings (loud shape errors, a small fast config) and the helpers several test
+files use: scripts in subprocesses, crashes after a checkpoint, tree comparisons, a resumed run
+against an uninterrupted one, event files read back, other spellings of a file."""
 import os
 import sys
 
@@ -145,3 +147,190 @@ def diverging_script(script: str, step: int, *args) -> list[str]:
           'runpy.run_path({path!r}, run_name="__main__")').format(
               tests=os.path.dirname(os.path.abspath(__file__)), step=step, path=path)
   return [PYTHON, '-c', code, *args]
+
+
+def read_events(folder):
+  """[(tag, step, value)] of every scalar in the TensorBoard event files under `folder`, file by
+  file in name order, read by hand from the TFRecord framing (each record's length and data
+  checked against their masked CRC-32C) and tensorboardX's Event protocol buffer: independent
+  of the writer's own code."""
+  import struct
+  from tensorboardX.crc32c import crc32c
+  from tensorboardX.proto.event_pb2 import Event
+
+  def masked(data):
+    x = crc32c(data) & 0xffffffff
+    return (((x >> 15) | (x << 17)) + 0xa282ead8) & 0xffffffff
+
+  rows = []
+  for name in sorted(os.listdir(folder)):
+    if 'tfevents' not in name:
+      continue
+    with open(os.path.join(folder, name), 'rb') as f:
+      content = f.read()
+    at = 0
+    while at < len(content):
+      header = content[at:at + 8]
+      (length,), (header_crc,) = struct.unpack('<Q', header), struct.unpack(
+          '<I', content[at + 8:at + 12])
+      data = content[at + 12:at + 12 + length]
+      (data_crc,) = struct.unpack('<I', content[at + 12 + length:at + 16 + length])
+      assert header_crc == masked(header) and data_crc == masked(data), (
+          f'{name}: a record at byte {at} fails its CRC')
+      at += 16 + length
+      event = Event.FromString(data)
+      rows += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+  return rows
+
+
+# ---------------------------------------------------------------------------- shared helpers
+
+SUBPROCESS_TIMEOUT = 300  # seconds for a script run; generous because others may share the machine
+
+
+def start_script(cmd, log_dir, name, cwd=ROOT):
+  """Starts `cmd` in `cwd` with stdout/stderr in files `log_dir`/`name`.out and .err (a full
+  pipe would stall a long run); `finish_script` waits for it."""
+  import subprocess
+  out = open(os.path.join(log_dir, f'{name}.out'), 'w')
+  err = open(os.path.join(log_dir, f'{name}.err'), 'w')
+  proc = subprocess.Popen(cmd, cwd=cwd, env=script_env(), stdout=out, stderr=err)
+  proc.logs = (out.name, err.name)
+  out.close()
+  err.close()
+  return proc
+
+
+def finish_script(proc):
+  """Waits for a `start_script` process (failing the test after SUBPROCESS_TIMEOUT s); returns
+  (returncode, stdout, stderr)."""
+  import subprocess
+  try:
+    proc.wait(timeout=SUBPROCESS_TIMEOUT)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+    pytest.fail(f'{proc.args} did not finish in {SUBPROCESS_TIMEOUT} s')
+  with open(proc.logs[0]) as out, open(proc.logs[1]) as err:
+    return proc.returncode, out.read(), err.read()
+
+
+def checkpoint_steps(workdir):
+  """Finished checkpoint steps in `workdir` (Orbax renames a step's temporary directory when it
+  is done), ascending."""
+  from rnnjax import checkpoint as ckpt_lib
+  directory = os.path.join(str(workdir), ckpt_lib.LATEST_DIR)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+class Crashed(Exception):
+  """Stands in for the process dying right after a checkpoint was written."""
+
+
+def crash_after_checkpoint(monkeypatch, epoch: int) -> None:
+  """Makes the run raise `Crashed` right after its checkpoint of `epoch` is saved, as a process
+  killed there would stop; `monkeypatch.undo()` lets the next run resume normally."""
+  from rnnjax import checkpoint as ckpt_lib
+  save = ckpt_lib.Checkpointer.save
+
+  def save_then_crash(self, step, *args, **kwargs):
+    save(self, step, *args, **kwargs)
+    if step == epoch:
+      raise Crashed(step)
+
+  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_crash)
+
+
+def leaves_with_paths(tree):
+  """[(keystr path, NumPy leaf)] of `tree`, in its flattening order."""
+  import numpy as np
+  return [(jax.tree_util.keystr(path), np.asarray(leaf))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def assert_trees_equal(actual, expected, what):
+  """Asserts two pytrees have the same leaves (paths) with bit-identical values, naming the
+  differing ones."""
+  import numpy as np
+  a, e = dict(leaves_with_paths(actual)), dict(leaves_with_paths(expected))
+  assert a.keys() == e.keys(), f'{what}: leaves differ: {sorted(a.keys() ^ e.keys())}'
+  differing = [k for k in a if not np.array_equal(a[k], e[k])]
+  assert not differing, (
+      f'{what}: {len(differing)} of {len(a)} leaves differ, e.g. {differing[:5]}')
+
+
+def assert_trees_close(actual, expected, what, rtol, atol):
+  """Asserts two pytrees have the same leaves (paths) and values within rtol/atol."""
+  import numpy as np
+  a, e = leaves_with_paths(actual), leaves_with_paths(expected)
+  assert [p for p, _ in a] == [p for p, _ in e], f'{what}: the trees differ'
+  for (path, x), (_, y) in zip(a, e, strict=True):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f'{what}: {path}')
+
+
+def assert_same_run(resumed, reference, what):
+  """A resumed workdir ends as the uninterrupted `reference`: the newest checkpoint's epoch,
+  bit-identical parameters and state, metrics (timings aside), history.csv to the byte, and
+  event files holding the same scalars in one file."""
+  import json
+  import numpy as np
+  import pandas as pd
+  from rnnjax import checkpoint as ckpt_lib
+  state, meta = ckpt_lib.load_for_inference(resumed)
+  ref_state, ref_meta = ckpt_lib.load_for_inference(reference)
+  assert meta['epochs_done'] == ref_meta['epochs_done'], (
+      f'{what}: newest checkpoint is epoch {meta["epochs_done"]}, uninterrupted run\'s is '
+      f'{ref_meta["epochs_done"]}')
+  assert_trees_equal(state['params'], ref_state['params'], f'{what}: final params')
+  assert_trees_equal(state, ref_state, f'{what}: final training state')
+
+  def read(path):
+    with open(path) as f:
+      return f.read()
+  metrics = json.loads(read(os.path.join(resumed, 'metrics.json')))
+  ref_metrics = json.loads(read(os.path.join(reference, 'metrics.json')))
+  timings = {'train_seconds', 'compile_seconds', 'train_seconds_this_process', 'seconds'}
+  differing = {k for k in ref_metrics if k not in timings and metrics.get(k) != ref_metrics[k]}
+  assert not differing, f'{what}: metrics differ: ' + ', '.join(
+      f'{k}={metrics.get(k)!r} vs {ref_metrics[k]!r}' for k in sorted(differing))
+  history = pd.read_csv(os.path.join(resumed, 'history.csv'))
+  ref_history = pd.read_csv(os.path.join(reference, 'history.csv'))
+  assert list(history.columns) == list(ref_history.columns) and \
+      len(history) == len(ref_history), (
+          f'{what}: history.csv has columns {list(history.columns)} and {len(history)} rows; the '
+          f'uninterrupted run\'s {list(ref_history.columns)} and {len(ref_history)} rows')
+  # Losses are float32 on the device; compare them as float32 whatever the file's precision.
+  np.testing.assert_array_equal(
+      history.to_numpy(np.float32), ref_history.to_numpy(np.float32),
+      err_msg=f'{what}: history.csv values differ from the uninterrupted run\'s')
+  events = read_events(os.path.join(resumed, 'tensorboard'))
+  ref_events = read_events(os.path.join(reference, 'tensorboard'))
+  assert len(os.listdir(os.path.join(resumed, 'tensorboard'))) == 1 and events == ref_events, (
+      f'{what}: the event files hold {len(events)} scalars, the uninterrupted run\'s '
+      f'{len(ref_events)}: an epoch logged twice or lost, or another value')
+  # The same run must leave the same file, not the same numbers printed at another precision.
+  text, ref_text = (read(os.path.join(d, 'history.csv')) for d in (resumed, reference))
+  assert text == ref_text, (
+      f'{what}: history.csv holds the same float32 values but is written differently from the '
+      f'uninterrupted run\'s:\n{text[:300]}\nvs\n{ref_text[:300]}')
+
+
+SPELLINGS = ('same', 'dot_dot', 'symlink', 'hard_link')
+
+
+def other_spelling(path, spelling):
+  """Another name of the existing file `path` (a pathlib.Path): itself ('same'), through
+  `sub/..` ('dot_dot'), or a symbolic or hard link made in a folder `sub` beside it ('symlink',
+  'hard_link')."""
+  folder = path.parent / 'sub'
+  folder.mkdir(exist_ok=True)
+  name = {'same': path, 'dot_dot': folder / '..' / path.name,
+          'symlink': folder / f'link{path.suffix}', 'hard_link': folder / f'hard{path.suffix}'}[
+              spelling]
+  if spelling == 'symlink':
+    os.symlink(path, name)
+  elif spelling == 'hard_link':
+    os.link(path, name)
+  return name

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from sklearn import preprocessing
 
-from conftest import ROOT, file_tree, script_env, tiny_config
+from conftest import (ROOT, Crashed, assert_trees_close, checkpoint_steps, crash_after_checkpoint,
+                      file_tree, read_events, script_env, tiny_config)
 from rnnjax import backtest as backtest_lib
-from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import sources
@@ -23,19 +23,9 @@ from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from rnnjax.sources import Series
 
-from test_checkpoint import _steps
 from test_linear_baseline import _reference_forecast
 
 WINDOW, HORIZON = 24, 13
-
-
-def _assert_trees_close(actual, expected, what, rtol, atol):
-  flat_a = jax.tree_util.tree_flatten_with_path(actual)[0]
-  flat_e = jax.tree_util.tree_flatten_with_path(expected)[0]
-  assert [p for p, _ in flat_a] == [p for p, _ in flat_e], f'{what}: the trees differ'
-  for (path, a), (_, e) in zip(flat_a, flat_e, strict=True):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol,
-                               err_msg=f'{what}: {jax.tree_util.keystr(path)}')
 
 
 def _config(**overrides):
@@ -161,7 +151,7 @@ def test_a_fold_as_a_member_equals_a_run_on_that_folds_data_alone(trained, fold,
   m = fold * bt.base.size + seed
   assert bt.members.folds[m] == fold and bt.members.seeds[m] == seed
   member = jax.tree.map(lambda a: a[m], state)
-  _assert_trees_close(member.params, ref_state.params,
+  assert_trees_close(member.params, ref_state.params,
                       f'fold {fold} seed {seed}: params vs the run on the fold\'s data alone',
                       rtol=1e-5, atol=1e-6)
   for key in ('loss', 'val_loss'):
@@ -231,7 +221,7 @@ def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_p
                                             state.diverged, bt.base)
   times, values = _series(config)
   data, trainer, ref_state, _ = _alone(config, times, values, int(bt.folds.origins[0, 0]), 0)
-  _assert_trees_close(jax.tree.map(lambda a: a[0], state.params), ref_state.params,
+  assert_trees_close(jax.tree.map(lambda a: a[0], state.params), ref_state.params,
                       'the model trained once vs the run on the first fold\'s data',
                       rtol=1e-5, atol=1e-6)
   scaled = data.scalers[0].transform(values[:, None]).astype(np.float32)
@@ -250,10 +240,6 @@ def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_p
 
 
 # ---------------------------------------------------------------------------- the command
-
-class _Killed(Exception):
-  """Stands in for the process dying right after a checkpoint was written."""
-
 
 def _run_script(workdir, *extra, devices=2):
   cmd = [sys.executable, os.path.join(ROOT, 'scripts', 'backtest.py'), '--config',
@@ -274,18 +260,11 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
   assert 'backtest of 3 folds' in proc.stdout, proc.stdout
   config = _config(**{'train.epochs': 2, 'train.checkpoint_every': 1})
   workdir = tmp_path / 'killed'
-  save = ckpt_lib.Checkpointer.save
-
-  def save_then_die(self, epoch, *args, **kwargs):
-    save(self, epoch, *args, **kwargs)
-    if epoch == 1:
-      raise _Killed(epoch)
-
-  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_die)
-  with pytest.raises(_Killed):
+  crash_after_checkpoint(monkeypatch, 1)
+  with pytest.raises(Crashed):
     backtest_lib.run_backtest(config, str(workdir), progress=False)
   monkeypatch.undo()
-  assert _steps(workdir) == [1] and not (workdir / 'backtest.json').exists()
+  assert checkpoint_steps(workdir) == [1] and not (workdir / 'backtest.json').exists()
   results = backtest_lib.run_backtest(config, str(workdir), progress=False)
   assert results['epochs_run'] == 2
   script = pd.read_csv(tmp_path / 'script' / 'backtest.csv')
@@ -303,6 +282,14 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
     assert a['origin'] == b['origin'] and np.isclose(a['rmse'], b['rmse'], rtol=1e-5)
   assert (workdir / 'backtest.png').stat().st_size > 0
   assert (workdir / 'config.json').exists()
+  logged, resumed_log = (read_events(d / 'tensorboard') for d in (tmp_path / 'script', workdir))
+  keys = sorted((tag, step) for tag, step, _ in resumed_log)
+  assert keys == sorted((tag, step) for tag, step, _ in logged), (
+      'the killed and resumed backtest logs other tags or epochs than the script')
+  assert len(keys) == len(set(keys)) == 3 * 4 * 2, f'3 members x 4 tags x 2 epochs: {keys}'
+  rates = {tag for tag, _, value in resumed_log if tag.startswith('learning_rate/')
+           and value == pytest.approx(config.train.learning_rate, rel=1e-6)}
+  assert len(rates) == 3, f'each fold member logs train.learning_rate: {resumed_log}'
   with pytest.raises(UserError, match='holds a backtest .*workdir of scripts/train.py'):
     forecast.load_run(str(workdir))  # scripts/predict.py's first step
 
@@ -372,3 +359,9 @@ def test_gaussian_columns_are_the_mean_scale_and_the_normal_interval():
   np.testing.assert_allclose(columns['lower'], [10.0 - 2.0 * z, -1.0 - 0.5 * z], rtol=1e-6)
   np.testing.assert_allclose(columns['upper'], [10.0 + 2.0 * z, -1.0 + 0.5 * z], rtol=1e-6)
   assert backtest_lib.distribution_columns(_config(), forecast[..., 0]) == {}
+
+
+def test_digits_out_of_range_are_refused_before_anything_is_written(tmp_path):
+  with pytest.raises(UserError, match='--digits=18: give the significant digits'):
+    backtest_lib.run_backtest(_config(), str(tmp_path / 'w'), progress=False, digits=18)
+  assert not (tmp_path / 'w').exists(), 'a refused backtest created its workdir'

@@ -17,11 +17,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import (PYTHON, ROOT, diverge_from_step, diverging_script, file_tree, script_env,
-                      steps_per_epoch, tiny_config)
+from conftest import (PYTHON, ROOT, Crashed, assert_same_run, assert_trees_equal,
+                      checkpoint_steps, crash_after_checkpoint, diverge_from_step,
+                      diverging_script, file_tree, finish_script, leaves_with_paths, script_env,
+                      start_script, steps_per_epoch, tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
@@ -43,107 +44,30 @@ def _train_cmd(workdir, *extra):
           *TRAIN_ARGS, *extra]
 
 
-def _start(cmd, log_dir, name):
-  """Starts a script with stdout/stderr in files (a full pipe would stall the run)."""
-  out = open(os.path.join(log_dir, f'{name}.out'), 'w')
-  err = open(os.path.join(log_dir, f'{name}.err'), 'w')
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=script_env(),
-                          stdout=out, stderr=err)
-  proc.logs = (out.name, err.name)
-  out.close()
-  err.close()
-  return proc
-
-
-def _finish(proc):
-  """Waits for `proc`; returns (returncode, stdout, stderr)."""
-  try:
-    proc.wait(timeout=TIMEOUT)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.wait()
-    pytest.fail(f'{proc.args} did not finish in {TIMEOUT} s')
-  with open(proc.logs[0]) as out, open(proc.logs[1]) as err:
-    return proc.returncode, out.read(), err.read()
-
-
 def _run_to_completion(cmd, log_dir, name):
-  code, _, stderr = _finish(_start(cmd, log_dir, name))
+  code, _, stderr = finish_script(start_script(cmd, log_dir, name))
   assert code == 0, f'{name}: train.py exited with {code}:\n{stderr[-3000:]}'
-
-
-def _steps(workdir):
-  """Finished checkpoint steps (Orbax renames a step's temporary directory when it is done)."""
-  directory = os.path.join(str(workdir), ckpt_lib.LATEST_DIR)
-  if not os.path.isdir(directory):
-    return []
-  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
 def _wait_for_step(proc, workdir, min_step):
   deadline = time.monotonic() + POLL_TIMEOUT
   while time.monotonic() < deadline:
-    steps = _steps(workdir)
+    steps = checkpoint_steps(workdir)
     if steps and steps[-1] >= min_step:
       return steps[-1]
     if proc.poll() is not None:
       break
     time.sleep(0.02)
   proc.kill()
-  code, _, stderr = _finish(proc)
-  pytest.fail(f'no checkpoint step >= {min_step} appeared in {workdir} (steps {_steps(workdir)}, '
+  code, _, stderr = finish_script(proc)
+  pytest.fail(f'no checkpoint step >= {min_step} appeared in {workdir} '
+              f'(steps {checkpoint_steps(workdir)}, '
               f'exit code {code}):\n{stderr[-3000:]}')
-
-
-def _leaves(tree):
-  return {jax.tree_util.keystr(path): np.asarray(leaf)
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
-def _assert_trees_equal(actual, expected, what):
-  a, e = _leaves(actual), _leaves(expected)
-  assert a.keys() == e.keys(), f'{what}: leaves differ: {sorted(a.keys() ^ e.keys())}'
-  differing = [k for k in a if not np.array_equal(a[k], e[k])]
-  assert not differing, (
-      f'{what}: {len(differing)} of {len(a)} leaves differ from the uninterrupted run, e.g. '
-      f'{differing[:5]}')
 
 
 def _read(path):
   with open(path) as f:
     return f.read()
-
-
-def _assert_same_run(resumed, reference, what):
-  """History, final state and metrics of a resumed workdir equal the uninterrupted one's."""
-  state, meta = ckpt_lib.load_for_inference(resumed)
-  ref_state, ref_meta = ckpt_lib.load_for_inference(reference)
-  assert meta['epochs_done'] == ref_meta['epochs_done'], (
-      f'{what}: newest checkpoint is epoch {meta["epochs_done"]}, uninterrupted run\'s is '
-      f'{ref_meta["epochs_done"]}')
-  _assert_trees_equal(state['params'], ref_state['params'], f'{what}: final params')
-  _assert_trees_equal(state, ref_state, f'{what}: final training state')
-  metrics = json.loads(_read(os.path.join(resumed, 'metrics.json')))
-  ref_metrics = json.loads(_read(os.path.join(reference, 'metrics.json')))
-  timings = {'train_seconds', 'compile_seconds', 'train_seconds_this_process', 'seconds'}
-  differing = {k for k in ref_metrics if k not in timings and metrics.get(k) != ref_metrics[k]}
-  assert not differing, f'{what}: metrics differ: ' + ', '.join(
-      f'{k}={metrics.get(k)!r} vs {ref_metrics[k]!r}' for k in sorted(differing))
-  history = pd.read_csv(os.path.join(resumed, 'history.csv'))
-  ref_history = pd.read_csv(os.path.join(reference, 'history.csv'))
-  assert list(history.columns) == list(ref_history.columns) and \
-      len(history) == len(ref_history), (
-          f'{what}: history.csv has columns {list(history.columns)} and {len(history)} rows; the '
-          f'uninterrupted run\'s {list(ref_history.columns)} and {len(ref_history)} rows')
-  # Losses are float32 on the device; compare them as float32 whatever the file's precision.
-  np.testing.assert_array_equal(
-      history.to_numpy(np.float32), ref_history.to_numpy(np.float32),
-      err_msg=f'{what}: history.csv values differ from the uninterrupted run\'s')
-  # The same run must leave the same file, not the same numbers printed at another precision.
-  text, ref_text = (_read(os.path.join(d, 'history.csv')) for d in (resumed, reference))
-  assert text == ref_text, (
-      f'{what}: history.csv holds the same float32 values but is written differently from the '
-      f'uninterrupted run\'s:\n{text[:300]}\nvs\n{ref_text[:300]}')
 
 
 @pytest.fixture(scope='module')
@@ -157,19 +81,20 @@ def uninterrupted(tmp_path_factory, compile_cache):
 
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   workdir = tmp_path / 'w'
-  proc = _start(_train_cmd(workdir), str(tmp_path), 'killed')
+  proc = start_script(_train_cmd(workdir), str(tmp_path), 'killed')
   step = _wait_for_step(proc, workdir, 2 * CHECKPOINT_EVERY)
   proc.send_signal(signal.SIGKILL)
-  code, _, stderr = _finish(proc)
+  code, _, stderr = finish_script(proc)
   assert code == -signal.SIGKILL, (
       f'the run was not killed mid-training (exit code {code} after checkpoint {step}); the test '
       f'needs a longer run:\n{stderr[-2000:]}')
-  assert _steps(workdir)[-1] < EPOCHS and not (workdir / 'metrics.json').exists(), (
-      f'the run had finished before the kill (steps {_steps(workdir)}); nothing was resumed')
+  assert checkpoint_steps(workdir)[-1] < EPOCHS and not (workdir / 'metrics.json').exists(), (
+      f'the run had finished before the kill (steps {checkpoint_steps(workdir)}); nothing was '
+      'resumed')
 
   _, kept_meta = ckpt_lib.load_for_inference(str(workdir))
   _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
-  _assert_same_run(str(workdir), uninterrupted, 'killed at a checkpoint >= '
+  assert_same_run(str(workdir), uninterrupted, 'killed at a checkpoint >= '
                    f'{2 * CHECKPOINT_EVERY} and re-run')
   metrics = json.loads(_read(str(workdir / 'metrics.json')))
   assert kept_meta['train_seconds'] > 0, kept_meta
@@ -182,10 +107,10 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
 
 def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   workdir = tmp_path / 'w'
-  proc = _start(_train_cmd(workdir), str(tmp_path), 'terminated')
+  proc = start_script(_train_cmd(workdir), str(tmp_path), 'terminated')
   _wait_for_step(proc, workdir, 1)
   proc.send_signal(signal.SIGTERM)
-  code, _, stderr = _finish(proc)
+  code, _, stderr = finish_script(proc)
   assert code == 128 + signal.SIGTERM, (
       f'train.py exited with {code} after SIGTERM, expected {128 + signal.SIGTERM}:\n'
       f'{stderr[-3000:]}')
@@ -195,20 +120,16 @@ def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, un
   said = re.search(r'checkpoint at epoch (\d+)', stderr)
   assert said, f'stderr does not say at which epoch it saved:\n{stderr[-2000:]}'
   stopped_at = int(said.group(1))
-  assert stopped_at in _steps(workdir) and stopped_at < EPOCHS, (
+  assert stopped_at in checkpoint_steps(workdir) and stopped_at < EPOCHS, (
       f'stderr says a checkpoint was saved at epoch {stopped_at}, but checkpoints/ holds '
-      f'steps {_steps(workdir)} of {EPOCHS} epochs')
+      f'steps {checkpoint_steps(workdir)} of {EPOCHS} epochs')
   _, meta = ckpt_lib.load_for_inference(str(workdir))
   assert meta['epochs_done'] == stopped_at, (
       f'the newest usable checkpoint is epoch {meta["epochs_done"]}, not {stopped_at}')
   assert not (workdir / 'metrics.json').exists(), 'an interrupted run wrote metrics.json'
 
   _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
-  _assert_same_run(str(workdir), uninterrupted, 'SIGTERM then re-run')
-
-
-class _Crash(Exception):
-  """Stands in for the process dying right after a checkpoint was written."""
+  assert_same_run(str(workdir), uninterrupted, 'SIGTERM then re-run')
 
 
 def test_ensemble_resumed_after_a_crash_equals_uninterrupted_ensemble(tmp_path, monkeypatch):
@@ -217,22 +138,16 @@ def test_ensemble_resumed_after_a_crash_equals_uninterrupted_ensemble(tmp_path, 
   run_lib.train_and_evaluate(config, reference, progress=False)
 
   workdir = str(tmp_path / 'crashed')
-  save = ckpt_lib.Checkpointer.save
-
-  def save_then_crash(self, epoch, *args, **kwargs):
-    save(self, epoch, *args, **kwargs)
-    if epoch == 2:
-      raise _Crash(epoch)
-
-  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_crash)
-  with pytest.raises(_Crash):
+  crash_after_checkpoint(monkeypatch, 2)
+  with pytest.raises(Crashed):
     run_lib.train_and_evaluate(config, workdir, progress=False)
   monkeypatch.undo()
-  assert _steps(workdir) == [2], f'after the crash checkpoints/ holds {_steps(workdir)}'
+  assert checkpoint_steps(workdir) == [2], (
+      f'after the crash checkpoints/ holds {checkpoint_steps(workdir)}')
 
   metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
   assert metrics['num_members'] == 3, f'the resumed run has {metrics["num_members"]} members'
-  _assert_same_run(workdir, reference, 'ensemble of 3 crashed after epoch 2 and re-run')
+  assert_same_run(workdir, reference, 'ensemble of 3 crashed after epoch 2 and re-run')
   state, _ = ckpt_lib.load_for_inference(workdir)
   for leaf in jax.tree.leaves(state['params']):
     assert leaf.shape[0] == 3, f'a saved parameter has {leaf.shape[0]} members, not 3'
@@ -244,14 +159,14 @@ def three_checkpoints(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('three_checkpoints') / 'w')
   config = tiny_config(**{'train.max_to_keep': 3})
   metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
-  assert _steps(workdir) == [1, 2, 3], f'checkpoints/ holds {_steps(workdir)}'
+  assert checkpoint_steps(workdir) == [1, 2, 3], f'checkpoints/ holds {checkpoint_steps(workdir)}'
   state, _ = ckpt_lib.load_for_inference(workdir)
   return workdir, config, metrics, state
 
 
 def _truncate_newest_state(workdir):
   """Cuts the newest step's array data files in half, as a write cut short would."""
-  step = _steps(workdir)[-1]
+  step = checkpoint_steps(workdir)[-1]
   data_files = glob.glob(os.path.join(workdir, ckpt_lib.LATEST_DIR, str(step), 'state', 'd', '*'))
   assert data_files, f'no array data files found in step {step}: the Orbax layout changed'
   for path in data_files:
@@ -297,7 +212,7 @@ def test_resume_over_a_truncated_checkpoint_replaces_it(three_checkpoints, tmp_p
   assert meta['epochs_done'] == damaged, (
       f'after re-running, the newest usable checkpoint is epoch {meta["epochs_done"]}: the '
       f'damaged step {damaged} was left in place instead of being saved again')
-  _assert_trees_equal(state['params'], state_before['params'],
+  assert_trees_equal(state['params'], state_before['params'],
                       f'params of the re-saved step {damaged}')
 
 
@@ -316,12 +231,13 @@ def test_divergence_raises_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   assert said, f'the Diverged message does not name the epoch: {message}'
   epoch = int(said.group(1))
   assert epoch == 3, f'the updates went NaN in epoch 3, but the message names epoch {epoch}'
-  assert _steps(workdir) and _steps(workdir)[-1] == epoch - 1, (
-      f'diverged at epoch {epoch}, but checkpoints/ holds {_steps(workdir)} (checkpoint_every=1)')
+  assert checkpoint_steps(workdir) and checkpoint_steps(workdir)[-1] == epoch - 1, (
+      f'diverged at epoch {epoch}, but checkpoints/ holds {checkpoint_steps(workdir)} '
+      '(checkpoint_every=1)')
   assert str(epoch - 1) in message, f'the message does not name the kept checkpoint: {message}'
   state, meta = ckpt_lib.load_for_inference(workdir)
   assert meta['epochs_done'] == epoch - 1, f'restored epoch {meta["epochs_done"]}'
-  for name, leaf in _leaves(state['params']).items():
+  for name, leaf in leaves_with_paths(state['params']):
     assert np.all(np.isfinite(leaf)), f'the kept checkpoint has non-finite params at {name}'
   assert not os.path.exists(os.path.join(workdir, 'metrics.json')), (
       'a diverged run wrote metrics.json')
@@ -342,7 +258,8 @@ def test_divergence_through_the_cli_exits_3_without_traceback(tmp_path):
   assert 'Traceback' not in proc.stderr, f'divergence printed a traceback:\n{proc.stderr[-3000:]}'
   assert 'diverged' in proc.stderr, f'stderr does not say the run diverged:\n{proc.stderr[-2000:]}'
   assert 'epoch 3' in proc.stderr, f'stderr does not name epoch 3:\n{proc.stderr[-2000:]}'
-  assert _steps(workdir) == [1, 2], f'checkpoints after diverging in epoch 3: {_steps(workdir)}'
+  assert checkpoint_steps(workdir) == [1, 2], (
+      f'checkpoints after diverging in epoch 3: {checkpoint_steps(workdir)}')
   assert not (workdir / 'metrics.json').exists(), 'a diverged run wrote metrics.json'
 
 
@@ -400,7 +317,7 @@ def test_early_stopping_stops_and_reports_the_best_epoch(tmp_path):
       f'{val.min()} (last epoch\'s: {val[-1]}): the reported params are not the best ones')
 
   trained = forecast.load_run(workdir)
-  _assert_trees_equal(trained.params, state['best_params'], 'load_run params vs best_params')
+  assert_trees_equal(trained.params, state['best_params'], 'load_run params vs best_params')
   assert not all(np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(state['params']), jax.tree.leaves(state['best_params']), strict=True)), (
           'the last and the best params are equal; the test cannot tell them apart')
@@ -449,7 +366,7 @@ def test_second_ctrl_c_stops_at_once_without_waiting_for_the_chunk(tmp_path):
   waiting for the chunk and says what is kept (here, before the first checkpoint: nothing)."""
   workdir = tmp_path / 'w'
   # One 1000-epoch chunk before the first checkpoint (over ten seconds here) to interrupt.
-  proc = _start(_train_cmd(workdir, '--config.train.epochs=2000',
+  proc = start_script(_train_cmd(workdir, '--config.train.epochs=2000',
                            '--config.train.checkpoint_every=1000'), str(tmp_path), 'interrupted')
   deadline = time.monotonic() + POLL_TIMEOUT
   while '0/2000' not in _read(proc.logs[1]):  # the progress bar: training has begun
@@ -463,13 +380,14 @@ def test_second_ctrl_c_stops_at_once_without_waiting_for_the_chunk(tmp_path):
         f'the first SIGINT was never answered:\n{_read(proc.logs[1])[-2000:]}')
     time.sleep(0.05)
   proc.send_signal(signal.SIGINT)
-  code, _, stderr = _finish(proc)
+  code, _, stderr = finish_script(proc)
   assert code == 128 + signal.SIGINT, f'exit code {code} after two SIGINTs:\n{stderr[-3000:]}'
   assert 'Traceback' not in stderr, stderr[-3000:]
   assert 'stopped at once; no checkpoint was saved yet' in stderr, (
       f'the second SIGINT did not say what is kept:\n{stderr[-2000:]}')
-  assert _steps(workdir) == [], (
-      f'checkpoints {_steps(workdir)}: the run finished the chunk instead of stopping at once')
+  assert checkpoint_steps(workdir) == [], (
+      f'checkpoints {checkpoint_steps(workdir)}: the run finished the chunk instead of stopping '
+      'at once')
   assert not (workdir / 'metrics.json').exists()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, ROOT, script_env, tiny_config
+from conftest import PYTHON, ROOT, read_events, script_env, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import ensemble, forecast, run, train
@@ -55,6 +55,15 @@ def test_sweep_members_record_values_and_match_single_runs(tmp_path):
   frame = pd.read_csv(tmp_path / 'w' / 'history.csv')
   np.testing.assert_allclose(frame['val_loss_member1'], history['val_loss'], rtol=1e-5,
                              err_msg='member 1 of the sweep is not the single run with its values')
+  rows = read_events(tmp_path / 'w' / 'tensorboard')
+  for k, rate in enumerate((1e-3, 1e-2)):
+    for key in ('loss', 'val_loss', 'grad_norm'):
+      logged = [v for tag, _, v in rows if tag == f'{key}/member{k}']
+      np.testing.assert_array_equal(np.float32(logged), frame[f'{key}_member{k}'].to_numpy(
+          np.float32), err_msg=f'event file {key}/member{k} vs history.csv')
+    logged = [v for tag, _, v in rows if tag == f'learning_rate/member{k}']
+    np.testing.assert_allclose(logged, [rate] * 3, rtol=1e-6,
+                               err_msg=f'member {k}\'s learning rate in the event file')
 
 
 def test_grid_sweep_expands_every_combination():

@@ -59,6 +59,13 @@ def test_a_single_run_is_one_member_with_no_band():
                                       np.zeros(1, bool))
   assert results['val_rmse'] == pytest.approx(0.25, rel=1e-6)
   assert panels['val'][2] is None and 'val_band_coverage' not in results
+  times = pd.date_range('2025-01-01', periods=200, freq='h')
+  for part, starts in (('train', data.train_starts), ('val', data.val_starts)):
+    assert list(panels['times'][part]) == list(times[starts + 5 - 1 + 3]), (
+        f'the {part} panel\'s times are not its targets\' (window 5, horizon 3)')
+  assert (panels['xlabel'], panels['ylabel']) == (
+      'Target time (the synthetic series, hourly from 2025-01-01 10:00)', 'temperature'), (
+      'a config of the synthetic source says so on the time axis; the target names the values')
 
 
 def test_forecasts_of_the_wrong_shape_are_refused():

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
+from conftest import PYTHON, ROOT, file_tree, finish_script, start_script, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import evaluate as evaluate_lib
 from rnnjax import plots
@@ -26,7 +26,6 @@ from rnnjax import run as run_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import Interrupted, UserError, WriteError
 
-TIMEOUT = 300  # seconds per subprocess; generous because others may share the machine
 # tiny_config() on the command line: the in-process runs below are the subprocesses' reference.
 TRAIN_ARGS = ['--config', os.path.join(ROOT, 'configs', 'seed_gru.py'),
               '--config.data.synthetic.num_days=20', '--config.model.hidden_sizes=(8,8)',
@@ -108,21 +107,6 @@ def _strict_json(path: str):
     return json.loads(f.read(), parse_constant=refuse)
 
 
-def _start(args, cwd=ROOT):
-  return subprocess.Popen([PYTHON, *args], cwd=cwd, env=script_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-
-
-def _finish(proc):
-  try:
-    out, err = proc.communicate(timeout=TIMEOUT)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    out, err = proc.communicate()
-    pytest.fail(f'{proc.args} did not finish in {TIMEOUT} s:\n{err[-3000:]}')
-  return proc.returncode, out, err
-
-
 @pytest.fixture(scope='module')
 def stopped_while_plotting(tmp_path_factory):
   """A tiny run in-process that receives SIGTERM while writing predictions.png, after its final
@@ -181,7 +165,8 @@ def runs(tmp_path_factory):
   for name, (workdir, _) in BAD_WORKDIRS.items():
     cwd = base / f'cwd_{name}'  # an empty workdir must create nothing here either
     cwd.mkdir()
-    started[name] = (_start([TRAIN, *TRAIN_ARGS, f'--workdir={workdir}'], cwd=str(cwd)), cwd)
+    started[name] = (start_script([PYTHON, TRAIN, *TRAIN_ARGS, f'--workdir={workdir}'], str(base),
+                                  name, cwd=str(cwd)), cwd)
   disk = str(base / 'disk')
   with contextlib.ExitStack() as stack:
     try:
@@ -189,7 +174,8 @@ def runs(tmp_path_factory):
       full = os.path.join(disk, 'w')
       filler = os.path.join(disk, 'filler')
       hook = FILL_AFTER_FIRST_CHECKPOINT.format(filler=filler, script=TRAIN)
-      started['full_disk'] = (_start(['-c', hook, *TRAIN_ARGS, f'--workdir={full}']),
+      started['full_disk'] = (start_script([PYTHON, '-c', hook, *TRAIN_ARGS,
+                                            f'--workdir={full}'], str(base), 'full_disk'),
                               (full, filler))
     except pytest.skip.Exception as e:
       started['no_disk'] = str(e)
@@ -204,7 +190,7 @@ def runs(tmp_path_factory):
 def test_a_workdir_that_cannot_be_made_is_refused_with_exit_2(runs, case):
   proc, cwd = runs[case]
   workdir, expected = BAD_WORKDIRS[case]
-  code, _, stderr = _finish(proc)
+  code, _, stderr = finish_script(proc)
   assert code == 2, f'--workdir={workdir!r}: train.py exited {code}, not 2:\n{stderr[-3000:]}'
   assert 'Traceback' not in stderr, f'--workdir={workdir!r} printed a traceback:\n{stderr[-3000:]}'
   assert re.search(expected, stderr), (
@@ -218,7 +204,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_last_one_and_a_rerun_finishes(r
   if 'no_disk' in runs:
     pytest.skip(runs['no_disk'])
   proc, (workdir, filler) = runs['full_disk']
-  code, _, stderr = _finish(proc)
+  code, _, stderr = finish_script(proc)
   assert code == 74, f'a full disk while saving ended with exit {code}, not 74:\n{stderr[-3000:]}'
   assert 'Traceback' not in stderr and 'RESOURCE_EXHAUSTED' not in stderr, (
       f'a full disk while saving printed tracebacks or Orbax\'s own errors:\n{stderr[-5000:]}')

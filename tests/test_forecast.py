@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
+from conftest import (PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script_env,
+                      tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
@@ -167,18 +168,11 @@ def test_out_that_is_a_folder_is_refused(files, tmp_path):
       f'forecast_csv changed the folder given as out_path: {os.listdir(tmp_path)}')
 
 
-@pytest.mark.parametrize('spelling', ['same', 'dot_dot', 'symlink', 'hard_link'])
+@pytest.mark.parametrize('spelling', SPELLINGS)
 def test_out_that_is_the_input_csv_is_refused(files, tmp_path, spelling):
   csv = tmp_path / 'series.csv'
   shutil.copy(files['series'], csv)
-  (tmp_path / 'sub').mkdir()
-  out = {'same': csv, 'dot_dot': tmp_path / 'sub' / '..' / 'series.csv',
-         'symlink': tmp_path / 'sub' / 'link.csv', 'hard_link': tmp_path / 'sub' / 'hard.csv'}[
-             spelling]
-  if spelling == 'symlink':
-    os.symlink(csv, out)
-  elif spelling == 'hard_link':
-    os.link(csv, out)
+  out = other_spelling(csv, spelling)
   _refused_in_process(files['finished'], str(csv), str(out), str(out), 'is the input --csv',
                       'overwrite')
   assert _read(csv) == files['before']['series'], 'forecast_csv changed the input csv'
@@ -319,8 +313,27 @@ def test_fill_fills_the_gaps_predict_would_refuse(files, tmp_path):
   window = tiny_config().data.window
   assert len(frame) == files['n_points'] - window + 1, f'{len(frame)} forecast rows'
   assert np.all(np.isfinite(frame['forecast'])), 'non-finite forecasts after --fill=ffill'
-  np.testing.assert_allclose(pd.read_csv(out)['forecast'], frame['forecast'], rtol=1e-6,
-                             err_msg='the written CSV does not hold the returned forecasts')
+  np.testing.assert_allclose(pd.read_csv(out)['forecast'], frame['forecast'], rtol=5e-6,
+                             err_msg='the written CSV does not hold the returned forecasts '
+                                     '(to its 6 significant digits)')
+
+
+def test_forecasts_are_written_with_6_significant_digits_or_as_many_as_asked(files, tmp_path):
+  short, exact = str(tmp_path / 'short.csv'), str(tmp_path / 'exact.csv')
+  frame = forecast.forecast_csv(files['finished'], files['series'], short)
+  forecast.forecast_csv(files['finished'], files['series'], exact, digits=17)
+  for column in ('forecast', 'actual'):
+    written = pd.read_csv(short, dtype=str)[column].dropna()
+    mantissa = written.str.split('e').str[0].str.replace('-', '').str.replace('.', '')
+    longest = mantissa.str.lstrip('0').str.len().max()
+    assert longest <= 6, f'{column} written with {longest} significant digits: {list(written[:3])}'
+    np.testing.assert_allclose(pd.read_csv(short)[column], frame[column], rtol=5e-6,
+                               err_msg=f'{column} at 6 significant digits')
+    np.testing.assert_array_equal(pd.read_csv(exact)[column], frame[column],
+                                  err_msg=f'{column} at 17 digits is not every value exactly')
+  with pytest.raises(UserError, match='--digits=0: give the significant digits'):
+    forecast.forecast_csv(files['finished'], files['series'], str(tmp_path / 'no.csv'), digits=0)
+  assert not os.path.exists(tmp_path / 'no.csv')
 
 
 def test_csv_without_the_runs_columns_names_them(files, tmp_path):

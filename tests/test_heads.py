@@ -360,7 +360,9 @@ def test_predict_writes_the_distribution_and_metrics_json_scores_it(finished, tm
   times, values = sources.synthetic_series(s.num_days, s.slope, s.amplitude, s.noise, s.start)
   csv_path, out_path = tmp_path / 'own.csv', tmp_path / 'forecast.csv'
   pd.DataFrame({'time': times, 'temperature': values}).to_csv(csv_path, index=False)
-  forecast.forecast_csv(workdir, str(csv_path), str(out_path), plot_path=str(tmp_path / 'f.png'))
+  # Every digit: the checks below relate columns exactly.
+  forecast.forecast_csv(workdir, str(csv_path), str(out_path), plot_path=str(tmp_path / 'f.png'),
+                        digits=17)
   out = pd.read_csv(out_path)
   middle = ['q0.1', 'q0.5', 'q0.9'] if config.model.head == 'quantile' else ['mean', 'scale']
   assert list(out.columns) == ['input_end', 'step', 'target_time', 'forecast', *middle, 'lower',

@@ -16,7 +16,7 @@ import jax
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, file_tree, tiny_config
+from conftest import PYTHON, file_tree, finish_script, start_script, tiny_config
 from rnnjax import backtest as backtest_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -24,7 +24,7 @@ from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
-from test_checkpoint import _finish, _start, _train_cmd
+from test_checkpoint import _train_cmd
 
 POLL_TIMEOUT = 120  # seconds for a subprocess to take the lock; others may share the machine
 EPOCHS = 2  # the first run is held by SIGSTOP, not by its length
@@ -48,7 +48,7 @@ def _wait_for_lock(proc, workdir):
       return holder
     time.sleep(0.02)
   proc.kill()
-  code, _, stderr = _finish(proc)
+  code, _, stderr = finish_script(proc)
   pytest.fail(f'{proc.args[:3]} never took the lock of {workdir} (exit code {code}, lock file '
               f'{_holder(workdir)}):\n{stderr[-3000:]}')
 
@@ -66,17 +66,18 @@ def two_runs(tmp_path_factory):
   """
   directory = tmp_path_factory.mktemp('two_runs')
   workdir = directory / 'w'
-  first = _start(_train_cmd(workdir, f'--config.train.epochs={EPOCHS}'), str(directory), 'first')
+  first = start_script(_train_cmd(workdir, f'--config.train.epochs={EPOCHS}'), str(directory),
+                       'first')
   holder = _wait_for_lock(first, workdir)
   first.send_signal(signal.SIGSTOP)
   try:
     before = file_tree(workdir)
-    second = _finish(_start(_train_cmd(workdir, f'--config.train.epochs={EPOCHS}'),
-                            str(directory), 'second'))
+    second = finish_script(start_script(_train_cmd(workdir, f'--config.train.epochs={EPOCHS}'),
+                                        str(directory), 'second'))
     after = file_tree(workdir)
   finally:
     first.send_signal(signal.SIGCONT)
-  return workdir, holder, _finish(first), second, before, after
+  return workdir, holder, finish_script(first), second, before, after
 
 
 def test_a_second_train_script_on_a_busy_workdir_exits_2_naming_the_first(two_runs):
@@ -116,7 +117,7 @@ def test_a_sigkilled_holder_does_not_block_the_next_run(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'w')
   code = ('import sys, time\nfrom rnnjax import workdir\n'
           'with workdir.lock(sys.argv[1]):\n  time.sleep(600)')
-  proc = _start([PYTHON, '-c', code, workdir], str(tmp_path), 'killed')
+  proc = start_script([PYTHON, '-c', code, workdir], str(tmp_path), 'killed')
   _wait_for_lock(proc, workdir)
   proc.send_signal(signal.SIGKILL)
   assert proc.wait(timeout=POLL_TIMEOUT) == -signal.SIGKILL

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import leaves_with_paths
 from rnnjax import models
 
 CELLS = ('gru', 'lstm', 'simple')
@@ -221,11 +222,6 @@ def fused_from_stock(stock_params, cell, num_layers):
   return out
 
 
-def _leaves_with_paths(tree):
-  return [(jax.tree_util.keystr(p), np.asarray(v))
-          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-
 def _param_shapes(model, x):
   """The model's parameter tree as shapes, traced without compiling its initializers."""
   return jax.eval_shape(model.init, jax.random.PRNGKey(0), x)['params']
@@ -285,7 +281,7 @@ def test_fused_layer_gradients_match_flax_layer(cell):
                              err_msg=f'{cell}: fused layer output != flax nn.RNN layer output')
   want = fused_from_stock({f'{STOCK_NAME[cell]}_0': stock_grads[0]['cell'], 'head': {}},
                           cell, 1)['rnn_0']
-  for (path, g), (_, w) in zip(_leaves_with_paths(fused_grads[0]), _leaves_with_paths(want),
+  for (path, g), (_, w) in zip(leaves_with_paths(fused_grads[0]), leaves_with_paths(want),
                                strict=True):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5,
                                err_msg=f'{cell}: fused layer gradient {path} != flax gradient')

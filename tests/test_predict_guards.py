@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from pandas.tseries.frequencies import to_offset
 
-from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
+from conftest import PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script_env, tiny_config
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import run as run_lib
@@ -140,18 +140,11 @@ def test_plot_inside_the_workdir_is_refused(files, tmp_path):
            'inside the run\'s --workdir', plot=files['workdir'] / 'loss.png')
 
 
-@pytest.mark.parametrize('spelling', ['same', 'dot_dot', 'symlink', 'hard_link'])
+@pytest.mark.parametrize('spelling', SPELLINGS)
 def test_plot_that_is_the_out_file_is_refused(files, tmp_path, spelling):
   out = tmp_path / 'forecast.png'
   out.write_bytes(PRECIOUS)
-  (tmp_path / 'sub').mkdir()
-  plot = {'same': out, 'dot_dot': tmp_path / 'sub' / '..' / 'forecast.png',
-          'symlink': tmp_path / 'sub' / 'link.png', 'hard_link': tmp_path / 'sub' / 'hard.png'}[
-              spelling]
-  if spelling == 'symlink':
-    os.symlink(out, plot)
-  elif spelling == 'hard_link':
-    os.link(out, plot)
+  plot = other_spelling(out, spelling)
   _refused(files, tmp_path, f'--plot={str(plot)!r}', 'is the --out=', 'replace the forecast',
            'Name another file for --plot', out=out, plot=plot)
 

@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 from sklearn import preprocessing
 
-from conftest import tiny_config
-from rnnjax import checkpoint as ckpt_lib
+from conftest import Crashed, assert_same_run, checkpoint_steps, crash_after_checkpoint, tiny_config
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -23,7 +22,6 @@ from rnnjax import models
 from rnnjax import run as run_lib
 from rnnjax import train
 from rnnjax.errors import UserError
-from test_checkpoint import _assert_same_run, _steps
 
 WINDOW, HORIZON, SEASON = 8, 4, 6
 LENGTHS = {'a': 120, 'b': 90, 'short': 10}  # 'short' holds no training and validation window
@@ -217,10 +215,6 @@ def test_future_inputs_at_the_target_times_reach_the_forecast_and_nothing_later_
 
 # ---------------------------------------------------------------------------- a whole run
 
-class _Killed(Exception):
-  """Stands in for the process dying right after a checkpoint was written."""
-
-
 @pytest.fixture(scope='module')
 def panel_run(tmp_path_factory):
   """An ensemble of 3 trained to the end: 4 steps of 2 series, a future feature, the calendar."""
@@ -240,20 +234,13 @@ def test_multi_step_panel_calendar_ensemble_killed_and_resumed_then_forecast(pan
   exception right after the save, so the runs share one process and its compiled code.)"""
   path, config, reference = panel_run
   workdir = tmp_path / 'killed'
-  save = ckpt_lib.Checkpointer.save
-
-  def save_then_die(self, epoch, *args, **kwargs):
-    save(self, epoch, *args, **kwargs)
-    if epoch == 4:
-      raise _Killed(epoch)
-
-  monkeypatch.setattr(ckpt_lib.Checkpointer, 'save', save_then_die)
-  with pytest.raises(_Killed):
+  crash_after_checkpoint(monkeypatch, 4)
+  with pytest.raises(Crashed):
     run_lib.train_and_evaluate(config, str(workdir), progress=False)
   monkeypatch.undo()
-  assert _steps(workdir)[-1] == 4 and not (workdir / 'metrics.json').exists()
+  assert checkpoint_steps(workdir)[-1] == 4 and not (workdir / 'metrics.json').exists()
   run_lib.train_and_evaluate(config, str(workdir), progress=False)
-  _assert_same_run(str(workdir), reference, 'multi-step panel ensemble killed and re-run')
+  assert_same_run(str(workdir), reference, 'multi-step panel ensemble killed and re-run')
 
   results = json.loads((workdir / 'metrics.json').read_text())
   assert results['num_members'] == 3 and set(results['per_series']) == {'a', 'b'}

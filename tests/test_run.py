@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import tiny_config
+from conftest import Crashed, crash_after_checkpoint, read_events, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -179,10 +179,29 @@ def test_history_csv_matches_training_history(finished, pure_training):
         err_msg=f'history.csv {key} differs from the history saved in the final checkpoint')
 
   _, _, pure = pure_training
-  for key in ('loss', 'val_loss'):
+  for key in ('loss', 'val_loss', 'grad_norm'):
     np.testing.assert_allclose(
         history[key].to_numpy(), np.asarray(pure[key]), rtol=1e-5,
         err_msg=f'history.csv {key} differs from the pure make_train history of the same config')
+
+
+def test_event_file_holds_the_history_csv_values_and_the_learning_rate(finished):
+  config, workdir, _ = finished
+  folder = os.path.join(workdir, 'tensorboard')
+  assert len(os.listdir(folder)) == 1, f'tensorboard/ holds {os.listdir(folder)}, not one file'
+  rows = read_events(folder)
+  history = pd.read_csv(os.path.join(workdir, 'history.csv'))
+  epochs = list(history['epoch'])
+  for tag in ('loss', 'val_loss', 'grad_norm', 'learning_rate'):
+    steps = [step for t, step, _ in rows if t == tag]
+    assert steps == epochs, f'tag {tag!r} is logged at epochs {steps}, history.csv has {epochs}'
+  for tag in ('loss', 'val_loss', 'grad_norm'):
+    np.testing.assert_array_equal(
+        np.array([v for t, _, v in rows if t == tag], np.float32),
+        history[tag].to_numpy(np.float32), err_msg=f'event file {tag} vs history.csv')
+  rates = [v for t, _, v in rows if t == 'learning_rate']
+  np.testing.assert_allclose(rates, config.train.learning_rate, rtol=1e-7,
+                             err_msg='a constant schedule logs train.learning_rate every epoch')
 
 
 def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finished, tmp_path,
@@ -226,6 +245,8 @@ def test_rerun_on_finished_workdir_trains_nothing_and_gives_same_metrics(finishe
   for before, after in zip(jax.tree.leaves(state_before), jax.tree.leaves(state_after),
                            strict=True):
     np.testing.assert_array_equal(after, before, err_msg='the re-run changed the saved state')
+  events = [read_events(os.path.join(d, 'tensorboard')) for d in (source, workdir)]
+  assert events[1] == events[0], 'the re-run changed the event file\'s scalars'
   old = pd.read_csv(os.path.join(source, 'history.csv')).to_numpy(np.float32)
   new = pd.read_csv(os.path.join(workdir, 'history.csv')).to_numpy(np.float32)
   np.testing.assert_array_equal(new, old, err_msg='the re-run changed history.csv')
@@ -267,3 +288,34 @@ def test_divergence_message_advises_only_what_is_not_already_set(tmp_path):
                                    str(tmp_path), history, checkpointer)
   assert 'skip_nonfinite_updates=True' not in on and 'already on' in on, on
   assert 'learning_rate' in on and 'epoch 1' in on, on
+
+
+def test_a_checkpoint_without_grad_norm_resumes_with_it_empty_for_its_epochs(tmp_path,
+                                                                          monkeypatch):
+  """A run whose epoch-2 checkpoint was saved before grad_norm was recorded (its history
+  without the key), resumed: history.csv's grad_norm is empty for epochs 1-2, then filled."""
+  config = tiny_config()
+  workdir = str(tmp_path / 'w')
+  meta = run_lib._meta
+
+  def old_meta(*args, **kwargs):
+    out = meta(*args, **kwargs)
+    del out['history']['grad_norm']
+    return out
+
+  monkeypatch.setattr(run_lib, '_meta', old_meta)
+  crash_after_checkpoint(monkeypatch, 2)
+  with pytest.raises(Crashed):
+    run_lib.train_and_evaluate(config, workdir, progress=False)
+  monkeypatch.undo()
+  _, saved = ckpt_lib.load_for_inference(workdir)
+  assert 'grad_norm' not in saved['history'], sorted(saved['history'])
+  run_lib.train_and_evaluate(config, workdir, progress=False)
+  history = pd.read_csv(os.path.join(workdir, 'history.csv'))
+  assert list(history['epoch']) == [1, 2, 3], list(history['epoch'])
+  grad_norm = history['grad_norm'].to_numpy()
+  assert np.isnan(grad_norm[:2]).all() and np.isfinite(grad_norm[2]), (
+      f'grad_norm should be empty for the 2 epochs of the old checkpoint, then set: {grad_norm}')
+  logged = [step for tag, step, _ in read_events(os.path.join(workdir, 'tensorboard'))
+            if tag == 'grad_norm']
+  assert logged == [3], f'grad_norm is logged at epochs {logged}; only epoch 3 has one'

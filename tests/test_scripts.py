@@ -54,17 +54,17 @@ def test_train_script_writes_every_artifact(trained):
   workdir, proc = trained
   present = sorted(os.listdir(workdir))
   for name in ('history.csv', 'metrics.json', 'loss.png', 'predictions.png', 'config.json',
-               'checkpoints'):
+               'checkpoints', 'tensorboard'):
     assert name in present, f'{name} missing from the workdir of a finished run; it has {present}'
 
   history = pd.read_csv(os.path.join(workdir, 'history.csv'))
-  assert list(history.columns) == ['epoch', 'loss', 'val_loss'], (
+  assert list(history.columns) == ['epoch', 'loss', 'val_loss', 'grad_norm'], (
       f'history.csv columns are {list(history.columns)}')
   assert len(history) == TUTORIAL_EPOCHS, (
       f'history.csv has {len(history)} rows after {TUTORIAL_EPOCHS} epochs')
   assert list(history['epoch']) == list(range(1, TUTORIAL_EPOCHS + 1)), (
       f'history.csv epochs are {list(history["epoch"])}')
-  assert np.all(np.isfinite(history[['loss', 'val_loss']].to_numpy())), (
+  assert np.all(np.isfinite(history[['loss', 'val_loss', 'grad_norm']].to_numpy())), (
       f'non-finite losses in history.csv:\n{history}')
 
   with open(os.path.join(workdir, 'metrics.json')) as f:
@@ -117,7 +117,7 @@ def test_predict_script_writes_one_row_per_window(trained, tmp_path):
   pd.DataFrame({'time': times, 'temperature': values}).to_csv(csv_path, index=False)
 
   proc = _run([_script('predict.py'), '--workdir', workdir, '--csv', str(csv_path),
-               '--out', str(out_path)])
+               '--out', str(out_path), '--digits=17'])  # every digit: actual is compared exactly
   assert proc.returncode == 0, f'predict.py exited with {proc.returncode}:\n{_tail(proc.stderr)}'
   assert 'Traceback' not in proc.stderr, _tail(proc.stderr)
 

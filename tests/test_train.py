@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_trees_equal, leaves_with_paths, tiny_config
 from rnnjax import data as data_lib
 from rnnjax import errors
 from rnnjax import losses
@@ -57,17 +57,6 @@ def tiny():
   return _make_session(**{'train.early_stopping_patience': 1})
 
 
-def _leaves_with_paths(tree):
-  return [(jax.tree_util.keystr(p), np.asarray(v))
-          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-
-def _assert_trees_equal(got, want, what):
-  assert jax.tree.structure(got) == jax.tree.structure(want), f'{what}: tree structures differ'
-  for (path, g), (_, w) in zip(_leaves_with_paths(got), _leaves_with_paths(want), strict=True):
-    np.testing.assert_array_equal(g, w, err_msg=f'{what}: {path} differs')
-
-
 def _windows_numpy(data, starts):
   """Inputs and targets by a plain loop over the window starts (independent of gather_windows)."""
   w, h = data.window, data.horizon
@@ -102,14 +91,18 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, data.window, 1)))['params']
   tx = train_lib.make_optimizer(train_lib.default_hparams(config))
   batch = train_lib.Batch(jnp.asarray(x), None, jnp.asarray(y), jnp.ones(32, bool))
-  new, _, loss = train_lib.train_step(model, tx, losses.for_model(config.model), params,
-                                      tx.init(params), batch, jax.random.PRNGKey(1), 0.0)
+  new, _, out = train_lib.train_step(model, tx, losses.for_model(config.model), params,
+                                     tx.init(params), batch, jax.random.PRNGKey(1), 0.0)
+  loss = out['loss']
   forecast = np.asarray(model.apply({'params': params}, jnp.asarray(x)), np.float64)
   assert float(loss) == pytest.approx(np.mean((forecast - y) ** 2), rel=1e-5), (
       'train_step reports another loss than the mean squared error of the batch')
   assert float(loss) == pytest.approx(RECORDED_STEP_LOSS, rel=1e-5)
   grads = jax.grad(lambda p: jnp.mean((model.apply({'params': p}, jnp.asarray(x)) - y) ** 2))(
       params)
+  norm = np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2) for g in jax.tree.leaves(grads)))
+  assert float(out['grad_norm']) == pytest.approx(norm, rel=1e-4), (
+      'train_step reports another gradient norm than the gradients\' own')
   lr = config.train.learning_rate
   for (path, got), old, g in zip(_leaves_with_paths(new), jax.tree.leaves(params),
                                  jax.tree.leaves(grads), strict=True):
@@ -128,8 +121,8 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
 def test_one_epoch_changes_every_parameter(tiny):
   state = tiny.start()
   new, history = tiny.run(state, tiny.dd, 1)
-  unchanged = [path for (path, a), (_, b) in zip(_leaves_with_paths(state.params),
-                                                 _leaves_with_paths(new.params), strict=True)
+  unchanged = [path for (path, a), (_, b) in zip(leaves_with_paths(state.params),
+                                                 leaves_with_paths(new.params), strict=True)
                if np.array_equal(a, b)]
   assert not unchanged, f'one epoch left these parameters unchanged: {unchanged}'
   assert int(new.epoch) == 1, f'epoch counter is {int(new.epoch)} after one epoch'
@@ -137,7 +130,7 @@ def test_one_epoch_changes_every_parameter(tiny):
       f'history shapes {jax.tree.map(np.shape, history)} for a 1-epoch chunk')
   assert int(new.best_epoch) == 1 and float(new.best_val_loss) == float(history['val_loss'][0]), (
       'after the first epoch the best epoch should be 1 with its val_loss')
-  _assert_trees_equal(new.best_params, new.params, 'best_params after the first epoch')
+  assert_trees_equal(new.best_params, new.params, 'best_params after the first epoch')
   assert not bool(new.stopped) and not bool(new.diverged)
 
 
@@ -157,6 +150,26 @@ def test_loss_falls_on_tutorial_task(tiny):
   assert val_losses[-1] < val_losses[0], f'validation loss did not fall over 4 epochs: {val_losses}'
 
 
+def test_grad_norm_is_the_global_norm_of_the_gradient_before_clipping():
+  """One batch of every training window, no dropout, a clip far below the norm: the epoch's
+  grad_norm is the norm of the hand-written MSE's gradient at the initial parameters (clipping
+  acts on the update, after the norm is taken)."""
+  session = _make_session(**{'train.batch_size': 10_000, 'train.epochs': 1})
+  state = session.start(dropout=0.0, clip_norm=1e-3)
+  x, y = _windows_numpy(session.data, session.data.train_starts)
+
+  def mse(params):
+    pred = session.trainer.model.apply({'params': params}, jnp.asarray(x))
+    return jnp.mean((pred[:, 0] - jnp.asarray(y, jnp.float32)) ** 2)
+  want = np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2)
+                     for g in jax.tree.leaves(jax.grad(mse)(state.params))))
+  _, history = session.run(state, session.dd, 1)
+  assert history['grad_norm'].shape == (1,), jax.tree.map(np.shape, history)
+  np.testing.assert_allclose(float(history['grad_norm'][0]), want, rtol=1e-4,
+                             err_msg='grad_norm of one full batch vs the MSE gradient\'s norm')
+  assert want > 100 * 1e-3, f'the clip ({1e-3}) should act: the norm is {want}'
+
+
 # ---------------------------------------------------------------------------- repeatability
 
 
@@ -166,8 +179,8 @@ def test_same_seed_same_history_without_retracing(tiny):
   again_state, again = tiny.run(tiny.start(0), tiny.dd, 2)
   other_state, other = tiny.run(tiny.start(1), tiny.dd, 2)
   assert tiny.traces == traces, 'a new key or state retraced the jitted epoch function'
-  _assert_trees_equal(again, first, 'history of two runs with seed 0')
-  _assert_trees_equal(again_state.params, first_state.params, 'params of two runs with seed 0')
+  assert_trees_equal(again, first, 'history of two runs with seed 0')
+  assert_trees_equal(again_state.params, first_state.params, 'params of two runs with seed 0')
   assert not np.array_equal(other['loss'], first['loss']), (
       f'seeds 0 and 1 gave the same loss history {first["loss"]}')
 
@@ -178,8 +191,8 @@ def test_chunked_epochs_equal_one_long_scan(tiny):
   a, h1 = tiny.run(state, tiny.dd, 1)
   a, h2 = tiny.run(a, tiny.dd, 1)
   b, h = tiny.run(state, tiny.dd, 2)
-  _assert_trees_equal(a, b, 'state after 1+1 epochs vs 2 epochs in one call')
-  _assert_trees_equal(jax.tree.map(lambda x, y: jnp.concatenate([x, y]), h1, h2), h,
+  assert_trees_equal(a, b, 'state after 1+1 epochs vs 2 epochs in one call')
+  assert_trees_equal(jax.tree.map(lambda x, y: jnp.concatenate([x, y]), h1, h2), h,
                       'history of 1+1 epochs vs 2 epochs in one call')
 
 
@@ -194,7 +207,7 @@ def test_epoch_loss_is_mean_over_every_training_window(tiny):
   assert n_train % batch != 0, f'{n_train} windows / batch {batch}: no ragged batch to test'
   state = tiny.start(learning_rate=0.0, dropout=0.0)
   new, history = tiny.run(state, tiny.dd, 1)
-  _assert_trees_equal(new.params, state.params, 'params after an epoch at learning rate 0')
+  assert_trees_equal(new.params, state.params, 'params after an epoch at learning rate 0')
   want = _mse(tiny, state.params, tiny.data.train_starts)
   assert abs(float(history['loss'][0]) - want) < 1e-5, (
       f'epoch loss {float(history["loss"][0]):.7f} != MSE over all {n_train} training windows '
@@ -246,7 +259,7 @@ def test_early_stopping_freezes_state_at_stop_and_keeps_best_params(tiny):
   assert int(stopped_state.best_epoch) == best_epoch, (
       f'best_epoch {int(stopped_state.best_epoch)}, val losses {val_losses[:stop]} say {best_epoch}')
   assert float(stopped_state.best_val_loss) == min(val_losses[:stop])
-  _assert_trees_equal(stopped_state.best_params, states[best_epoch].params,
+  assert_trees_equal(stopped_state.best_params, states[best_epoch].params,
                       f'best_params vs the params after best epoch {best_epoch}')
   assert np.isclose(_mse(tiny, stopped_state.best_params, tiny.data.val_starts),
                     min(val_losses[:stop]), rtol=1e-5, atol=1e-7), (
@@ -254,7 +267,7 @@ def test_early_stopping_freezes_state_at_stop_and_keeps_best_params(tiny):
   assert active == [True] * stop + [False] * (5 - stop), (
       f'history active flags {active} for a stop at epoch {stop}')
   for later in states[stop + 1:]:
-    _assert_trees_equal(later, stopped_state, 'a stopped state after another epoch')
+    assert_trees_equal(later, stopped_state, 'a stopped state after another epoch')
 
 
 def _all_finite(tree):
@@ -272,9 +285,9 @@ def test_nan_in_series_marks_diverged_and_keeps_last_finite_epoch(tiny):
       f'non-finite loss: diverged={bool(after.diverged)} stopped={bool(after.stopped)}')
   assert int(after.epoch) == 2, f'epoch should stay at the last finite one (2), got {after.epoch}'
   assert _all_finite(after.params), 'diverged state holds non-finite params'
-  _assert_trees_equal(after.params, good.params, 'params after divergence vs last finite epoch')
-  _assert_trees_equal(after.opt_state, good.opt_state, 'opt_state after divergence')
-  _assert_trees_equal(after.best_params, good.best_params, 'best_params after divergence')
+  assert_trees_equal(after.params, good.params, 'params after divergence vs last finite epoch')
+  assert_trees_equal(after.opt_state, good.opt_state, 'opt_state after divergence')
+  assert_trees_equal(after.best_params, good.best_params, 'best_params after divergence')
   assert list(np.asarray(history['active'])) == [True, False], (
       f'active flags {history["active"]}: the member should be inactive after diverging')
 
