@@ -104,7 +104,7 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
   assert float(out['grad_norm']) == pytest.approx(norm, rel=1e-4), (
       'train_step reports another gradient norm than the gradients\' own')
   lr = config.train.learning_rate
-  for (path, got), old, g in zip(_leaves_with_paths(new), jax.tree.leaves(params),
+  for (path, got), old, g in zip(leaves_with_paths(new), jax.tree.leaves(params),
                                  jax.tree.leaves(grads), strict=True):
     g, old = np.asarray(g, np.float64), np.asarray(old, np.float64)
     want = old - lr * g / (np.abs(g) + train_lib.ADAM_EPS)
