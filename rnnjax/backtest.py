@@ -46,9 +46,11 @@ from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
+from rnnjax import prediction
 from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import train as train_lib
+from rnnjax import train_data
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from rnnjax.sources import Series
@@ -174,7 +176,7 @@ def member_data(folds: Folds, capacity: tuple[int, int], members_per_fold: int):
   """[M, ...] DeviceData: each member its fold's training series and padded window starts."""
   rows = []
   for dataset, origins in zip(folds.datasets, folds.origins, strict=True):
-    dd = train_lib.device_data(dataset, *capacity)
+    dd = train_data.device_data(dataset, *capacity)
     rows += [dd._replace(series_TF=training_series(dataset, origins))] * members_per_fold
   return jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *rows)
 
@@ -359,8 +361,8 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
     else:  # the first fold's members and scalers, at every origin
       fold_params, alive = params, ~np.asarray(diverged_M, bool)
       dataset = folds.datasets[0]
-    scaled = train_lib.predict_windows(trainer, fold_params, dataset.scaled_TF, starts,
-                                       config.train.val_batch_size, member_axis=True)
+    scaled = prediction.predict_windows(trainer, fold_params, dataset.scaled_TF, starts,
+                                        config.train.val_batch_size, member_axis=True)
     forecast_M = dataset.unscale_distribution(scaled, head, starts)  # [M, N, S(, Q or 2)]
     centers_MNS = np.stack([distributions.center(f[None], head, levels) for f in forecast_M])
     result = {'fold': k, 'test_windows': int(len(starts)),

@@ -28,6 +28,7 @@ from rnnjax import distributions
 from rnnjax import ensemble
 from rnnjax import losses
 from rnnjax import metrics as metrics_lib
+from rnnjax import prediction
 from rnnjax import train as train_lib
 from rnnjax.errors import UserError
 
@@ -119,7 +120,7 @@ def memory_needed(config, data: data_lib.Dataset, num_members: int,
   """Bytes of memory a run of `num_members` members needs, about: their training states, with a
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
   the host arrays that scoring their forecasts of every training and validation window takes
-  (the forecasting program itself is bounded separately, by `train.MEMBER_WINDOWS_PER_CALL`)."""
+  (the forecasting program itself is bounded separately, by `prediction.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = sum(len(starts) for starts in data.parts.values())
   scoring = (num_members * windows * len(data.steps) * outputs[config.model.head]
@@ -188,8 +189,8 @@ def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer,
                      member_axis: bool, starts: np.ndarray) -> np.ndarray:
   """[M, N, S] scaled forecasts of the windows at `starts` ([M, N, S, Q] or [M, N, S, 2] for a
   probabilistic head); M = 1 for a single run."""
-  scaled = train_lib.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
-                                     config.train.val_batch_size, member_axis=member_axis)
+  scaled = prediction.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
+                                      config.train.val_batch_size, member_axis=member_axis)
   return scaled if member_axis else scaled[None]
 
 

@@ -27,7 +27,7 @@ from rnnjax import distributions
 from rnnjax import models
 from rnnjax import plots
 from rnnjax import sources
-from rnnjax import train as train_lib
+from rnnjax import prediction
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 
@@ -160,8 +160,8 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   elif members is not None:  # diverged members take no part in the ensemble's forecast
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
   model = models.from_config(config)
-  predict = train_lib.window_predictor(model, meta['window'], config_lib.target_steps(config.data),
-                                       model.num_known)
+  predict = prediction.window_predictor(model, meta['window'], config_lib.target_steps(config.data),
+                                        model.num_known)
   saved = meta.get('series') or [{'id': '', 'scaler': meta['scaler'],
                                   'target_scaler': meta['target_scaler']}]
   scalers = {one['id']: (data_lib.scaler_from_state(one['scaler']),
@@ -309,8 +309,8 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   # Known lags at a target time read values at or before the last input, never the zeros above.
   series = data_lib.model_inputs(scaled, all_times, d.calendar, past_lags + known_lags,
                                  len(d.future_features))
-  scaled_pred = train_lib.predict_windows(run, run.params, series, starts, batch_size,
-                                          member_axis=run.members is not None)
+  scaled_pred = prediction.predict_windows(run, run.params, series, starts, batch_size,
+                                           member_axis=run.members is not None)
   head = run.config.model.head
   pred = data_lib.unscale_distribution(scaled_pred, head, target_scaler)
   actual = np.full(target_pos.shape, np.nan)

@@ -243,7 +243,7 @@ class Forecaster(nn.Module):
   a Dense map of the window's last k target inputs (normalised when `normalize` is set), and of
   the known lags at every target time (with data.lags), to the outputs. It starts at zero, so
   it changes nothing until training moves it, or as a fitted ridge regression
-  (model.highway_init='ridge', `rnnjax.train.ridge_highway`). With `highway_columns='all'` it
+  (model.highway_init='ridge', `rnnjax.fitted_init.ridge_highway`). With `highway_columns='all'` it
   reads the last `highway` steps of every input column as the data gives them (target, lags,
   features, calendar; not normalised) and every known-future input at the target times, and is
   added to the forecast after the normalisation's add-back: with highway = the window, the

@@ -64,6 +64,7 @@ from rnnjax import backtest
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import ensemble, models, sources, train
+from rnnjax import prediction
 from rnnjax import program as program_lib
 
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt',
@@ -293,11 +294,11 @@ def inference_rate(config, repeats: int) -> dict:
   params = trainer.init(jax.random.PRNGKey(0)).params
   series = trainer.device_data.series_TF
   starts = np.resize(data.val_starts, 65536).astype(np.int32)
-  train.predict_windows(trainer, params, series, starts, 4096)
+  prediction.predict_windows(trainer, params, series, starts, 4096)
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    train.predict_windows(trainer, params, series, starts, 4096)
+    prediction.predict_windows(trainer, params, series, starts, 4096)
     times.append(time.perf_counter() - start)
   return {'windows': len(starts), 'windows_per_second': len(starts) / float(np.median(times))}
 

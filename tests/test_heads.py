@@ -22,6 +22,7 @@ from rnnjax import forecast
 from rnnjax import losses
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import sources
 from rnnjax import train as train_lib
@@ -298,7 +299,7 @@ def test_a_trained_quantile_head_recovers_the_noise_quantiles():
   trainer = train_lib.make_trainer(config, data)
   starts = data.val_starts
   q = data.unscale_distribution(
-      train_lib.predict_windows(trainer, state.params, data.scaled_TF, starts), 'quantile',
+      prediction.predict_windows(trainer, state.params, data.scaled_TF, starts), 'quantile',
       starts)[:, 0]
   last = data.values_TF[starts + config.data.window - 1, 0]
   offsets = (q - last[:, None]).mean(axis=0) / sigma

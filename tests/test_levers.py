@@ -10,9 +10,11 @@ import pytest
 from conftest import tiny_config
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
+from rnnjax import fitted_init
 from rnnjax import forecast
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
 from rnnjax.config import override
@@ -44,7 +46,7 @@ def test_skip_with_a_silent_network_is_the_naive_baseline(skip):
   series = _series()
   starts = np.arange(0, 200 - WINDOW - HORIZON + 1, dtype=np.int32)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 1)))['params']
-  predict = train.window_predictor(model, WINDOW, HORIZON)
+  predict = prediction.window_predictor(model, WINDOW, HORIZON)
   got = np.asarray(predict(_zero_head(params), jnp.asarray(series), jnp.asarray(starts)))[:, 0]
   positions = starts + data_lib.target_offset(WINDOW, HORIZON)
   if skip == 'persistence':
@@ -163,7 +165,7 @@ def test_a_ridge_highway_starts_as_the_ridge_regression_fitted_by_hand(normalize
     return rows - last[:, None], last
 
   inputs, last = design(data.train_starts)
-  fit = linear_model.Ridge(alpha=train.RIDGE_ALPHA).fit(
+  fit = linear_model.Ridge(alpha=fitted_init.RIDGE_ALPHA).fit(
       inputs, scaled[data.train_starts + offset] - last)
   val_inputs, val_last = design(data.val_starts)
   expected = fit.predict(val_inputs) + val_last
@@ -203,7 +205,7 @@ def test_calendar_at_the_target_time_reaches_the_forecast_and_nothing_later_does
   start, target = 10, 10 + data_lib.target_offset(WINDOW, HORIZON)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 3)),
                       jnp.zeros((1, 1, 2)))['params']
-  predict = jax.jit(train.window_predictor(model, WINDOW, HORIZON, num_known=2))
+  predict = jax.jit(prediction.window_predictor(model, WINDOW, HORIZON, num_known=2))
 
   def forecast_of(s):
     return float(predict(params, jnp.asarray(s), jnp.asarray([start], jnp.int32))[0, 0])
@@ -316,7 +318,7 @@ def test_an_all_columns_ridge_highway_starts_as_the_linear_baseline():
   design, last = metrics.linear_design(data, data.val_starts)
   expected = metrics.fit_linear(data).ridge.predict(design).reshape(len(last), -1) + last
   model = models.from_config(config)
-  predict = train.window_predictor(model, data.window, data.steps, model.num_known)
+  predict = prediction.window_predictor(model, data.window, data.steps, model.num_known)
   got = np.asarray(predict(state.params, jnp.asarray(data.scaled_TF),
                            jnp.asarray(data.val_starts)))
   np.testing.assert_allclose(got, expected, atol=2e-3, err_msg=(

@@ -20,6 +20,7 @@ from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
 from rnnjax.errors import UserError
@@ -195,7 +196,7 @@ def test_future_inputs_at_the_target_times_reach_the_forecast_and_nothing_later_
   steps = config_lib.target_steps(config.data)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 5)),
                       jnp.zeros((1, HORIZON, 3)))['params']
-  predict = jax.jit(train.window_predictor(model, WINDOW, steps, num_known=3))
+  predict = jax.jit(prediction.window_predictor(model, WINDOW, steps, num_known=3))
   start = 10
   last_input, last_target = start + WINDOW - 1, start + WINDOW - 1 + HORIZON
 
