@@ -6,8 +6,8 @@ import os
 import pytest
 
 from conftest import ROOT
+from rnnjax import cells
 from rnnjax import config as config_lib
-from rnnjax import models
 from rnnjax.errors import UserError
 
 
@@ -30,11 +30,11 @@ def test_default_config_is_locked(section, key):
     node[key] = 1
 
 
-def test_every_config_choice_exists_in_models():
+def test_every_config_choice_exists_in_the_cells():
   for cell in config_lib.CELLS:
-    assert cell in models.GATES, f'config allows cell {cell!r} that models does not build'
+    assert cell in cells.GATES, f'config allows cell {cell!r} that rnnjax.cells does not build'
   for activation in config_lib.ACTIVATIONS:
-    models.activation_fn(activation)  # raises ValueError for an unknown one
+    cells.activation_fn(activation)  # raises ValueError for an unknown one
 
 
 INVALID = [
