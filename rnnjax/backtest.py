@@ -41,9 +41,11 @@ import pandas as pd
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import devices
+from rnnjax import distribution_metrics
 from rnnjax import distributions
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import linear_baseline
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import prediction
@@ -350,8 +352,8 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
   head, levels = config.model.head, tuple(config.model.quantiles)
   rows, fold_results = [], []
   # The linear baseline of each fold's data, from its training windows (one fit without refit).
-  linear_fits = ([metrics_lib.fit_linear(d) for d in folds.datasets] if refit
-                 else [metrics_lib.fit_linear(folds.datasets[0])] * folds.num_folds)
+  linear_fits = ([linear_baseline.fit_linear(d) for d in folds.datasets] if refit
+                 else [linear_baseline.fit_linear(folds.datasets[0])] * folds.num_folds)
   for k, (dataset, starts) in enumerate(zip(folds.datasets, folds.test_starts, strict=True)):
     linear = linear_fits[k]
     if refit:
@@ -375,7 +377,7 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
       scores = metrics_lib.forecast_metrics(dataset, starts, center, config.data.season, 'val',
                                             linear)
       if head != 'point':  # the naive distribution from the fold's own training windows
-        evaluate_lib.merge_scores(scores, metrics_lib.distribution_scores(
+        evaluate_lib.merge_scores(scores, distribution_metrics.distribution_scores(
             dataset, starts, forecast_M[alive], config, train_starts=dataset.train_starts))
       result.update(_test_scores(scores))
       result['members_rmse'] = [metrics_lib.rmse(f, dataset.targets(starts)) if ok else None
@@ -394,7 +396,7 @@ def _origin_times(dataset, origins) -> dict | str:
 
 
 def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold, origins,
-               linear: metrics_lib.LinearBaseline) -> pd.DataFrame:
+               linear: linear_baseline.LinearBaseline) -> pd.DataFrame:
   """backtest.csv's rows of one fold: every member, window and step, with every baseline's
   forecast (`linear`: the fold's fit); a probabilistic head's columns as scripts/predict.py
   writes them (`distribution_columns`)."""
@@ -481,7 +483,7 @@ def summarize(fold_results: list[dict], folds: Folds, refit: bool) -> dict:
 def verdict(results: dict) -> str:
   """One line: mean test RMSE over folds against each baseline's, and the folds won."""
   mean, n = results['mean'], results['folds_scored']
-  parts = [f'{metrics_lib._BASELINE_NAMES[name]} {mean[f"baseline_{name}_rmse"]:.4g} '
+  parts = [f'{metrics_lib.BASELINE_NAMES[name]} {mean[f"baseline_{name}_rmse"]:.4g} '
            f'(wins {results["wins"][name]} of {n} folds)' for name in metrics_lib.BASELINES]
   line = f'backtest of {results["num_folds"]} folds: mean rmse {mean["rmse"]:.4g} vs ' + \
       ', '.join(parts)

@@ -24,8 +24,10 @@ import pandas as pd
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import devices
+from rnnjax import distribution_metrics
 from rnnjax import distributions
 from rnnjax import ensemble
+from rnnjax import linear_baseline
 from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import prediction
@@ -120,7 +122,8 @@ def memory_needed(config, data: data_lib.Dataset, num_members: int,
   """Bytes of memory a run of `num_members` members needs, about: their training states, with a
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
   the host arrays that scoring their forecasts of every training and validation window takes
-  (the forecasting program itself is bounded separately, by `prediction.MEMBER_WINDOWS_PER_CALL`)."""
+  (the forecasting program itself is bounded separately, by
+  `prediction.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = sum(len(starts) for starts in data.parts.values())
   scoring = (num_members * windows * len(data.steps) * outputs[config.model.head]
@@ -202,7 +205,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   for the point head their mean, with more than one member their quantile band
   (`ensemble_quantiles`, a spread across seeds) scored too. A probabilistic head's members are
   mixed (see the module docstring); its point errors are those of the mixture's median or mean,
-  and the validation windows get `rnnjax.metrics.distribution_scores`. Scores are over every
+  and the validation windows get `distribution_metrics.distribution_scores`. Scores are over every
   window, step and series (`rnnjax.metrics.forecast_metrics` adds the per-step and per-series
   ones). The test part, when the dataset has one, is scored as validation is, its keys named
   by `rnnjax.metrics.renamed` ('test_rmse', 'test_baseline_persistence_rmse', ...), with
@@ -231,7 +234,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   results, panels = {}, {}
   per_member = [dict() for _ in range(len(alive))]
   num_steps = len(data.steps)
-  linear = metrics_lib.fit_linear(data)  # once: every scored part is held against the same fit
+  linear = linear_baseline.fit_linear(data)  # once: every scored part is held against the same fit
   if not point:
     panels['band_label'] = f'{config.model.interval * 100:g}% central interval'
   elif len(alive) > 1:
@@ -258,8 +261,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
       scores = metrics_lib.forecast_metrics(data, starts, mean, config.data.season, 'val',
                                             linear)
       if not point:
-        merge_scores(scores,
-                     metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
+        merge_scores(scores, distribution_metrics.distribution_scores(
+            data, starts, forecast_M[alive], config))
       scores = metrics_lib.renamed(scores, 'test')
       firsts = metrics_lib.first_target_times(data, starts)
       results['test_start'] = min(firsts.values())
@@ -270,8 +273,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
       results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part,
                                                   linear))
     if not point and part == 'val':
-      merge_scores(results,
-                   metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
+      merge_scores(results, distribution_metrics.distribution_scores(
+          data, starts, forecast_M[alive], config))
     first = data.series_index(starts) == 0
     panels[part] = (true[first, -1], mean[first, -1],
                     None if band is None else (band[0][first, -1], band[1][first, -1]))

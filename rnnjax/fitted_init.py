@@ -13,7 +13,7 @@ from rnnjax import models
 
 
 # Training windows the closed-form highway is fitted on, at most (evenly spaced), and its
-# penalty in scaled units (the linear baseline's, rnnjax.metrics).
+# penalty in scaled units (the linear baseline's, rnnjax.linear_baseline).
 RIDGE_WINDOWS = 20_000
 RIDGE_ALPHA = 0.1
 

@@ -68,7 +68,7 @@ class Forecaster(nn.Module):
   reads the last `highway` steps of every input column as the data gives them (target, lags,
   features, calendar; not normalised) and every known-future input at the target times, and is
   added to the forecast after the normalisation's add-back: with highway = the window, the
-  linear baseline's own inputs (`rnnjax.metrics.linear_design`).
+  linear baseline's own inputs (`rnnjax.linear_baseline.linear_design`).
 
   The head says what each step's output is (`head`):
     'point': one value per step, [B, S].

@@ -40,7 +40,7 @@ def window_predictor(model: models.Forecaster, window: int, steps,
   return predict
 
 
-def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
+def predict_windows(trainer, params, series_TF, starts: np.ndarray,
                     batch_size: int = 4096, member_axis: bool = False) -> np.ndarray:
   """Scaled forecasts for every window start, in fixed-size jitted batches.
 

@@ -35,6 +35,7 @@ import tqdm
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
+from rnnjax import distribution_metrics
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
 from rnnjax import forecast
@@ -183,7 +184,7 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
   # A season reaching before a series' start fails before training.
   metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
   if config.model.head != 'point':  # and so does one the naive distribution cannot be made of
-    metrics_lib.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
+    distribution_metrics.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
   if config.train.batch_size > len(data.train_starts):
     logging.warning('train.batch_size=%d is larger than the %d training windows: every epoch is '
                     'one step over all of them. A smaller batch_size takes more steps per epoch.',

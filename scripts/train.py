@@ -46,6 +46,7 @@ def main(argv):
   start = time.perf_counter()
   import jax  # pylint: disable=import-outside-toplevel
   from rnnjax import compile_cache, devices, run  # pylint: disable=import-outside-toplevel
+  from rnnjax import distribution_metrics  # pylint: disable=import-outside-toplevel
   from rnnjax import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
   from rnnjax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   imports_seconds += time.perf_counter() - start
@@ -67,7 +68,7 @@ def main(argv):
             f'{base}_seasonal_naive_rmse', f'{base}_linear_rmse')
     print(metrics_lib.verdict(metrics, part), file=sys.stdout)
     if 'val_crps' in metrics:  # a probabilistic head: its distribution against the naive one
-      print(metrics_lib.distribution_verdict(metrics, part), file=sys.stdout)
+      print(distribution_metrics.distribution_verdict(metrics, part), file=sys.stdout)
       keys += (f'{part}_coverage', f'{part}_interval_width', f'{part}_crps',
                f'{base}_naive_coverage', f'{base}_naive_crps')
     if part == 'test':

@@ -12,6 +12,7 @@ from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import fitted_init
 from rnnjax import forecast
+from rnnjax import linear_baseline
 from rnnjax import metrics
 from rnnjax import models
 from rnnjax import prediction
@@ -315,8 +316,8 @@ def test_an_all_columns_ridge_highway_starts_as_the_linear_baseline():
   config_lib.validate(config)
   data = data_lib.prepare(config.data)
   state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
-  design, last = metrics.linear_design(data, data.val_starts)
-  expected = metrics.fit_linear(data).ridge.predict(design).reshape(len(last), -1) + last
+  design, last = linear_baseline.linear_design(data, data.val_starts)
+  expected = linear_baseline.fit_linear(data).ridge.predict(design).reshape(len(last), -1) + last
   model = models.from_config(config)
   predict = prediction.window_predictor(model, data.window, data.steps, model.num_known)
   got = np.asarray(predict(state.params, jnp.asarray(data.scaled_TF),
