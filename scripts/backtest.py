@@ -33,14 +33,15 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
   errors.exit_on_user_error(lambda: config_lib.validate(config))
-  from rnnjax import backtest, compile_cache, devices  # pylint: disable=import-outside-toplevel
+  from rnnjax import backtest, backtest_report  # pylint: disable=import-outside-toplevel
+  from rnnjax import compile_cache, devices  # pylint: disable=import-outside-toplevel
   from rnnjax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   compile_cache.enable()
   folds = config.backtest.folds if config.backtest.refit else 1
   devices.use_every_cpu_core(config, folds * config.num_seeds)
   results = errors.exit_on_user_error(
       lambda: backtest.run_backtest(config, FLAGS.workdir, FLAGS.overwrite))
-  print(backtest.verdict(results), file=sys.stdout)
+  print(backtest_report.verdict(results), file=sys.stdout)
   print(json.dumps(workdir_lib.finite_json({k: (None if v is None else round(v, 4))
                                             for k, v in results['mean'].items()})),
         file=sys.stdout)  # last: parse it (null, never NaN, where a score is not finite)

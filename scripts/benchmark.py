@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from rnnjax import backtest
+from rnnjax import backtest_folds
 from rnnjax import cells
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
@@ -185,7 +186,7 @@ def backtest_ab(config, repeats: int) -> dict:
     return bt
 
   def fold_by_fold():
-    folds = backtest.plan_folds(config, series, data_lib.input_columns(config.data))
+    folds = backtest_folds.plan_folds(config, series, data_lib.input_columns(config.data))
     members = ensemble.plan_members(config)
     for origins in folds.origins:
       cut = [sources.Series(one.name, one.times[:n], one.values_TF[:n], one.future)

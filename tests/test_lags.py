@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import PYTHON, ROOT, script_env, tiny_config
-from rnnjax import backtest
+from rnnjax import backtest_folds
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -366,7 +366,7 @@ def test_backtest_folds_start_after_the_lags_and_pick_the_season_before_every_te
   config = _csv_config(_write(tmp_path / 'load.csv', times, values),
                        **{'data.lags': 'auto', 'data.season': 'auto', 'backtest.folds': 3})
   series = data_lib.load(config.data)
-  resolved, folds = backtest.resolved_folds(config, series)
+  resolved, folds = backtest_folds.resolved_folds(config, series)
   assert resolved.data.lags == (24, 48, 168) and resolved.data.season == 168, (
       f'the backtest resolved lags={resolved.data.lags}, season={resolved.data.season}')
   assert config.data.lags == 'auto', 'the caller\'s config was changed'
