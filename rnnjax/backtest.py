@@ -28,7 +28,7 @@ import numpy as np
 
 from rnnjax import backtest_folds
 from rnnjax import backtest_report
-from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import devices
 from rnnjax import ensemble
@@ -71,8 +71,8 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
   Raises:
     UserError: bad config, data or fold plan.
   """
-  config_lib.validate(config)
-  for caveat in config_lib.caveats(config):
+  config_checks.validate(config)
+  for caveat in config_checks.caveats(config):
     logging.warning(caveat)
   base = ensemble.plan_members(config) or ensemble.single_member(config)
   if config.data.test_fraction:

@@ -23,8 +23,11 @@ import numpy as np
 
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import ensemble
+from rnnjax import seasons
 from rnnjax import train_data
+from rnnjax import windows
 from rnnjax.errors import UserError
 from rnnjax.sources import Series
 
@@ -56,11 +59,11 @@ class Folds:
 
 def _min_points(window: int, horizon: int, val_fraction: float, first: int = 0) -> int:
   """The fewest points with one training and one validation window, each starting `first`
-  points in or later (`data.check_lengths`)."""
+  points in or later (`windows.check_lengths`)."""
   n = first + window + horizon
   while True:
     try:
-      data_lib.check_lengths(n, window, horizon, val_fraction, first=first)
+      windows.check_lengths(n, window, horizon, val_fraction, first=first)
       return n
     except UserError:
       n += 1
@@ -68,7 +71,7 @@ def _min_points(window: int, horizon: int, val_fraction: float, first: int = 0) 
 
 def plan_folds(config, series: list[Series], columns) -> Folds:
   """The folds of `config.backtest` on loaded series (`rnnjax.data.load`), with data.lags
-  resolved (`rnnjax.data.resolve_lags`): windows start max(lags) points into each series.
+  resolved (`rnnjax.seasons.resolve_lags`): windows start max(lags) points into each series.
 
   Raises:
     UserError: more folds (or a longer step or test part) than the shortest series allows.
@@ -77,9 +80,9 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
   window, horizon, num_folds = d.window, d.horizon, b.folds
   if d.lags == config_lib.AUTO:
     raise ValueError("data.lags='auto' is resolved from the series first "
-                     '(rnnjax.data.resolve_lags)')
+                     '(rnnjax.seasons.resolve_lags)')
   first = max(d.lags, default=0)
-  counts = np.array([len(data_lib.window_starts(len(one.values_TF), window, horizon, first))
+  counts = np.array([len(windows.window_starts(len(one.values_TF), window, horizon, first))
                      for one in series])
   val_counts = counts - np.floor(counts * (1.0 - d.val_fraction)).astype(int)
   step = b.step or int(val_counts.min()) // num_folds
@@ -118,7 +121,7 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
                test_length=test_length)
 
 
-def training_series(dataset: data_lib.Dataset, origins: np.ndarray) -> np.ndarray:
+def training_series(dataset: dataset_lib.Dataset, origins: np.ndarray) -> np.ndarray:
   """A fold's scaled series as its training reads it: NaN from each series' origin on.
 
   Args:
@@ -154,12 +157,12 @@ def member_data(folds: Folds, capacity: tuple[int, int], members_per_fold: int):
 
 def resolved_folds(config, series: list[Series]) -> tuple[object, Folds]:
   """The folds of `config` on loaded series, and `config` with data.lags and data.season as the
-  backtest reads them (`rnnjax.data.resolved_config`): 'auto' lags from the series' lengths,
+  backtest reads them (`rnnjax.seasons.resolved_config`): 'auto' lags from the series' lengths,
   'auto' season from the first fold's training windows, which lie before every fold's test
   windows, so no fold's test part chooses it.
   """
   if config.data.lags == config_lib.AUTO:
     config = config_lib.replaced(config, **{
-        'data.lags': data_lib.resolve_lags(config.data, series)})
+        'data.lags': seasons.resolve_lags(config.data, series)})
   folds = plan_folds(config, series, data_lib.input_columns(config.data))
-  return data_lib.resolved_config(config, folds.datasets[0]), folds
+  return seasons.resolved_config(config, folds.datasets[0]), folds

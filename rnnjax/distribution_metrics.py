@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import distributions
 from rnnjax import metrics
 from rnnjax.config import interval_bounds, seasonal_lag
@@ -25,7 +25,7 @@ from rnnjax.scoring_rules import (crps_from_quantiles, crps_gaussian_mixture, in
 NAIVE_LEVELS = tuple(k / 100 for k in range(1, 100))
 
 
-def naive_distribution(data: data_lib.Dataset, starts: np.ndarray, season: int,
+def naive_distribution(data: dataset_lib.Dataset, starts: np.ndarray, season: int,
                        levels: Sequence[float],
                        train_starts: np.ndarray | None = None) -> np.ndarray:
   """Quantiles of the naive distribution of the windows at `starts`.
@@ -83,7 +83,7 @@ def _distribution_block(lower, upper, q, crps, y, level, levels, prefix: str) ->
           f'{prefix}_crps': float(np.mean(crps))}
 
 
-def distribution_scores(data: data_lib.Dataset, starts: np.ndarray, forecast, config,
+def distribution_scores(data: dataset_lib.Dataset, starts: np.ndarray, forecast, config,
                         prefix: str = 'val', train_starts: np.ndarray | None = None) -> dict:
   """Every score of a distribution forecast of the windows at `starts`, with the naive one's.
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rnnjax import config as config_lib
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import devices
 from rnnjax import distribution_metrics
 from rnnjax import distributions
@@ -41,7 +41,7 @@ MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_
 TEST_MEMBER_METRICS = ('test_rmse', 'test_mae')
 
 
-def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, history: dict,
+def evaluate(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, state, history: dict,
              members: ensemble.Members | None) -> tuple[dict, dict, pd.DataFrame]:
   """Forecasts and scores every training, validation and test window.
 
@@ -117,7 +117,7 @@ def _check_against_training(config, state, history: dict, per_member: list[dict]
                       there)
 
 
-def memory_needed(config, data: data_lib.Dataset, num_members: int,
+def memory_needed(config, data: dataset_lib.Dataset, num_members: int,
                   trainer: train_lib.Trainer | None = None) -> int:
   """Bytes of memory a run of `num_members` members needs, about: their training states, with a
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
@@ -148,7 +148,7 @@ def available_memory() -> int | None:
   return None
 
 
-def check_memory(config, data: data_lib.Dataset, num_members: int,
+def check_memory(config, data: dataset_lib.Dataset, num_members: int,
                  trainer: train_lib.Trainer | None = None) -> None:
   """Refuses, before training, a run that would not fit in the memory available now.
 
@@ -167,7 +167,7 @@ def check_memory(config, data: data_lib.Dataset, num_members: int,
         'steps.')
 
 
-def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
+def warm_up(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
   """Prepares the forecasting programs `evaluate` runs, by running them once on zeros.
 
   `rnnjax.run` calls it in a helper thread while training runs: tracing, lowering and
@@ -188,7 +188,7 @@ def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program)
     member_forecasts(config, data, trainer, params, members is not None, starts)
 
 
-def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
+def member_forecasts(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, params,
                      member_axis: bool, starts: np.ndarray) -> np.ndarray:
   """[M, N, S] scaled forecasts of the windows at `starts` ([M, N, S, Q] or [M, N, S, 2] for a
   probabilistic head); M = 1 for a single run."""
@@ -197,7 +197,7 @@ def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer,
   return scaled if member_axis else scaled[None]
 
 
-def score(config, data: data_lib.Dataset, scaled_MNS: dict,
+def score(config, data: dataset_lib.Dataset, scaled_MNS: dict,
           diverged_M: np.ndarray) -> tuple[dict, dict, list[dict]]:
   """Scores [M, N, S] scaled forecasts of the training, validation and test windows.
 

@@ -8,8 +8,9 @@ import numpy as np
 from sklearn import linear_model
 
 from rnnjax import config as config_lib
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import models
+from rnnjax import windows
 
 
 # Training windows the closed-form highway is fitted on, at most (evenly spaced), and its
@@ -18,7 +19,7 @@ RIDGE_WINDOWS = 20_000
 RIDGE_ALPHA = 0.1
 
 
-def ridge_highway(model: models.Forecaster, data: data_lib.Dataset) -> dict:
+def ridge_highway(model: models.Forecaster, data: dataset_lib.Dataset) -> dict:
   """The highway's kernel [highway, S] and bias [S] fitted by ridge regression on the training
   windows (model.highway_init='ridge').
 
@@ -30,9 +31,9 @@ def ridge_highway(model: models.Forecaster, data: data_lib.Dataset) -> dict:
   starts = np.asarray(data.train_starts)
   if len(starts) > RIDGE_WINDOWS:
     starts = starts[np.linspace(0, len(starts) - 1, RIDGE_WINDOWS).round().astype(int)]
-  x_BWF, y_BS = data_lib.gather_windows(data.scaled_TF, starts, data.window, data.steps)
-  future = data_lib.gather_future(data.scaled_TF, starts, data.window, data.steps,
-                                  model.num_known)
+  x_BWF, y_BS = windows.gather_windows(data.scaled_TF, starts, data.window, data.steps)
+  future = windows.gather_future(data.scaled_TF, starts, data.window, data.steps,
+                                 model.num_known)
   inputs, offset, scale = (np.asarray(a, np.float64) for a in model.apply(
       {}, jnp.asarray(x_BWF), None if future is None else jnp.asarray(future),
       method=models.Forecaster.highway_design))
@@ -42,7 +43,7 @@ def ridge_highway(model: models.Forecaster, data: data_lib.Dataset) -> dict:
   return {'kernel': jnp.asarray(kernel), 'bias': jnp.asarray(bias)}
 
 
-def naive_spread(config, data: data_lib.Dataset) -> float:
+def naive_spread(config, data: dataset_lib.Dataset) -> float:
   """Standard deviation of the seasonal-naive forecast's errors over the training windows and
   steps, in scaled units: where a probabilistic head's spread starts (`models.Forecaster`).
 

@@ -10,7 +10,8 @@ import dataclasses
 import numpy as np
 from sklearn import linear_model
 
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
+from rnnjax import windows
 
 
 # The linear baseline is fitted on at most this many training windows, evenly spaced over them
@@ -38,7 +39,7 @@ class LinearBaseline:
   fit_windows: int
 
 
-def linear_design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def linear_design(data: dataset_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """The linear baseline's inputs: what the model reads, as one row per window.
 
   Args:
@@ -52,9 +53,9 @@ def linear_design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarra
      [N, 1]: the window's last scaled target value.)
   """
   starts = np.asarray(starts)
-  x_NWF, _ = data_lib.gather_windows(data.scaled_TF, starts, data.window, data.steps)
-  future_NSK = data_lib.gather_future(data.scaled_TF, starts, data.window, data.steps,
-                                      data.num_known)
+  x_NWF, _ = windows.gather_windows(data.scaled_TF, starts, data.window, data.steps)
+  future_NSK = windows.gather_future(data.scaled_TF, starts, data.window, data.steps,
+                                     data.num_known)
   parts = [x_NWF.reshape(len(starts), -1)]
   if future_NSK is not None:
     parts.append(future_NSK.reshape(len(starts), -1))
@@ -62,7 +63,7 @@ def linear_design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarra
   return design, x_NWF[:, -1:, 0].astype(np.float64)
 
 
-def fit_linear(data: data_lib.Dataset, train_starts: np.ndarray | None = None,
+def fit_linear(data: dataset_lib.Dataset, train_starts: np.ndarray | None = None,
                max_windows: int = LINEAR_FIT_WINDOWS) -> LinearBaseline:
   """Fits the linear baseline: ridge (alpha LINEAR_ALPHA) on the training windows alone.
 
@@ -91,7 +92,7 @@ def fit_linear(data: data_lib.Dataset, train_starts: np.ndarray | None = None,
   return LinearBaseline(ridge=ridge, fit_windows=len(starts))
 
 
-def linear_forecast(data: data_lib.Dataset, starts: np.ndarray,
+def linear_forecast(data: dataset_lib.Dataset, starts: np.ndarray,
                     linear: LinearBaseline) -> np.ndarray:
   """[N, S] the linear baseline's forecasts of the windows at `starts`, in the series' units
   (each window unscaled by its own series' target scaler)."""

@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import linear_baseline
 from rnnjax.config import seasonal_lag
 from rnnjax.errors import UserError
@@ -61,7 +61,7 @@ def seasonal_naive_forecast(values_T: np.ndarray, target_positions: np.ndarray, 
   return values_T[target_positions - lag]
 
 
-def baseline_forecasts(data: data_lib.Dataset, starts: np.ndarray, season: int,
+def baseline_forecasts(data: dataset_lib.Dataset, starts: np.ndarray, season: int,
                        linear: linear_baseline.LinearBaseline | None = None) -> dict:
   """The baselines' forecasts [N, S] of the windows at `starts`, each read from its own series.
 
@@ -109,7 +109,7 @@ def skill(model_rmse: float, baseline_rmse: float) -> float | None:
   return 1.0 - model_rmse / baseline_rmse
 
 
-def forecast_metrics(data: data_lib.Dataset, starts: np.ndarray, forecast: np.ndarray,
+def forecast_metrics(data: dataset_lib.Dataset, starts: np.ndarray, forecast: np.ndarray,
                      season: int, prefix: str,
                      linear: linear_baseline.LinearBaseline | None = None) -> dict:
   """RMSE and MAE of `forecast` (original units) and of every baseline on the same windows.
@@ -183,7 +183,7 @@ def renamed(scores: dict, prefix: str) -> dict:
   return out
 
 
-def first_target_times(data: data_lib.Dataset, starts: np.ndarray) -> dict[str, str]:
+def first_target_times(data: dataset_lib.Dataset, starts: np.ndarray) -> dict[str, str]:
   """{series id: the time of the first target of the windows at `starts` in that series}, as
   ISO text; for a dataset's test part, where each series' test part begins."""
   positions = data.target_positions(starts).min(axis=1)

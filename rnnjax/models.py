@@ -41,7 +41,7 @@ class Forecaster(nn.Module):
   same inputs also run along the window as ordinary input columns (the trailing `num_known`
   columns of `x_BTF`), so the recurrent layers see how they related to the past values.
 
-  Lagged targets (data.lags, `rnnjax.data.model_inputs`) are input columns like any other: the
+  Lagged targets (data.lags, `rnnjax.inputs.model_inputs`) are input columns like any other: the
   `num_past_lags` columns just before the known-future block, and the first `num_known_lags`
   columns of that block, which are also read at the target times (a lag of at least every
   target step is known there: the seasonal-naive value for a lag of one season).
@@ -313,7 +313,7 @@ def spread_bias(head: str, quantiles: Sequence[float], num_steps: int,
 
 def from_config(config, initial_scale: float | None = None) -> Forecaster:
   """The forecaster a whole config describes (model section, target steps, skip, known inputs,
-  lags). data.lags and data.season must be resolved (`rnnjax.data.resolved_config`).
+  lags). data.lags and data.season must be resolved (`rnnjax.seasons.resolved_config`).
 
   `initial_scale` only sets where a probabilistic head's spread starts (see Forecaster); a
   model whose parameters are restored needs none.

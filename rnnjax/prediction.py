@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax import data as data_lib
 from rnnjax import models
+from rnnjax.windows import gather_future, gather_windows
 
 Array = jax.Array
 
@@ -34,8 +34,8 @@ def window_predictor(model: models.Forecaster, window: int, steps,
   window near the end reads the known inputs at its targets, past the data).
   """
   def predict(params, series_TF: Array, starts_B: Array) -> Array:
-    x, _ = data_lib.gather_windows(series_TF, starts_B, window, steps)
-    future = data_lib.gather_future(series_TF, starts_B, window, steps, num_known)
+    x, _ = gather_windows(series_TF, starts_B, window, steps)
+    future = gather_future(series_TF, starts_B, window, steps, num_known)
     return model.apply({'params': params}, x, future)
   return predict
 

@@ -19,12 +19,14 @@ import jax.numpy as jnp
 import optax
 
 from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import errors
 from rnnjax import fitted_init
 from rnnjax import losses
 from rnnjax import models
 from rnnjax import prediction
 # Re-exported: the README's research snippet forecasts with train.predict_windows.
+from rnnjax import seasons
 from rnnjax.prediction import predict_windows  # noqa: F401  pylint: disable=unused-import
 from rnnjax.train_data import DeviceData, device_data, epoch_order
 
@@ -222,7 +224,7 @@ def end_epoch(state: TrainState, params, opt_state, loss, v_loss, patience: int)
                                                      diverged=state.diverged | ~finite))
 
 
-def make_trainer(config, data: data_lib.Dataset,
+def make_trainer(config, data: dataset_lib.Dataset,
                  capacity: tuple[int, int] | None = None) -> Trainer:
   """Builds the pure training functions for `config` on `data`; reads the config, never writes it.
 
@@ -233,7 +235,7 @@ def make_trainer(config, data: data_lib.Dataset,
       of different sizes (backtest folds): each member's DeviceData holds that many starts,
       its own count of real ones first. None: exactly data's windows.
   """
-  config = data_lib.resolved_config(config, data)  # data.lags and data.season as data read them
+  config = seasons.resolved_config(config, data)  # data.lags and data.season as data read them
   model = models.from_config(
       config,
       None if config.model.head == 'point' else fitted_init.naive_spread(config, data))
@@ -352,7 +354,7 @@ def final_params(state: TrainState, early_stopping: bool):
   return state.best_params if early_stopping else state.params
 
 
-def make_train(config, data: data_lib.Dataset) -> Callable:
+def make_train(config, data: dataset_lib.Dataset) -> Callable:
   """Returns `train(key, hparams=None) -> (TrainState, history)`, a pure function.
 
   One model: `jax.jit(train)(jax.random.PRNGKey(0))`. Many at once, same code:

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 
 Array = jax.Array
 
@@ -32,7 +32,7 @@ class DeviceData(NamedTuple):
   num_val: Array
 
 
-def device_data(data: data_lib.Dataset, num_train: int | None = None,
+def device_data(data: dataset_lib.Dataset, num_train: int | None = None,
                 num_val: int | None = None) -> DeviceData:
   """`data` on the device; with `num_train`/`num_val`, its starts padded to those lengths."""
   def padded(starts, size):

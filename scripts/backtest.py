@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import errors
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
@@ -32,7 +32,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
-  errors.exit_on_user_error(lambda: config_lib.validate(config))
+  errors.exit_on_user_error(lambda: config_checks.validate(config))
   from rnnjax import backtest, backtest_report  # pylint: disable=import-outside-toplevel
   from rnnjax import compile_cache, devices  # pylint: disable=import-outside-toplevel
   from rnnjax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel

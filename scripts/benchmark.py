@@ -69,6 +69,7 @@ from rnnjax import data as data_lib
 from rnnjax import ensemble, sources, train
 from rnnjax import prediction
 from rnnjax import program as program_lib
+from rnnjax import windows
 
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt',
             'backtest')
@@ -281,8 +282,8 @@ def keras_fit_seconds(config, repeats: int) -> dict | None:
     print('keras is not importable: skipping the Keras comparison', file=sys.stderr)
     return None
   data = data_lib.prepare(config.data)
-  xt, yt = data_lib.gather_windows(data.scaled_TF, data.train_starts, data.window, data.horizon)
-  xv, yv = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.horizon)
+  xt, yt = windows.gather_windows(data.scaled_TF, data.train_starts, data.window, data.horizon)
+  xv, yv = windows.gather_windows(data.scaled_TF, data.val_starts, data.window, data.horizon)
   times = []
   for seed in range(repeats):
     keras.utils.set_random_seed(seed)

@@ -10,6 +10,7 @@ from rnnjax import data as data_lib
 from rnnjax import evaluate as evaluate_lib
 from rnnjax import linear_baseline
 from rnnjax import metrics
+from rnnjax import windows
 from rnnjax.sources import Series
 from test_problems import HORIZON, SEASON, _config, _panel
 
@@ -94,7 +95,7 @@ def test_linear_baseline_never_reads_the_validation_part():
   values += np.random.RandomState(0).normal(0, 0.5, values.shape)
   columns = ('temperature', 'humidity')
   data = data_lib.prepare(config.data, times, values, columns)
-  fit_end = int(data.train_starts[-1]) + data_lib.target_offset(data.window, data.horizon) + 1
+  fit_end = int(data.train_starts[-1]) + windows.target_offset(data.window, data.horizon) + 1
   changed = values.copy()
   changed[fit_end:] = np.random.RandomState(1).normal(0, 100, changed[fit_end:].shape)
   other = data_lib.prepare(config.data, times, changed, columns)

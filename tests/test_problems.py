@@ -16,6 +16,7 @@ from sklearn import preprocessing
 from conftest import tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import metrics
@@ -23,6 +24,7 @@ from rnnjax import models
 from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
+from rnnjax import windows
 from rnnjax.errors import UserError
 from test_checkpoint import _assert_same_run, _steps
 
@@ -76,7 +78,7 @@ def _config(path, **overrides):
 def panel(tmp_path_factory):
   path = _panel(tmp_path_factory.mktemp('panel'))
   config = _config(path)
-  config_lib.validate(config)
+  config_checks.validate(config)
   return path, config, data_lib.prepare(config.data)
 
 
@@ -99,7 +101,7 @@ def test_panel_windows_and_targets_match_a_numpy_loop_per_series(panel, caplog):
   for part, starts in (('train', data.train_starts), ('val', data.val_starts)):
     want = [pair for name in data.series_ids
             for pair in _loop_windows(_observed(path, name))[part == 'val']]
-    x, y = data_lib.gather_windows(data.values_TF, starts, WINDOW, data.steps)
+    x, y = windows.gather_windows(data.values_TF, starts, WINDOW, data.steps)
     np.testing.assert_array_equal(x, np.stack([p[0] for p in want]),
                                   err_msg=f'{part} inputs differ from the loop over each series')
     np.testing.assert_array_equal(y, np.stack([p[1] for p in want]),

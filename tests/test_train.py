@@ -24,6 +24,7 @@ from rnnjax import models
 from rnnjax import prediction
 from rnnjax import train as train_lib
 from rnnjax import train_data
+from rnnjax import windows
 
 
 def _make_session(**overrides):
@@ -100,7 +101,7 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
   config = tiny_config()
   data = data_lib.prepare(config.data)
   model = models.from_config(config)
-  x, y = data_lib.gather_windows(data.scaled_TF, data.train_starts[:32], data.window, data.steps)
+  x, y = windows.gather_windows(data.scaled_TF, data.train_starts[:32], data.window, data.steps)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, data.window, 1)))['params']
   tx = train_lib.make_optimizer(train_lib.default_hparams(config))
   batch = train_lib.Batch(jnp.asarray(x), None, jnp.asarray(y), jnp.ones(32, bool))
