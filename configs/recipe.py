@@ -13,7 +13,7 @@ time steps:
     run sees; the printed verdict is its score against persistence, seasonal naive and a
     ridge regression on the same inputs;
   - data.lags='auto': the target a day, two days and a week back (hourly; the seasons of the
-    series' own time step otherwise: rnnjax.data.STEP_SEASONS) as input columns, read along
+    series' own time step otherwise: rnnjax.seasons.STEP_SEASONS) as input columns, read along
     the window and at the target times, so a 24-step scan still sees last week;
   - data.season='auto': the seasonal-naive baseline's period picked on the training part;
   - model.normalize='last': each window's last value is subtracted from its inputs and added

@@ -16,11 +16,9 @@ A save that the machine refuses (a full disk, a quota, a read-only file system) 
 """
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -28,49 +26,17 @@ from typing import Any
 
 import jax
 
-from rnnjax.errors import UserError, WriteError
+from rnnjax import errors
+from rnnjax.errors import UserError
 
 LATEST_DIR = 'checkpoints'
 BEST_DIR = 'best'
-# TensorStore, which writes Orbax's arrays, reports an OS error inside its message.
-_TENSORSTORE_ERRNO = re.compile(r"os_error_code='?(\d+)")
+
 
 
 # After a failed save: how long no new temporary folder must appear, and the most to wait.
 SETTLE_QUIET_SECONDS = 0.5
 SETTLE_LIMIT_SECONDS = 5.0
-
-
-def os_error_code(error: BaseException) -> int | None:
-  """The errno behind `error`: an OSError's, or one TensorStore wrote into its message, found
-  along the chain of causes; None when `error` is no OS error."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno:
-      return error.errno
-    found = _TENSORSTORE_ERRNO.search(str(error))
-    if found:
-      return int(found.group(1))
-    error = error.__cause__ or error.__context__
-  return None
-
-
-def write_error(path: str, error: BaseException | int) -> WriteError:
-  """'cannot write PATH: the OS's reason (ENAME). What to do.' for an OS error (or its errno)."""
-  code = error if isinstance(error, int) else os_error_code(error)
-  if code is None:  # an OSError without an errno: its own words
-    reason = str(error) or type(error).__name__
-  else:
-    reason = os.strerror(code)
-    reason = f'{reason[:1].lower()}{reason[1:]} ({errno.errorcode.get(code, code)})'
-  if code in (errno.ENOSPC, errno.EDQUOT):
-    advice = 'Free space on that disk, or use one with more room'
-  elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
-    advice = 'That place refuses writes: make it writable, or use another one'
-  else:
-    advice = 'Check that disk'
-  return WriteError(f'cannot write {path!r}: {reason}. {advice}.', code)
 
 
 def remove_temporaries(directory: str) -> list[str]:
@@ -103,7 +69,7 @@ class _QuietSaveFailures(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
     if record.levelno < logging.ERROR or not record.exc_info:
       return True
-    return os_error_code(record.exc_info[1]) is None
+    return errors.os_error_code(record.exc_info[1]) is None
 
   def unraisable(self, unraisable) -> None:
     """sys.unraisablehook: drops only 'Event loop is closed' raised outside any object."""
@@ -208,7 +174,7 @@ class Checkpointer:
         try:
           managers.append(_manager(directory, keep, self.asynchronous))
         except OSError as e:
-          raise write_error(directory, e) from e
+          raise errors.write_error(directory, e) from e
       self._managers = tuple(managers)
     return self._managers
 
@@ -218,12 +184,12 @@ class Checkpointer:
     try:
       return call()
     except Exception as e:  # noqa: BLE001 - Orbax and TensorStore raise several kinds
-      code = os_error_code(e)
+      code = errors.os_error_code(e)
       if code is None:
         raise
       self._abandon()
       where = self.directories[i] if step is None else os.path.join(self.directories[i], str(step))
-      raise write_error(where, code) from e
+      raise errors.write_error(where, code) from e
 
   def _abandon(self) -> None:
     """Waits out every save in flight, ignoring their errors (the first was raised), drops the

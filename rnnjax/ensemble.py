@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnjax import config as config_lib
-from rnnjax import data as data_lib
+from rnnjax import config_checks
+from rnnjax import dataset as dataset_lib
 from rnnjax import train as train_lib
 from rnnjax.errors import UserError
 
@@ -98,7 +99,7 @@ def plan_members(config) -> Members | None:
       probe.train.weight_decay = float(row.get('weight_decay', base['weight_decay']))
       probe.train.clip_norm = float(row.get('clip_norm', base['clip_norm']))
       probe.model.dropout = float(row.get('dropout', base['dropout']))
-    config_lib.validate(probe)
+    config_checks.validate(probe)
   seeds = config.train.seed + np.arange(len(rows))
   return Members(seeds=seeds, hparams=hparams, swept=tuple(swept))
 
@@ -116,7 +117,7 @@ def member_keys(seeds: np.ndarray) -> np.ndarray:
   return np.asarray(jax.jit(jax.vmap(jax.random.PRNGKey))(jnp.asarray(seeds, jnp.int32)))
 
 
-def train_many(config, data: data_lib.Dataset, members: Members | None = None):
+def train_many(config, data: dataset_lib.Dataset, members: Members | None = None):
   """Trains every member in one program: `jit(vmap(make_train(config, data)))`.
 
   The same code path as a single run, so member k equals `jit(make_train(...))` with seed

@@ -1,8 +1,17 @@
 """Exceptions a run ends with on purpose, each with a message for the user and an exit code.
 
 Scripts catch `UserError` (and its kinds), print the message and exit with `exit_code`, without
-a traceback; any other exception is a bug and keeps its traceback.
+a traceback; any other exception is a bug and keeps its traceback. A write the machine refused
+becomes a `WriteError` that says why and what to do (`write_error`).
 """
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+# TensorStore, which writes Orbax's arrays, reports an OS error inside its message.
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code='?(\d+)")
 
 
 class UserError(ValueError):
@@ -24,6 +33,38 @@ class WriteError(UserError, OSError):
   def __init__(self, message: str, code: int | None = None):
     super().__init__(message)
     self.errno = code
+
+
+def os_error_code(error: BaseException) -> int | None:
+  """The errno behind `error`: an OSError's, or one TensorStore wrote into its message, found
+  along the chain of causes; None when `error` is no OS error."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno:
+      return error.errno
+    found = _TENSORSTORE_ERRNO.search(str(error))
+    if found:
+      return int(found.group(1))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def write_error(path: str, error: BaseException | int) -> WriteError:
+  """'cannot write PATH: the OS's reason (ENAME). What to do.' for an OS error (or its errno)."""
+  code = error if isinstance(error, int) else os_error_code(error)
+  if code is None:  # an OSError without an errno: its own words
+    reason = str(error) or type(error).__name__
+  else:
+    reason = os.strerror(code)
+    reason = f'{reason[:1].lower()}{reason[1:]} ({errno.errorcode.get(code, code)})'
+  if code in (errno.ENOSPC, errno.EDQUOT):
+    advice = 'Free space on that disk, or use one with more room'
+  elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+    advice = 'That place refuses writes: make it writable, or use another one'
+  else:
+    advice = 'Check that disk'
+  return WriteError(f'cannot write {path!r}: {reason}. {advice}.', code)
 
 
 class Interrupted(UserError):

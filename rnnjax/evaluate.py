@@ -23,12 +23,15 @@ import numpy as np
 import pandas as pd
 
 from rnnjax import config as config_lib
-from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import devices
+from rnnjax import distribution_metrics
 from rnnjax import distributions
 from rnnjax import ensemble
+from rnnjax import linear_baseline
 from rnnjax import losses
 from rnnjax import metrics as metrics_lib
+from rnnjax import prediction
 from rnnjax import train as train_lib
 from rnnjax.errors import UserError
 
@@ -39,7 +42,7 @@ MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_
 TEST_MEMBER_METRICS = ('test_rmse', 'test_mae')
 
 
-def evaluate(config, data: data_lib.Dataset, trainer: train_lib.Trainer, state, history: dict,
+def evaluate(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, state, history: dict,
              members: ensemble.Members | None) -> tuple[dict, dict, pd.DataFrame]:
   """Forecasts and scores every training, validation and test window.
 
@@ -115,12 +118,13 @@ def _check_against_training(config, state, history: dict, per_member: list[dict]
                       there)
 
 
-def memory_needed(config, data: data_lib.Dataset, num_members: int,
+def memory_needed(config, data: dataset_lib.Dataset, num_members: int,
                   trainer: train_lib.Trainer | None = None) -> int:
   """Bytes of memory a run of `num_members` members needs, about: their training states, with a
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
   the host arrays that scoring their forecasts of every training and validation window takes
-  (the forecasting program itself is bounded separately, by `train.MEMBER_WINDOWS_PER_CALL`)."""
+  (the forecasting program itself is bounded separately, by
+  `prediction.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = sum(len(starts) for starts in data.parts.values())
   scoring = (num_members * windows * len(data.steps) * outputs[config.model.head]
@@ -145,7 +149,7 @@ def available_memory() -> int | None:
   return None
 
 
-def check_memory(config, data: data_lib.Dataset, num_members: int,
+def check_memory(config, data: dataset_lib.Dataset, num_members: int,
                  trainer: train_lib.Trainer | None = None) -> None:
   """Refuses, before training, a run that would not fit in the memory available now.
 
@@ -164,7 +168,7 @@ def check_memory(config, data: data_lib.Dataset, num_members: int,
         'steps.')
 
 
-def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
+def warm_up(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
   """Prepares the forecasting programs `evaluate` runs, by running them once on zeros.
 
   `rnnjax.run` calls it in a helper thread while training runs: tracing, lowering and
@@ -185,16 +189,16 @@ def warm_up(config, data: data_lib.Dataset, trainer: train_lib.Trainer, program)
     member_forecasts(config, data, trainer, params, members is not None, starts)
 
 
-def member_forecasts(config, data: data_lib.Dataset, trainer: train_lib.Trainer, params,
+def member_forecasts(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, params,
                      member_axis: bool, starts: np.ndarray) -> np.ndarray:
   """[M, N, S] scaled forecasts of the windows at `starts` ([M, N, S, Q] or [M, N, S, 2] for a
   probabilistic head); M = 1 for a single run."""
-  scaled = train_lib.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
-                                     config.train.val_batch_size, member_axis=member_axis)
+  scaled = prediction.predict_windows(trainer, params, trainer.device_data.series_TF, starts,
+                                      config.train.val_batch_size, member_axis=member_axis)
   return scaled if member_axis else scaled[None]
 
 
-def score(config, data: data_lib.Dataset, scaled_MNS: dict,
+def score(config, data: dataset_lib.Dataset, scaled_MNS: dict,
           diverged_M: np.ndarray) -> tuple[dict, dict, list[dict]]:
   """Scores [M, N, S] scaled forecasts of the training, validation and test windows.
 
@@ -202,7 +206,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   for the point head their mean, with more than one member their quantile band
   (`ensemble_quantiles`, a spread across seeds) scored too. A probabilistic head's members are
   mixed (see the module docstring); its point errors are those of the mixture's median or mean,
-  and the validation windows get `rnnjax.metrics.distribution_scores`. Scores are over every
+  and the validation windows get `distribution_metrics.distribution_scores`. Scores are over every
   window, step and series (`rnnjax.metrics.forecast_metrics` adds the per-step and per-series
   ones). The test part, when the dataset has one, is scored as validation is, its keys named
   by `rnnjax.metrics.renamed` ('test_rmse', 'test_baseline_persistence_rmse', ...), with
@@ -232,7 +236,7 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
   results, panels = {}, {}
   per_member = [dict() for _ in range(len(alive))]
   num_steps = len(data.steps)
-  linear = metrics_lib.fit_linear(data)  # once: every scored part is held against the same fit
+  linear = linear_baseline.fit_linear(data)  # once: every scored part is held against the same fit
   if not point:
     panels['band_label'] = f'{config.model.interval * 100:g}% central interval'
   elif len(alive) > 1:
@@ -259,8 +263,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
       scores = metrics_lib.forecast_metrics(data, starts, mean, config.data.season, 'val',
                                             linear)
       if not point:
-        merge_scores(scores,
-                     metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
+        merge_scores(scores, distribution_metrics.distribution_scores(
+            data, starts, forecast_M[alive], config))
       scores = metrics_lib.renamed(scores, 'test')
       firsts = metrics_lib.first_target_times(data, starts)
       results['test_start'] = min(firsts.values())
@@ -271,8 +275,8 @@ def score(config, data: data_lib.Dataset, scaled_MNS: dict,
       results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part,
                                                   linear))
     if not point and part == 'val':
-      merge_scores(results,
-                   metrics_lib.distribution_scores(data, starts, forecast_M[alive], config))
+      merge_scores(results, distribution_metrics.distribution_scores(
+          data, starts, forecast_M[alive], config))
     first = data.series_index(starts) == 0
     panels[part] = (true[first, -1], mean[first, -1],
                     None if band is None else (band[0][first, -1], band[1][first, -1]))

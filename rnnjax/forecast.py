@@ -22,12 +22,14 @@ import pandas as pd
 
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
-from rnnjax import data as data_lib
 from rnnjax import distributions
+from rnnjax import inputs
 from rnnjax import models
 from rnnjax import plots
+from rnnjax import scaling
 from rnnjax import sources
-from rnnjax import train as train_lib
+from rnnjax import prediction
+from rnnjax import windows
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 
@@ -163,12 +165,12 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   elif members is not None:  # diverged members take no part in the ensemble's forecast
     params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
   model = models.from_config(config)
-  predict = train_lib.window_predictor(model, meta['window'], config_lib.target_steps(config.data),
-                                       model.num_known)
+  predict = prediction.window_predictor(model, meta['window'], config_lib.target_steps(config.data),
+                                        model.num_known)
   saved = meta.get('series') or [{'id': '', 'scaler': meta['scaler'],
                                   'target_scaler': meta['target_scaler']}]
-  scalers = {one['id']: (data_lib.scaler_from_state(one['scaler']),
-                         data_lib.scaler_from_state(one['target_scaler'])) for one in saved}
+  scalers = {one['id']: (scaling.scaler_from_state(one['scaler']),
+                         scaling.scaler_from_state(one['target_scaler'])) for one in saved}
   return TrainedRun(config=config, params=params, scalers=scalers,
                     columns=tuple(meta['columns']), members=members,
                     predict_jit=jax.jit(predict),
@@ -289,7 +291,7 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
                     'the last ones before the forecast.')
   check_step(run, times, name)
   starts = np.arange(first, len(values_TF) - window + 1, dtype=np.int32)
-  target_pos = data_lib.target_positions(starts, window, steps)
+  target_pos = windows.target_positions(starts, window, steps)
   step = _step(times)
   last = len(times) - 1
   # The timestamps on to the last target: known inputs are known there, values are not.
@@ -310,12 +312,12 @@ def forecast_frame(run: TrainedRun, times: pd.DatetimeIndex, values_TF: np.ndarr
   scaled = scaler.transform(np.concatenate([values_TF, rows])).astype(np.float32)
   scaled[len(times):, :values_TF.shape[1] - len(d.future_features)] = 0.0
   # Known lags at a target time read values at or before the last input, never the zeros above.
-  series = data_lib.model_inputs(scaled, all_times, d.calendar, past_lags + known_lags,
-                                 len(d.future_features))
-  scaled_pred = train_lib.predict_windows(run, run.params, series, starts, batch_size,
-                                          member_axis=run.members is not None)
+  series = inputs.model_inputs(scaled, all_times, d.calendar, past_lags + known_lags,
+                               len(d.future_features))
+  scaled_pred = prediction.predict_windows(run, run.params, series, starts, batch_size,
+                                           member_axis=run.members is not None)
   head = run.config.model.head
-  pred = data_lib.unscale_distribution(scaled_pred, head, target_scaler)
+  pred = scaling.unscale_distribution(scaled_pred, head, target_scaler)
   actual = np.full(target_pos.shape, np.nan)
   observed = target_pos <= last
   actual[observed] = values_TF[target_pos[observed], 0]

@@ -1,18 +1,10 @@
-"""Recurrent cells and the stacked forecaster.
-
-Two implementations of each cell ('gru', 'lstm', 'simple') compute the same function:
-  'flax'  - flax's stock `GRUCell`, `OptimizedLSTMCell`, `SimpleCell`, each in an `nn.RNN`.
-  'fused' - `FusedRNN`: the input projection of every time step is one matrix product before
-            the time loop, which then only does the recurrent product, and the backward pass
-            forms the recurrent weight gradient after the loop (`rnnjax.recurrence`). Its cell
-            math is also available as `Recurrence`, an `nn.RNN`-compatible cell.
-Kernels start as in Keras (Glorot-uniform inputs, orthogonal recurrence, zero biases; LSTM
-forget bias 1 for the fused cell), so runs compare with the tutorial's.
+"""The stacked forecaster: recurrent layers (`rnnjax.cells`), dropout after each, the
+normalisation, skip and highway around them, and the heads (point, quantile, gaussian);
+`from_config` builds it from a config.
 """
 from __future__ import annotations
 
-import functools
-from typing import Callable, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -20,180 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
+from rnnjax import cells
 from rnnjax import config as config_lib
 from rnnjax import distributions
-from rnnjax import recurrence
-
-ACTIVATION_FNS: dict[str, Callable] = {
-    'tanh': jnp.tanh, 'swish': nn.swish, 'silu': nn.silu, 'relu': nn.relu, 'gelu': nn.gelu,
-    'sigmoid': nn.sigmoid, 'elu': nn.elu, 'softplus': nn.softplus, 'linear': lambda x: x,
-}
-GATES = {'gru': 3, 'lstm': 4, 'simple': 1}
-KERNEL_INIT = nn.initializers.glorot_uniform()
-
-
-def _one_member_at_a_time(init: Callable) -> Callable:
-  """`init` whose vmap (an ensemble's init) runs it member by member in a loop.
-
-  The orthogonal initializer takes a QR decomposition. Batched over members, jaxlib 0.10.2's
-  CPU QR kernel splits the batch over XLA:CPU's thread pool and blocks a pool thread waiting for
-  it; with the layers' QRs running at once, every pool thread of a 2-core machine ends up
-  waiting and the program hangs. One member at a time never waits on the pool. Kept on every
-  supported jax: tests/test_ensemble.py initialises 16 tutorial members on every core, under
-  jaxlib 0.10 and 0.12 alike.
-  """
-  def member_init(key, shape, dtype=jnp.float32):
-    return jax.custom_batching.sequential_vmap(lambda k: init(k, shape, dtype))(key)
-  return member_init
-
-
-RECURRENT_INIT = _one_member_at_a_time(nn.initializers.orthogonal())
-
-
-def activation_fn(name: str) -> Callable:
-  if name not in ACTIVATION_FNS:
-    raise ValueError(f'unknown activation {name!r}; choose one of {sorted(ACTIVATION_FNS)}')
-  return ACTIVATION_FNS[name]
-
-
-def stock_cell(cell: str, features: int, activation: str) -> nn.RNNCellBase:
-  """flax's own cell for `cell` ('gru', 'lstm', 'simple'), candidate activation `activation`."""
-  act = activation_fn(activation)
-  common = dict(features=features, activation_fn=act, kernel_init=KERNEL_INIT,
-                recurrent_kernel_init=RECURRENT_INIT)
-  if cell == 'gru':
-    return nn.GRUCell(**common)
-  if cell == 'lstm':
-    return nn.OptimizedLSTMCell(**common)
-  if cell == 'simple':
-    return nn.SimpleCell(**common)
-  raise ValueError(f'unknown cell {cell!r}; choose one of {sorted(GATES)}')
-
-
-def _gates(xp, count: int) -> tuple:
-  """Per-gate inputs: a tuple of `count` arrays as given, or split from one [..., count * H]."""
-  return tuple(xp) if isinstance(xp, (tuple, list)) else tuple(jnp.split(xp, count, axis=-1))
-
-
-def _row(v, like):
-  """A bias [H] shaped to add to `like` [..., H] (rank promotion is off in tests)."""
-  return jnp.reshape(v, (1,) * (like.ndim - 1) + v.shape)
-
-
-# The gate arithmetic of each cell, given the recurrent product hp = h @ W_h [..., G*H]. The
-# nn.RNN cells below and the fused layer's custom-VJP scan both call these, so the two
-# implementations share one definition of each cell.
-
-def gru_gates(h, xp, hp, b_hn, act):
-  """GRU, gates [r | z | n] as flax's GRUCell: r = sigmoid(xp_r + hp_r),
-  z = sigmoid(xp_z + hp_z), n = act(xp_n + r * (hp_n + b_hn)), h' = (1 - z) * n + z * h."""
-  xr, xz, xn = _gates(xp, 3)
-  hr, hz, hn = jnp.split(hp, 3, axis=-1)
-  r = nn.sigmoid(xr + hr)
-  z = nn.sigmoid(xz + hz)
-  n = act(xn + r * (hn + _row(b_hn, hn)))
-  return (1.0 - z) * n + z * h
-
-
-def lstm_gates(carry, xp, hp, _, act):
-  """LSTM, gates [i | f | g | o] as flax's LSTMCell; carry (c, h):
-  c' = sigmoid(f) * c + sigmoid(i) * act(g), h' = sigmoid(o) * act(c')."""
-  c, _ = carry
-  i, f, g, o = (x + y for x, y in zip(_gates(xp, 4), jnp.split(hp, 4, axis=-1), strict=True))
-  c = nn.sigmoid(f) * c + nn.sigmoid(i) * act(g)
-  return c, nn.sigmoid(o) * act(c)
-
-
-def simple_gates(h, xp, hp, _, act):
-  """Elman: h' = act(xp + hp)."""
-  (xp,) = _gates(xp, 1)
-  return act(xp + hp)
-
-
-GATE_FNS = {'gru': gru_gates, 'lstm': lstm_gates, 'simple': simple_gates}
-
-
-def carry_output(cell: str) -> Callable:
-  """carry -> h, the part of the carry that is the layer's output and feeds W_h."""
-  return (lambda carry: carry[1]) if cell == 'lstm' else (lambda carry: carry)
-
-
-class Recurrence(nn.RNNCellBase):
-  """The fused layer's cell as an `nn.RNN` cell: inputs are projected, xp = x @ W_i + b_i.
-
-  Same carry and call contract as flax's cells: (carry, xp [..., G*H]) -> (carry, h), with xp
-  one array (as nn.RNN passes it) or a tuple of G per-gate arrays.
-  """
-  cell: str
-  features: int
-  activation: str = 'tanh'
-
-  @nn.nowrap
-  def initialize_carry(self, rng, input_shape):
-    zeros = jnp.zeros(input_shape[:-1] + (self.features,), jnp.float32)
-    return (zeros, zeros) if self.cell == 'lstm' else zeros
-
-  @property
-  def num_feature_axes(self) -> int:
-    return 1
-
-  @nn.compact
-  def __call__(self, carry, xp):
-    kernel, bias = RecurrentParams(self.cell, self.features, name='recurrence')()
-    hp = carry_output(self.cell)(carry) @ kernel
-    carry = GATE_FNS[self.cell](carry, xp, hp, bias, activation_fn(self.activation))
-    return carry, carry_output(self.cell)(carry)
-
-
-class RecurrentParams(nn.Module):
-  """The recurrent kernel [H, G*H] and, for a GRU, the reset-gated bias b_hn [H]."""
-  cell: str
-  features: int
-
-  @nn.compact
-  def __call__(self):
-    kernel = self.param('recurrent_kernel', RECURRENT_INIT,
-                        (self.features, GATES[self.cell] * self.features))
-    bias = (self.param('recurrent_bias', nn.initializers.zeros_init(), (self.features,))
-            if self.cell == 'gru' else jnp.zeros((0,), jnp.float32))
-    return kernel, bias
-
-
-def _input_bias_init(cell: str, features: int):
-  """Zero biases, except the LSTM forget gate at 1 (Keras' unit_forget_bias)."""
-  if cell != 'lstm':
-    return nn.initializers.zeros_init()
-
-  def init(key, shape, dtype=jnp.float32):
-    return jnp.zeros(shape, dtype).at[features:2 * features].set(1.0)
-  return init
-
-
-class FusedRNN(nn.Module):
-  """One recurrent layer: the input projection of all steps at once, then the recurrence.
-
-  Maps time-major x [T, B, F] to hidden states [T, B, features]. The projection is split per
-  gate before the scan: XLA:CPU runs a step several times faster when each gate's input is its
-  own scanned array than when the step slices one [B, G*H] slab. The recurrence is
-  `rnnjax.recurrence.scan`, a `lax.scan` whose backward pass forms the recurrent weight
-  gradient in one product after the loop (docs/benchmarks.md has the measurements).
-  """
-  cell: str
-  features: int
-  activation: str = 'tanh'
-
-  @nn.compact
-  def __call__(self, x_TBF):
-    gates = GATES[self.cell]
-    xp_TBG = nn.Dense(gates * self.features, kernel_init=KERNEL_INIT,
-                      bias_init=_input_bias_init(self.cell, self.features), name='input')(x_TBF)
-    per_gate = tuple(jnp.split(xp_TBG, gates, axis=-1))
-    kernel, bias = RecurrentParams(self.cell, self.features, name='recurrence')()
-    step = functools.partial(GATE_FNS[self.cell], act=activation_fn(self.activation))
-    carry0 = Recurrence(self.cell, self.features).initialize_carry(
-        None, x_TBF.shape[1:-1] + (self.features,))
-    _, h_TBH = recurrence.scan(step, carry_output(self.cell), kernel, bias, per_gate, carry0)
-    return h_TBH
 
 
 def dropout(x, rate, key):
@@ -220,7 +41,7 @@ class Forecaster(nn.Module):
   same inputs also run along the window as ordinary input columns (the trailing `num_known`
   columns of `x_BTF`), so the recurrent layers see how they related to the past values.
 
-  Lagged targets (data.lags, `rnnjax.data.model_inputs`) are input columns like any other: the
+  Lagged targets (data.lags, `rnnjax.inputs.model_inputs`) are input columns like any other: the
   `num_past_lags` columns just before the known-future block, and the first `num_known_lags`
   columns of that block, which are also read at the target times (a lag of at least every
   target step is known there: the seasonal-naive value for a lag of one season).
@@ -243,11 +64,11 @@ class Forecaster(nn.Module):
   a Dense map of the window's last k target inputs (normalised when `normalize` is set), and of
   the known lags at every target time (with data.lags), to the outputs. It starts at zero, so
   it changes nothing until training moves it, or as a fitted ridge regression
-  (model.highway_init='ridge', `rnnjax.train.ridge_highway`). With `highway_columns='all'` it
+  (model.highway_init='ridge', `rnnjax.fitted_init.ridge_highway`). With `highway_columns='all'` it
   reads the last `highway` steps of every input column as the data gives them (target, lags,
   features, calendar; not normalised) and every known-future input at the target times, and is
   added to the forecast after the normalisation's add-back: with highway = the window, the
-  linear baseline's own inputs (`rnnjax.metrics.linear_design`).
+  linear baseline's own inputs (`rnnjax.linear_baseline.linear_design`).
 
   The head says what each step's output is (`head`):
     'point': one value per step, [B, S].
@@ -410,9 +231,9 @@ class Forecaster(nn.Module):
     h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF
     for i, size in enumerate(self.hidden_sizes):
       if fused:
-        h = FusedRNN(self.cell, size, self.activation, name=f'rnn_{i}')(h)
+        h = cells.FusedRNN(self.cell, size, self.activation, name=f'rnn_{i}')(h)
       else:
-        h = nn.RNN(stock_cell(self.cell, size, self.activation), unroll=self.unroll,
+        h = nn.RNN(cells.stock_cell(self.cell, size, self.activation), unroll=self.unroll,
                    name=f'rnn_{i}')(h)
       if i == len(self.hidden_sizes) - 1:
         h = h[-1] if fused else h[:, -1]  # only the last step feeds the head (Keras'
@@ -421,7 +242,7 @@ class Forecaster(nn.Module):
         h = dropout(h, rate, self.make_rng('dropout'))
     if self.num_known:
       h = jnp.concatenate([h, future_BSK.reshape(future_BSK.shape[0], -1)], axis=-1)
-    out_BS = nn.Dense(self.num_steps, kernel_init=KERNEL_INIT, name='head')(h)
+    out_BS = nn.Dense(self.num_steps, kernel_init=cells.KERNEL_INIT, name='head')(h)
     highway = nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
                        name='highway') if self.highway else None
     if highway and self.highway_columns == 'target':
@@ -492,7 +313,7 @@ def spread_bias(head: str, quantiles: Sequence[float], num_steps: int,
 
 def from_config(config, initial_scale: float | None = None) -> Forecaster:
   """The forecaster a whole config describes (model section, target steps, skip, known inputs,
-  lags). data.lags and data.season must be resolved (`rnnjax.data.resolved_config`).
+  lags). data.lags and data.season must be resolved (`rnnjax.seasons.resolved_config`).
 
   `initial_scale` only sets where a probabilistic head's spread starts (see Forecaster); a
   model whose parameters are restored needs none.
@@ -509,14 +330,3 @@ def from_config(config, initial_scale: float | None = None) -> Forecaster:
                     highway=m.highway, highway_columns=m.highway_columns,
                     head=m.head, quantiles=tuple(m.quantiles),
                     **({} if initial_scale is None else {'initial_scale': float(initial_scale)}))
-
-
-def count_flops_per_window(cell: str, hidden_sizes: Sequence[int], num_features: int,
-                           window: int) -> int:
-  """Multiply-add FLOPs (2 per MAC) of one forward pass over one window, from the shapes."""
-  flops, fan_in = 0, num_features
-  for size in hidden_sizes:
-    gates = GATES[cell]
-    flops += 2 * window * gates * size * (fan_in + size)
-    fan_in = size
-  return flops + 2 * fan_in

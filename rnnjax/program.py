@@ -30,6 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from rnnjax import devices
 from rnnjax import ensemble
 from rnnjax import train as train_lib
+from rnnjax import train_data
 
 # Members vmapped together on a CPU device when ensemble_vmap_size is 0. On a CPU a member
 # trains fastest alone: vmapping batches the small products without making them cheaper, and
@@ -95,7 +96,7 @@ def single_program(trainer: train_lib.Trainer, config) -> Program:
 
 
 def members_program(trainer: train_lib.Trainer, config, members: ensemble.Members,
-                    member_data: train_lib.DeviceData | None = None) -> Program:
+                    member_data: train_data.DeviceData | None = None) -> Program:
   """The vmapped, member-sharded programs, with the same interface as a single run's.
 
   Members read `trainer.device_data`, or with `member_data` (every leaf [M, ...], e.g. backtest

@@ -37,7 +37,10 @@ import tqdm
 
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
+from rnnjax import distribution_metrics
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
 from rnnjax import forecast
@@ -46,6 +49,8 @@ from rnnjax import metrics as metrics_lib
 from rnnjax import plots
 from rnnjax import preemption
 from rnnjax import program as program_lib
+from rnnjax import scaling
+from rnnjax import seasons
 from rnnjax import tensorboard
 from rnnjax import train as train_lib
 from rnnjax import workdir as workdir_lib
@@ -53,13 +58,13 @@ from rnnjax.devices import to_host
 from rnnjax.errors import Diverged, Interrupted, WriteError
 
 
-def _meta(config, data: data_lib.Dataset, history: dict, epochs_done: int,
+def _meta(config, data: dataset_lib.Dataset, history: dict, epochs_done: int,
           members: ensemble.Members | None, train_seconds: float) -> dict:
   return {
       'config': config_lib.to_json(config),
       # Each series' time step, so that forecasting can refuse data at another step.
-      'series': [{'id': name, 'scaler': data_lib.scaler_state(scaler),
-                  'target_scaler': data_lib.scaler_state(target_scaler),
+      'series': [{'id': name, 'scaler': scaling.scaler_state(scaler),
+                  'target_scaler': scaling.scaler_state(target_scaler),
                   'step': forecast.time_step(data.timestamps[start:end])}
                  for name, scaler, target_scaler, start, end in zip(
                      data.series_ids, data.scalers, data.target_scalers, data.bounds[:-1],
@@ -177,17 +182,17 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
   """`train_and_evaluate` in the workdir it holds."""
   seconds = dict(seconds or {})  # where the time goes, by phase: metrics.json's 'seconds'
   start = time.perf_counter()
-  config_lib.validate(config)
-  for caveat in config_lib.caveats(config):
+  config_checks.validate(config)
+  for caveat in config_checks.caveats(config):
     logging.warning(caveat)
   members = ensemble.plan_members(config)
   data = data_lib.prepare(config.data)
   # From here on data.lags and data.season hold what the data read: the workdir records them.
-  config = data_lib.resolved_config(config, data)
+  config = seasons.resolved_config(config, data)
   # A season reaching before a series' start fails before training.
   metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
   if config.model.head != 'point':  # and so does one the naive distribution cannot be made of
-    metrics_lib.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
+    distribution_metrics.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
   if config.train.batch_size > len(data.train_starts):
     logging.warning('train.batch_size=%d is larger than the %d training windows: every epoch is '
                     'one step over all of them. A smaller batch_size takes more steps per epoch.',

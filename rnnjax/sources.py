@@ -1,5 +1,7 @@
 """Series in: the tutorial's synthetic series, and CSV files (one series, or many in long
-format) parsed, sorted and checked, each with its known-in-advance rows apart.
+format) parsed, sorted and checked on a regular grid of time steps, gaps filled as data.fill
+says, each with its known-in-advance rows apart. The time column itself is read by
+`rnnjax.timestamps`.
 
 Everything here is in the series' own units and raw timestamps; `rnnjax.data` windows, splits
 and scales what these functions return.
@@ -15,8 +17,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from rnnjax.config import FILLS, MAX_FILL_FRACTION, check_reading
+from rnnjax.config import FILLS, MAX_FILL_FRACTION
+from rnnjax.config_checks import check_reading
 from rnnjax.errors import UserError
+from rnnjax.timestamps import file_line, first_rows, read_times
 
 
 def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float = 5.0,
@@ -35,16 +39,6 @@ def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float
   trend = np.linspace(0, slope * n, n)
   values = trend + amplitude * np.sin(x) + np.random.RandomState(seed).normal(0, noise, n)
   return pd.date_range(start=start, periods=n, freq='h'), values
-
-
-def _first_rows(mask: np.ndarray, times: pd.Series, limit: int = 5) -> str:
-  return ', '.join(_line(r, times) for r in np.flatnonzero(mask)[:limit])
-
-
-def _line(row: int, times: pd.Series) -> str:
-  # `times` keeps the file's row numbers as its index; data row i is line i + 2 of the file
-  # (line 1 is the header).
-  return f'line {times.index[row] + 2} ({times.iloc[row]!s})'
 
 
 def _duration(step: pd.Timedelta) -> str:
@@ -74,190 +68,6 @@ def infer_step(times: pd.DatetimeIndex) -> pd.Timedelta | None:
   if len(times) < 2:
     return None
   return _most_common(times[1:] - times[:-1])
-
-
-def _parse_times(where: str, time_column: str, raw_times: pd.Series,
-                 text: pd.Series | None = None) -> pd.Series:
-  """Timestamps of the time column: naive ones stay naive, ones with a UTC offset become UTC.
-
-  `text` is what to parse when it differs from the file's `raw_times` (dates rewritten in ISO
-  order); errors always quote `raw_times`.
-  """
-  text = raw_times if text is None else text
-  try:
-    times = pd.to_datetime(text, errors='coerce')
-  except ValueError:
-    # Offsets that differ between rows (local time across a daylight-saving change).
-    times = None
-  if times is not None and not times.isna().any():
-    return times if times.dt.tz is None else times.dt.tz_convert('UTC')
-  # Row by row: the format pandas infers from the first row fails rows that carry an offset
-  # when the first does not, and the other way round.
-  stamps = {}
-  for value in text.unique():
-    try:
-      stamps[value] = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-      stamps[value] = pd.NaT
-  each = [stamps[value] for value in text]
-  aware = np.array([t is not pd.NaT and t.tz is not None for t in each])
-  if times is not None and not aware.any():
-    unparsed = times.isna().to_numpy()
-  else:
-    unparsed = np.array([t is pd.NaT for t in each])
-  if unparsed.any():
-    raise UserError(f'{where}: column {time_column!r} has values that are not timestamps at '
-                    f'{_first_rows(unparsed, raw_times)}.')
-  if not aware.all():
-    naive = ~aware
-    minority, kind = (naive, 'none') if naive.sum() <= aware.sum() else (aware, 'one')
-    raise UserError(f'{where}: column {time_column!r} mixes timestamps with and without a UTC '
-                    f'offset: {minority.sum()} of {len(raw_times)} have {kind}, at '
-                    f'{_first_rows(minority, raw_times)}. Give every timestamp an offset '
-                    '(e.g. 2025-03-30 03:00:00+02:00) or none.')
-  return pd.to_datetime(pd.Series(each, index=raw_times.index), utc=True)
-
-
-_UNIT_NAMES = {'s': 'seconds', 'ms': 'milliseconds', 'us': 'microseconds', 'ns': 'nanoseconds',
-               'D': 'days'}
-# A date whose first two numbers are the day and the month in some order: 13/01/2025, 1.2.25,
-# 01-13-2025 10:00. Groups: first number, separator, second number, year, the rest (the time).
-_DAY_MONTH = r'^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?!\d)(.*)$'
-
-
-def read_times(where: str, time_column: str, raw_times: pd.Series, time_unit: str = '',
-               dayfirst: str = '') -> pd.Series:
-  """Timestamps of a time column, read as the settings say: numbers and the order of day and
-  month are never guessed.
-
-  Args:
-    where: names the file (and series) in errors.
-    time_column: the column's name, for errors.
-    raw_times: [T] the column as read from the file, indexed by file row number.
-    time_unit: '' when the column holds dates; else its numbers count this unit ('s', 'ms',
-      'us', 'ns' or 'D') since 1970-01-01 UTC (Unix time).
-    dayfirst: dates with day and month as their first two numbers (13/01/2025, 1.2.25, with
-      '/', '.' or '-'): 'true' reads day/month/year, 'false' month/day/year, '' refuses them.
-      Other dates (ISO 2025-01-13, 13 Jan 2025) read the same whatever it says.
-
-  Returns:
-    [T] timestamps, index of `raw_times`: naive for dates without an offset, UTC for dates with
-    one and for numbers.
-
-  Raises:
-    UserError: numbers without `time_unit`, dates with it, values that are not timestamps, an
-      unsaid day/month order, a mix of timestamps with and without an offset.
-  """
-  if time_unit:
-    return _unix_times(where, time_column, raw_times, time_unit)
-  present = raw_times.notna().to_numpy()
-  # The first value tells the column's form (numbers, day/month dates, other dates): parsing
-  # every value as each form costs seconds per million rows. Values of another form than the
-  # first fail to parse and are named.
-  first = raw_times[present].iloc[:1]
-  numbers = (pd.to_numeric(raw_times[present], errors='coerce')
-             if len(first) and pd.to_numeric(first, errors='coerce').notna().all() else None)
-  if numbers is not None and numbers.notna().all():
-    raise UserError(f'{where}: column {time_column!r} holds numbers (e.g. '
-                    f'{_first_rows(present, raw_times, 1)}), not dates, and rnnjax does not '
-                    'guess what they count. If they are Unix time (counted from 1970-01-01 UTC), '
-                    'set data.time_unit to their unit: --config.data.time_unit=s for seconds '
-                    f'(or ms, us, ns, D){_unit_readings(float(numbers.iloc[0]))}. Dates '
-                    'written as digits (20250113) must be written as dates (2025-01-13).')
-  if not first.astype(str).str.match(_DAY_MONTH).any():
-    return _parse_times(where, time_column, raw_times)
-  parts = raw_times.astype(str).str.extract(_DAY_MONTH)
-  matched = parts[0].notna().to_numpy()
-  month_first, day_first = (_day_month_dates(parts, first_is_day) for first_is_day in (False, True))
-  flag = {True: '--config.data.dayfirst=true', False: '--config.data.dayfirst=false'}
-  if not dayfirst:
-    raise UserError(f'{where}: column {time_column!r} writes dates with the day and the month as '
-                    f'their first two numbers (e.g. {_first_rows(matched, raw_times, 1)}), which '
-                    'read either way round, and rnnjax does not guess the order. '
-                    f'{_which_order(matched, month_first, day_first, raw_times)} Say which: '
-                    f'{flag[True]} (day/month/year: 13/01/2025 is 13 January) or '
-                    f'{flag[False]} (month/day/year: 01/13/2025 is 13 January).')
-  is_day_first = dayfirst.lower() == 'true'
-  chosen, other = (day_first, month_first) if is_day_first else (month_first, day_first)
-  impossible = matched & chosen.isna().to_numpy()
-  if impossible.any():
-    order = 'day/month/year' if is_day_first else 'month/day/year'
-    hint = (f' Read the other way round they all are: {flag[not is_day_first]}.'
-            if other[matched].notna().all() else '')
-    raise UserError(f'{where}: column {time_column!r} has values that are not dates read '
-                    f'{order} (data.dayfirst={dayfirst!r}) at {_first_rows(impossible, raw_times)}'
-                    f' ({impossible.sum()} rows in all).{hint}')
-  iso = (chosen.dt.strftime('%Y-%m-%d') + parts[4]).where(matched, raw_times.astype(str))
-  return _parse_times(where, time_column, raw_times, iso)
-
-
-def _unix_times(where: str, time_column: str, raw_times: pd.Series,
-                time_unit: str) -> pd.Series:
-  """[T] UTC timestamps of a column of numbers counting `time_unit` since 1970-01-01 UTC."""
-  unit = _UNIT_NAMES[time_unit]
-  numbers = pd.to_numeric(raw_times, errors='coerce')
-  if not numbers.notna().any():
-    present = raw_times.notna().to_numpy()
-    example = f' (e.g. {_first_rows(present, raw_times, 1)})' if present.any() else ''
-    raise UserError(f'{where}: data.time_unit={time_unit!r} says column {time_column!r} holds '
-                    f'numbers of {unit} since 1970-01-01, but it holds no number{example}. For a '
-                    "column of dates leave data.time_unit empty: --config.data.time_unit=''.")
-  times = pd.to_datetime(numbers, unit=time_unit, origin='unix', utc=True, errors='coerce')
-  bad = times.isna().to_numpy()
-  if bad.any():
-    raise UserError(f'{where}: column {time_column!r} has values that are not numbers of {unit} '
-                    f'since 1970-01-01 (data.time_unit={time_unit!r}), or are out of range, at '
-                    f'{_first_rows(bad, raw_times)} ({bad.sum()} rows in all).')
-  return times
-
-
-def _unit_readings(number: float) -> str:
-  """What `number` means in each Unix time unit that puts it between 1971 and 2100."""
-  readings = []
-  for unit in _UNIT_NAMES:
-    stamp = pd.to_datetime(number, unit=unit, origin='unix', errors='coerce')
-    if stamp is not pd.NaT and 1971 <= stamp.year < 2100:
-      readings.append(f'read in {unit}, {number:.15g} is {stamp} UTC')
-  return f'; {"; ".join(readings)}' if readings else ''
-
-
-def _day_month_dates(parts: pd.DataFrame, first_is_day: bool) -> pd.Series:
-  """The dates `_DAY_MONTH` matched, read with the first number as the day or the month.
-
-  Returns:
-    [T] dates (midnight), NaT where no date reads that way (month 13, 31 February) or nothing
-    matched; a two-digit year is 1969-2068, as strptime's %y.
-  """
-  day, month = (parts[0], parts[2]) if first_is_day else (parts[2], parts[0])
-  year = parts[3]
-  text = day + '/' + month + '/' + year
-  four_digits = year.str.len() == 4
-  return pd.to_datetime(text.where(four_digits), format='%d/%m/%Y', errors='coerce').fillna(
-      pd.to_datetime(text.where(~four_digits), format='%d/%m/%y', errors='coerce'))
-
-
-def _date(stamp: pd.Timestamp) -> str:
-  """'2 January 2025'."""
-  return f'{stamp.day} {stamp:%B %Y}'
-
-
-def _which_order(matched: np.ndarray, month_first: pd.Series, day_first: pd.Series,
-                 raw_times: pd.Series) -> str:
-  """A sentence on which order of day and month reads every date `matched` marks."""
-  fails = {name: matched & dates.isna().to_numpy()
-           for name, dates in (('month first', month_first), ('day first', day_first))}
-  reads = [name for name, bad in fails.items() if not bad.any()]
-  if len(reads) == 2:
-    differ = np.flatnonzero(matched & (month_first != day_first).to_numpy())
-    example = (f': {_line(differ[0], raw_times)} is {_date(month_first.iloc[differ[0]])} month '
-               f'first, {_date(day_first.iloc[differ[0]])} day first' if len(differ) else '')
-    return f'Every date here reads both ways{example}.'
-  described = '; '.join(f'read {name}, {bad.sum()} are not dates (e.g. '
-                        f'{_first_rows(bad, raw_times, 1)})' for name, bad in fails.items()
-                        if bad.any())
-  if reads:
-    return f'Only {reads[0]} reads them all: {described}.'
-  return f'Neither order reads them all: {described}.'
 
 
 def load_csv(path: str, time_column: str, columns: Sequence[str], fill: str = 'none',
@@ -391,7 +201,7 @@ def load_series(path: str, time_column: str, columns: Sequence[str], fill: str =
   if ids.isna().any():
     rows = ids.isna().to_numpy()
     raise UserError(f'{path!r}: column {id_column!r} is empty at '
-                    f'{_first_rows(rows, frame[time_column])}; every row needs its series id.')
+                    f'{first_rows(rows, frame[time_column])}; every row needs its series id.')
   return [_clean_series(part, path, name, **reading)
           for name, part in frame.groupby(id_column, sort=False)]
 
@@ -408,7 +218,7 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str
   duplicated = times.duplicated(keep=False).to_numpy()
   if duplicated.any():
     raise UserError(f'{where}: duplicate timestamps in {time_column!r} at '
-                    f'{_first_rows(duplicated, raw_times)}. Keep one row per timestamp.')
+                    f'{first_rows(duplicated, raw_times)}. Keep one row per timestamp.')
   order = np.argsort(times.to_numpy(), kind='stable')
   future = pd.DataFrame(columns=list(future_columns), dtype=np.float64)
   if future_columns:
@@ -430,7 +240,7 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str
     counts = values.iloc[order].isna().sum()
     named = ', '.join(f'{c!r} ({counts[c]})' for c in columns if counts[c])
     raise UserError(f'{where}: missing or non-numeric values (inf and -inf count as missing) in '
-                    f'{named} at {_first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
+                    f'{named} at {first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
                     'Fix the file, or pass --config.data.fill=ffill or '
                     '--config.data.fill=interpolate.')
   index = pd.DatetimeIndex(times.iloc[order])
@@ -490,12 +300,12 @@ def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order: 
   if off_grid.any():
     rows = order[np.flatnonzero(off_grid)]
     on_grid_row = order[np.flatnonzero(~off_grid)[0]]
-    lines = ', '.join(_line(r, raw_times) for r in rows[:limit])
+    lines = ', '.join(file_line(r, raw_times) for r in rows[:limit])
     raise UserError(f'{where}: timestamps off the series\' {_duration(step)} grid in '
                     f'{time_column!r} at {lines} ({off_grid.sum()} rows in all): the step is the '
                     'most common difference between consecutive timestamps and the grid runs '
-                    f'through {_line(on_grid_row, raw_times)}. Remove these rows or move them onto '
-                    'the grid; data.fill cannot place them.')
+                    f'through {file_line(on_grid_row, raw_times)}. Remove these rows or move them '
+                    'onto the grid; data.fill cannot place them.')
   positions = np.asarray((index - index[0]) // step)
   n_missing = int(positions[-1]) + 1 - len(index)
   if n_missing == 0:
@@ -503,8 +313,8 @@ def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order: 
   if fill == 'none':
     gaps = np.flatnonzero(np.diff(positions) > 1)
     described = '; '.join(
-        f'{positions[g + 1] - positions[g] - 1} missing between {_line(order[g], raw_times)} '
-        f'and {_line(order[g + 1], raw_times)}' for g in gaps[:limit])
+        f'{positions[g + 1] - positions[g] - 1} missing between {file_line(order[g], raw_times)} '
+        f'and {file_line(order[g + 1], raw_times)}' for g in gaps[:limit])
     more = f'; and {len(gaps) - limit} more gaps' if len(gaps) > limit else ''
     raise UserError(f'{where}: timestamps are missing: the series steps by {_duration(step)} '
                     f'(the most common difference between consecutive timestamps) and '

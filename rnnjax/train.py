@@ -4,6 +4,9 @@ Everything inside an epoch runs on the device: a minibatch is a vector of window
 from a fresh permutation, and windows are gathered from the device-resident scaled series inside
 the step, so memory stays O(series length). Epochs are `lax.scan`s over minibatches; a chunk of
 epochs is a `lax.scan` over epochs, one compiled call. `rnnjax.run` drives chunks from Python.
+The device-resident data and the epoch's window order are `rnnjax.train_data`'s, the forecasts
+of windows `rnnjax.prediction`'s, and what training starts from, fitted to the data,
+`rnnjax.fitted_init`'s.
 """
 from __future__ import annotations
 
@@ -13,20 +16,21 @@ from typing import Any, Callable, NamedTuple
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from sklearn import linear_model
 
-from rnnjax import config as config_lib
 from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import errors
+from rnnjax import fitted_init
 from rnnjax import losses
 from rnnjax import models
+from rnnjax import prediction
+# Re-exported: the README's research snippet forecasts with train.predict_windows.
+from rnnjax import seasons
+from rnnjax.prediction import predict_windows  # noqa: F401  pylint: disable=unused-import
+from rnnjax.train_data import DeviceData, device_data, epoch_order
 
 Array = jax.Array
-# Members x windows forecast by one compiled call of stacked members: bounds that program's
-# activations (a window's layer outputs for each member) whatever the ensemble's size.
-MEMBER_WINDOWS_PER_CALL = 2**15
 # Adam as Keras builds it: its epsilon is 1e-7 (optax's default is 1e-8).
 ADAM_EPS = 1e-7
 
@@ -72,20 +76,6 @@ class Batch(NamedTuple):
   future_BSK: Array | None
   y_BS: Array
   mask_B: Array
-
-
-class DeviceData(NamedTuple):
-  """The arrays a run reads on the device.
-
-  series_TF [T, F]; train_starts [N_train] and val_starts [N_val] window starts, of which the
-  first num_train and num_val (int32 scalars) are real and the rest padding: members with
-  training sets of different sizes (backtest folds) share one program.
-  """
-  series_TF: Array
-  train_starts: Array
-  val_starts: Array
-  num_train: Array
-  num_val: Array
 
 
 class Trainer(NamedTuple):
@@ -178,42 +168,6 @@ def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
   return tx
 
 
-def device_data(data: data_lib.Dataset, num_train: int | None = None,
-                num_val: int | None = None) -> DeviceData:
-  """`data` on the device; with `num_train`/`num_val`, its starts padded to those lengths."""
-  def padded(starts, size):
-    size = len(starts) if size is None else size
-    out = np.zeros(size, np.int32)
-    out[:len(starts)] = starts
-    return jnp.asarray(out)
-  return DeviceData(jnp.asarray(data.scaled_TF), padded(data.train_starts, num_train),
-                    padded(data.val_starts, num_val), jnp.int32(len(data.train_starts)),
-                    jnp.int32(len(data.val_starts)))
-
-
-def epoch_order(key: Array, size: int, num_valid) -> Array:
-  """A random order of the indices 0..num_valid-1, then num_valid..size-1 in order.
-
-  Index i draws its own random key `fold_in(key, i)`, so the order of the first num_valid
-  indices is the same whatever `size` is: a member whose windows are padded to `size` visits
-  its windows in the order a run holding only its own would (`jax.random.permutation` draws
-  a different order for every length).
-
-  Args:
-    key: PRNG key.
-    size: static length.
-    num_valid: int or int32 scalar <= size: how many indices are real.
-
-  Returns:
-    int32 [size].
-  """
-  index = jnp.arange(size, dtype=jnp.int32)
-  bits = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(key, i)))(index)
-  # Real indices sort by their 31 high bits, padding after all of them (ties keep index order).
-  sort_key = jnp.where(index < num_valid, bits >> 1, jnp.uint32(2**31) + index.astype(jnp.uint32))
-  return jnp.argsort(sort_key, stable=True).astype(jnp.int32)
-
-
 def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
                loss_terms: Callable, params, opt_state, batch: Batch, key: Array, dropout,
                fixed_highway: bool = False):
@@ -272,7 +226,7 @@ def end_epoch(state: TrainState, params, opt_state, loss, v_loss, patience: int)
                                                      diverged=state.diverged | ~finite))
 
 
-def make_trainer(config, data: data_lib.Dataset,
+def make_trainer(config, data: dataset_lib.Dataset,
                  capacity: tuple[int, int] | None = None) -> Trainer:
   """Builds the pure training functions for `config` on `data`; reads the config, never writes it.
 
@@ -283,9 +237,10 @@ def make_trainer(config, data: data_lib.Dataset,
       of different sizes (backtest folds): each member's DeviceData holds that many starts,
       its own count of real ones first. None: exactly data's windows.
   """
-  config = data_lib.resolved_config(config, data)  # data.lags and data.season as data read them
+  config = seasons.resolved_config(config, data)  # data.lags and data.season as data read them
   model = models.from_config(
-      config, None if config.model.head == 'point' else naive_spread(config, data))
+      config,
+      None if config.model.head == 'point' else fitted_init.naive_spread(config, data))
   window, steps = data.window, data.steps
   batch_size = config.train.batch_size
   ragged = capacity is not None
@@ -302,7 +257,7 @@ def make_trainer(config, data: data_lib.Dataset,
   fixed_highway = bool(config.model.highway_fixed)
   ridge = None
   if config.model.highway_init == 'ridge':
-    ridge = ridge_highway(model, data)
+    ridge = fitted_init.ridge_highway(model, data)
 
   def init(key: Array, hparams: dict | None = None) -> TrainState:
     hparams = complete_hparams(config, hparams)
@@ -319,7 +274,7 @@ def make_trainer(config, data: data_lib.Dataset,
         best_val_loss=jnp.float32(jnp.inf), best_epoch=jnp.int32(0),
         stopped=jnp.bool_(False), diverged=jnp.bool_(False))
 
-  predict = window_predictor(model, window, steps, num_known)
+  predict = prediction.window_predictor(model, window, steps, num_known)
 
   def val_loss(params, dd: DeviceData) -> Array:
     num_val_batches = math.ceil(n_val / val_batch)
@@ -395,54 +350,6 @@ def make_trainer(config, data: data_lib.Dataset,
                  model=model, device_data=device_data(data, *(capacity or (None, None))))
 
 
-# Training windows the closed-form highway is fitted on, at most (evenly spaced), and its
-# penalty in scaled units (the linear baseline's, rnnjax.metrics).
-RIDGE_WINDOWS = 20_000
-RIDGE_ALPHA = 0.1
-
-
-def ridge_highway(model: models.Forecaster, data: data_lib.Dataset) -> dict:
-  """The highway's kernel [highway, S] and bias [S] fitted by ridge regression on the training
-  windows (model.highway_init='ridge').
-
-  It reads what the highway reads (`Forecaster.highway_design`: the last `highway` target
-  inputs after the model's normalisation) and fits what the highway must add for the model,
-  with a silent network, to forecast the scaled targets: (target - offset) / scale. A backtest
-  built on its first fold (`rnnjax.backtest`) starts every fold from that fold's fit.
-  """
-  starts = np.asarray(data.train_starts)
-  if len(starts) > RIDGE_WINDOWS:
-    starts = starts[np.linspace(0, len(starts) - 1, RIDGE_WINDOWS).round().astype(int)]
-  x_BWF, y_BS = data_lib.gather_windows(data.scaled_TF, starts, data.window, data.steps)
-  future = data_lib.gather_future(data.scaled_TF, starts, data.window, data.steps,
-                                  model.num_known)
-  inputs, offset, scale = (np.asarray(a, np.float64) for a in model.apply(
-      {}, jnp.asarray(x_BWF), None if future is None else jnp.asarray(future),
-      method=models.Forecaster.highway_design))
-  fit = linear_model.Ridge(alpha=RIDGE_ALPHA).fit(inputs, (y_BS - offset) / scale)
-  kernel = np.asarray(fit.coef_, np.float32).reshape(y_BS.shape[1], -1).T
-  bias = np.asarray(fit.intercept_, np.float32).reshape(y_BS.shape[1])
-  return {'kernel': jnp.asarray(kernel), 'bias': jnp.asarray(bias)}
-
-
-def naive_spread(config, data: data_lib.Dataset) -> float:
-  """Standard deviation of the seasonal-naive forecast's errors over the training windows and
-  steps, in scaled units: where a probabilistic head's spread starts (`models.Forecaster`).
-
-  Windows whose seasonal value lies before their series' start are left out; with none left,
-  the training targets' own standard deviation.
-  """
-  scaled = data.scaled_TF[:, 0].astype(np.float64)
-  positions = data.target_positions(data.train_starts)
-  back = positions - config_lib.seasonal_lag(config.data.season, np.asarray(data.steps))
-  valid = back >= data.bounds[data.series_index(data.train_starts)][:, None]
-  if valid.any():
-    spread = np.std((scaled[positions] - scaled[np.maximum(back, 0)])[valid])
-  else:
-    spread = np.std(scaled[positions])
-  return float(max(spread, 2 * models.SCALE_FLOOR))
-
-
 def _select(pred, on_true, on_false):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -452,7 +359,7 @@ def final_params(state: TrainState, early_stopping: bool):
   return state.best_params if early_stopping else state.params
 
 
-def make_train(config, data: data_lib.Dataset) -> Callable:
+def make_train(config, data: dataset_lib.Dataset) -> Callable:
   """Returns `train(key, hparams=None) -> (TrainState, history)`, a pure function.
 
   One model: `jax.jit(train)(jax.random.PRNGKey(0))`. Many at once, same code:
@@ -470,51 +377,3 @@ def make_train(config, data: data_lib.Dataset) -> Callable:
     return trainer.run_epochs(state, trainer.device_data, epochs)
 
   return train
-
-
-def window_predictor(model: models.Forecaster, window: int, steps,
-                     num_known: int = 0) -> Callable:
-  """`predict(params, series_TF [T, F], starts_B [B]) -> [B, S]` scaled forecasts, no dropout
-  ([B, S, Q] or [B, S, 2] for a probabilistic head).
-
-  `steps`: the S target steps after the last input (an int horizon, or a sequence). With
-  `num_known` known-future columns, series_TF must reach every target time (the forecast of a
-  window near the end reads the known inputs at its targets, past the data).
-  """
-  def predict(params, series_TF: Array, starts_B: Array) -> Array:
-    x, _ = data_lib.gather_windows(series_TF, starts_B, window, steps)
-    future = data_lib.gather_future(series_TF, starts_B, window, steps, num_known)
-    return model.apply({'params': params}, x, future)
-  return predict
-
-
-def predict_windows(trainer: Trainer, params, series_TF, starts: np.ndarray,
-                    batch_size: int = 4096, member_axis: bool = False) -> np.ndarray:
-  """Scaled forecasts for every window start, in fixed-size jitted batches.
-
-  Args:
-    trainer: from `make_trainer` (or any object with `predict_jit`/`predict_members_jit`).
-    params: one model's parameters, or a stack of members' with `member_axis=True`.
-    series_TF: [T, F] scaled series.
-    starts: [N] window starts.
-    batch_size: windows per compiled call; with `member_axis`, at most
-      MEMBER_WINDOWS_PER_CALL // M, so that memory does not grow with the members.
-    member_axis: params carry a leading member axis; the result is then [M, N].
-
-  Returns:
-    [N, S] (or [M, N, S]) forecasts, scaled units; a probabilistic head adds its last axis
-    ([..., Q] quantiles or [..., 2] mean and scale, see `rnnjax.models.Forecaster`).
-  """
-  fn = trainer.predict_members_jit if member_axis else trainer.predict_jit
-  if member_axis:
-    num_members = jax.tree.leaves(params)[0].shape[0]
-    batch_size = min(batch_size, max(1, MEMBER_WINDOWS_PER_CALL // num_members))
-  n = len(starts)
-  batch = max(1, min(batch_size, n))
-  padded = np.zeros(math.ceil(n / batch) * batch, np.int32)
-  padded[:n] = starts
-  out = [np.asarray(fn(params, series_TF, jnp.asarray(padded[i:i + batch])))
-         for i in range(0, len(padded), batch)]
-  windows = 1 if member_axis else 0
-  return np.concatenate(out, axis=windows)[(slice(None),) * windows + (slice(0, n),)]
-

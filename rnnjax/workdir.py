@@ -34,6 +34,7 @@ import numpy as np
 
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import config as config_lib
+from rnnjax import errors
 from rnnjax.errors import UserError
 
 OUTPUTS = ('config.json', 'history.csv', 'metrics.json', 'loss.png', 'predictions.png',
@@ -87,7 +88,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
     os.replace(tmp, path)
   except OSError as e:
-    raise ckpt_lib.write_error(path, e) from e
+    raise errors.write_error(path, e) from e
   finally:
     if tmp is not None and os.path.exists(tmp):
       os.remove(tmp)

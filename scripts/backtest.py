@@ -16,7 +16,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import errors
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
@@ -35,8 +35,9 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   config = errors.config_or_exit(FLAGS.config)
-  errors.exit_on_user_error(lambda: config_lib.validate(config))
-  from rnnjax import backtest, compile_cache, devices  # pylint: disable=import-outside-toplevel
+  errors.exit_on_user_error(lambda: config_checks.validate(config))
+  from rnnjax import backtest, backtest_report  # pylint: disable=import-outside-toplevel
+  from rnnjax import compile_cache, devices  # pylint: disable=import-outside-toplevel
   from rnnjax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   compile_cache.enable()
   folds = config.backtest.folds if config.backtest.refit else 1
@@ -44,7 +45,7 @@ def main(argv):
   results = errors.exit_on_user_error(
       lambda: backtest.run_backtest(config, FLAGS.workdir, FLAGS.overwrite,
                                     digits=FLAGS.digits))
-  print(backtest.verdict(results), file=sys.stdout)
+  print(backtest_report.verdict(results), file=sys.stdout)
   print(json.dumps(workdir_lib.finite_json({k: (None if v is None else round(v, 4))
                                             for k, v in results['mean'].items()})),
         file=sys.stdout)  # last: parse it (null, never NaN, where a score is not finite)

@@ -9,7 +9,7 @@ r"""Times rnnjax on the tutorial task and its variations; prints a table and wri
 Every figure is a median over --repeats runs in this process, next to a large matrix product
 timed in the same run, so efficiency (achieved GFLOP/s over the matmul's) is a ratio that
 holds on a noisy machine. FLOPs are counted from the model's shapes: a forward pass over one
-window costs models.count_flops_per_window, a training step about three forward passes.
+window costs count_flops_per_window, a training step about three forward passes.
 Sections:
   tutorial  GRU 24/50/24, window 24, batch 32, 30 epochs: compile s, train s, epochs/s,
             windows/s, GFLOP/s, efficiency; with --keras the same model fit by Keras, and the
@@ -53,6 +53,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Sequence
 
 from absl import app, flags
 import jax
@@ -61,10 +62,14 @@ import numpy as np
 import pandas as pd
 
 from rnnjax import backtest
+from rnnjax import backtest_folds
+from rnnjax import cells
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
-from rnnjax import ensemble, models, sources, train
+from rnnjax import ensemble, sources, train
+from rnnjax import prediction
 from rnnjax import program as program_lib
+from rnnjax import windows
 
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt',
             'backtest')
@@ -123,10 +128,21 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n ** 3 / np.median(times) / 1e9
 
 
+def count_flops_per_window(cell: str, hidden_sizes: Sequence[int], num_features: int,
+                           window: int) -> int:
+  """Multiply-add FLOPs (2 per MAC) of one forward pass over one window, from the shapes."""
+  flops, fan_in = 0, num_features
+  for size in hidden_sizes:
+    gates = cells.GATES[cell]
+    flops += 2 * window * gates * size * (fan_in + size)
+    fan_in = size
+  return flops + 2 * fan_in
+
+
 def epoch_flops(config, data) -> float:
   """FLOPs of one epoch: 3 forward passes per training window, 1 per validation window."""
-  per_window = models.count_flops_per_window(config.model.cell, config.model.hidden_sizes,
-                                             data.num_features, data.window)
+  per_window = count_flops_per_window(config.model.cell, config.model.hidden_sizes,
+                                      data.num_features, data.window)
   return per_window * (3 * len(data.train_starts) + len(data.val_starts))
 
 
@@ -171,7 +187,7 @@ def backtest_ab(config, repeats: int) -> dict:
     return bt
 
   def fold_by_fold():
-    folds = backtest.plan_folds(config, series, data_lib.input_columns(config.data))
+    folds = backtest_folds.plan_folds(config, series, data_lib.input_columns(config.data))
     members = ensemble.plan_members(config)
     for origins in folds.origins:
       cut = [sources.Series(one.name, one.times[:n], one.values_TF[:n], one.future)
@@ -266,8 +282,8 @@ def keras_fit_seconds(config, repeats: int) -> dict | None:
     print('keras is not importable: skipping the Keras comparison', file=sys.stderr)
     return None
   data = data_lib.prepare(config.data)
-  xt, yt = data_lib.gather_windows(data.scaled_TF, data.train_starts, data.window, data.horizon)
-  xv, yv = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.horizon)
+  xt, yt = windows.gather_windows(data.scaled_TF, data.train_starts, data.window, data.horizon)
+  xv, yv = windows.gather_windows(data.scaled_TF, data.val_starts, data.window, data.horizon)
   times = []
   for seed in range(repeats):
     keras.utils.set_random_seed(seed)
@@ -293,11 +309,11 @@ def inference_rate(config, repeats: int) -> dict:
   params = trainer.init(jax.random.PRNGKey(0)).params
   series = trainer.device_data.series_TF
   starts = np.resize(data.val_starts, 65536).astype(np.int32)
-  train.predict_windows(trainer, params, series, starts, 4096)
+  prediction.predict_windows(trainer, params, series, starts, 4096)
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    train.predict_windows(trainer, params, series, starts, 4096)
+    prediction.predict_windows(trainer, params, series, starts, 4096)
     times.append(time.perf_counter() - start)
   return {'windows': len(starts), 'windows_per_second': len(starts) / float(np.median(times))}
 

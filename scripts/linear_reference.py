@@ -22,20 +22,23 @@ from absl import flags
 from ml_collections import config_flags
 from sklearn import linear_model
 
-from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
+from rnnjax import dataset as dataset_lib
 from rnnjax import errors
 from rnnjax import metrics
+from rnnjax import seasons
+from rnnjax import windows
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file with get_config().')
 flags.mark_flags_as_required(['config'])
 
 
-def _design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                 np.ndarray]:
+def _design(data: dataset_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                    np.ndarray]:
   """(inputs [N, window * F] minus the last target value, target offsets [N, S], last values
   [N, 1])."""
-  x_NWF, y_NS = data_lib.gather_windows(data.values_TF, starts, data.window, data.steps)
+  x_NWF, y_NS = windows.gather_windows(data.values_TF, starts, data.window, data.steps)
   last_N1 = x_NWF[:, -1:, 0]
   return (x_NWF - last_N1[:, :, None]).reshape(len(starts), -1), y_NS - last_N1, last_N1
 
@@ -43,7 +46,7 @@ def _design(data: data_lib.Dataset, starts: np.ndarray) -> tuple[np.ndarray, np.
 def reference(config) -> dict:
   """Validation RMSE of ridge fitted on the training and on the validation windows."""
   data = data_lib.prepare(config.data)
-  config = data_lib.resolved_config(config, data)  # data.season='auto' as a run resolves it
+  config = seasons.resolved_config(config, data)  # data.season='auto' as a run resolves it
   x_tr, d_tr, _ = _design(data, data.train_starts)
   x_va, d_va, last_va = _design(data, data.val_starts)
   y_va = data.targets(data.val_starts)
@@ -64,7 +67,7 @@ def main(argv):
   config = _CONFIG.value
 
   def run():
-    config_lib.validate(config)
+    config_checks.validate(config)
     print(json.dumps(reference(config)))
   errors.exit_on_user_error(run)
 

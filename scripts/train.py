@@ -18,7 +18,7 @@ import sys  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from rnnjax import config as config_lib  # noqa: E402
+from rnnjax import config_checks  # noqa: E402
 from rnnjax import errors  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py); override keys '
@@ -42,10 +42,11 @@ def main(argv):
   imports_seconds = time.perf_counter() - STARTED
   config = errors.config_or_exit(FLAGS.config)
   # A mistake in the config is reported at once, before the 2 s of importing JAX and the rest.
-  errors.exit_on_user_error(lambda: config_lib.validate(config))
+  errors.exit_on_user_error(lambda: config_checks.validate(config))
   start = time.perf_counter()
   import jax  # pylint: disable=import-outside-toplevel
   from rnnjax import compile_cache, devices, run  # pylint: disable=import-outside-toplevel
+  from rnnjax import distribution_metrics  # pylint: disable=import-outside-toplevel
   from rnnjax import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
   from rnnjax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   imports_seconds += time.perf_counter() - start
@@ -67,7 +68,7 @@ def main(argv):
             f'{base}_seasonal_naive_rmse', f'{base}_linear_rmse')
     print(metrics_lib.verdict(metrics, part), file=sys.stdout)
     if 'val_crps' in metrics:  # a probabilistic head: its distribution against the naive one
-      print(metrics_lib.distribution_verdict(metrics, part), file=sys.stdout)
+      print(distribution_metrics.distribution_verdict(metrics, part), file=sys.stdout)
       keys += (f'{part}_coverage', f'{part}_interval_width', f'{part}_crps',
                f'{base}_naive_coverage', f'{base}_naive_crps')
     if part == 'test':

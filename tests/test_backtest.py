@@ -15,6 +15,8 @@ from sklearn import preprocessing
 from conftest import (ROOT, Crashed, assert_trees_close, checkpoint_steps, crash_after_checkpoint,
                       file_tree, read_events, script_env, tiny_config)
 from rnnjax import backtest as backtest_lib
+from rnnjax import backtest_folds
+from rnnjax import backtest_report
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import sources
@@ -61,7 +63,7 @@ def test_fold_boundaries_and_scalers_against_plain_loops(lengths):
   test part ends with the series, and the training series is NaN from the origin on."""
   config = _config(**({'data.id_column': 'series'} if len(lengths) > 1 else {}))
   series = _panel(lengths)
-  folds = backtest_lib.plan_folds(config, series, ('temperature',))
+  folds = backtest_folds.plan_folds(config, series, ('temperature',))
   assert folds.num_folds == 3
   for k, dataset in enumerate(folds.datasets):
     origins = folds.origins[k]
@@ -93,7 +95,7 @@ def test_fold_boundaries_and_scalers_against_plain_loops(lengths):
         assert test[-1] == len(one.values_TF) - WINDOW - HORIZON, 'the last fold ends early'
       else:
         assert folds.origins[k + 1, i] - origin == folds.step
-      seen = backtest_lib.training_series(dataset, origins)[base:dataset.bounds[i + 1], 0]
+      seen = backtest_folds.training_series(dataset, origins)[base:dataset.bounds[i + 1], 0]
       assert np.all(np.isnan(seen[origin:])) and np.all(np.isfinite(seen[:origin])), (
           f'fold {k} series {i}: the training series is not NaN exactly from the origin on')
   # Default step: the shortest series' validation windows over the folds.
@@ -104,15 +106,15 @@ def test_fold_boundaries_and_scalers_against_plain_loops(lengths):
 def test_more_folds_than_the_data_allows_says_how_many_fit():
   series = _panel({'': 480})
   with pytest.raises(UserError, match=r'Use at most (\d+) folds') as refused:
-    backtest_lib.plan_folds(_config(**{'backtest.folds': 3, 'backtest.step': 150}), series,
-                            ('temperature',))
+    backtest_folds.plan_folds(_config(**{'backtest.folds': 3, 'backtest.step': 150}), series,
+                              ('temperature',))
   most = int(re.search(r'Use at most (\d+) folds', str(refused.value)).group(1))
   assert most == 2, refused.value  # 444 windows: test parts at 294-443, 144-293; 0-143 is short
-  planned = backtest_lib.plan_folds(
+  planned = backtest_folds.plan_folds(
       _config(**{'backtest.folds': most, 'backtest.step': 150}), series, ('temperature',))
   assert planned.num_folds == most
   with pytest.raises(UserError, match='more folds than the validation part holds windows'):
-    backtest_lib.plan_folds(_config(**{'backtest.folds': 500}), series, ('temperature',))
+    backtest_folds.plan_folds(_config(**{'backtest.folds': 500}), series, ('temperature',))
 
 
 # ---------------------------------------------------------------------------- a fold as a member
@@ -134,8 +136,8 @@ def trained():
   bt = backtest_lib.make_backtest(config)
   state, history = bt.program.run(bt.program.init(), config.train.epochs)
   state = jax.device_get(state)
-  frame, results = backtest_lib.score_folds(config, bt.folds, bt.trainer, state.params,
-                                            state.diverged, bt.base)
+  frame, results = backtest_report.score_folds(config, bt.folds, bt.trainer, state.params,
+                                               state.diverged, bt.base)
   return config, bt, state, jax.device_get(history), frame, results
 
 
@@ -217,8 +219,8 @@ def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_p
   assert bt.members.size == 1 and bt.members.folds is None
   state, _ = bt.program.run(bt.program.init(), config.train.epochs)
   state = jax.device_get(state)
-  frame, results = backtest_lib.score_folds(config, bt.folds, bt.trainer, state.params,
-                                            state.diverged, bt.base)
+  frame, results = backtest_report.score_folds(config, bt.folds, bt.trainer, state.params,
+                                               state.diverged, bt.base)
   times, values = _series(config)
   data, trainer, ref_state, _ = _alone(config, times, values, int(bt.folds.origins[0, 0]), 0)
   assert_trees_close(jax.tree.map(lambda a: a[0], state.params), ref_state.params,
@@ -330,8 +332,8 @@ def test_a_quantile_backtest_scores_each_fold_from_its_csv_rows():
   bt = backtest_lib.make_backtest(config)
   state, _ = bt.program.run(bt.program.init(), config.train.epochs)
   state = jax.device_get(state)
-  frame, results = backtest_lib.score_folds(config, bt.folds, bt.trainer, state.params,
-                                            state.diverged, bt.base)
+  frame, results = backtest_report.score_folds(config, bt.folds, bt.trainer, state.params,
+                                               state.diverged, bt.base)
   named = ['q0.1', 'q0.5', 'q0.9']
   assert set(named + ['lower', 'upper']) <= set(frame.columns), list(frame.columns)
   for fold in results['folds']:
@@ -352,13 +354,13 @@ def test_a_quantile_backtest_scores_each_fold_from_its_csv_rows():
 def test_gaussian_columns_are_the_mean_scale_and_the_normal_interval():
   config = _config(**{'model.head': 'gaussian'})
   forecast = np.array([[[10.0, 2.0]], [[-1.0, 0.5]]])  # [N=2, S=1, (mean, scale)]
-  columns = backtest_lib.distribution_columns(config, forecast)
+  columns = backtest_report.distribution_columns(config, forecast)
   z = 1.2815515655446004  # the standard normal's 0.9 quantile
   np.testing.assert_allclose(columns['mean'], [10.0, -1.0])
   np.testing.assert_allclose(columns['scale'], [2.0, 0.5])
   np.testing.assert_allclose(columns['lower'], [10.0 - 2.0 * z, -1.0 - 0.5 * z], rtol=1e-6)
   np.testing.assert_allclose(columns['upper'], [10.0 + 2.0 * z, -1.0 + 0.5 * z], rtol=1e-6)
-  assert backtest_lib.distribution_columns(_config(), forecast[..., 0]) == {}
+  assert backtest_report.distribution_columns(_config(), forecast[..., 0]) == {}
 
 
 def test_digits_out_of_range_are_refused_before_anything_is_written(tmp_path):

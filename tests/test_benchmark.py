@@ -27,7 +27,9 @@ results = {'device_kind': 'cpu', 'backend': 'cpu', 'num_devices': 1, 'jax': 'x',
 data = data_lib.prepare(config.data)
 print(benchmark.tables(results))
 print(json.dumps({'row': row, 'train_windows': len(data.train_starts),
-                  'epoch_flops': benchmark.epoch_flops(config, data)}))
+                  'epoch_flops': benchmark.epoch_flops(config, data),
+                  'flops_per_window': [benchmark.count_flops_per_window(*shapes) for shapes in (
+                      ('gru', (2,), 1, 3), ('lstm', (2, 3), 2, 4), ('simple', (5,), 1, 2))]}))
 '''
 
 
@@ -46,6 +48,12 @@ def test_time_training_times_the_run_program_and_the_table_shows_it():
       'windows per second do not match the epochs, windows and seconds reported')
   gflops = 2 * out['epoch_flops'] / row['train_seconds'] / 1e9
   assert abs(row['gflops'] - gflops) < 1e-6 * gflops, 'GFLOP/s do not match the FLOP count'
+  # GRU, 1 feature, one layer of 2, window 3: per step 1*6 input + 2*6 recurrent MACs = 18,
+  # x3 steps = 54, head 2 MACs -> 56 MACs = 112 FLOPs. LSTM, 2 features, layers (2, 3), window
+  # 4: layer 0 per step 2*8 + 2*8 = 32 MACs, layer 1 2*12 + 3*12 = 60 MACs, x4 steps = 368,
+  # head 3 -> 371 MACs = 742 FLOPs. Simple, 1 feature, (5,), window 2: per step 5 + 25 = 30
+  # MACs, x2 = 60, head 5 -> 130 FLOPs.
+  assert out['flops_per_window'] == [112, 742, 130], 'FLOPs per window differ from a hand count'
   table = '\n'.join(lines[:-1])
   assert '== tutorial' in table and 'train_seconds' in table, table
   assert f"{row['train_seconds']:.3g}" in table, f'the table lacks the training time:\n{table}'

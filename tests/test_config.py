@@ -6,14 +6,15 @@ import os
 import pytest
 
 from conftest import ROOT
+from rnnjax import cells
 from rnnjax import config as config_lib
-from rnnjax import models
+from rnnjax import config_checks
 from rnnjax.errors import UserError
 
 
 def test_default_config_is_valid_and_is_the_tutorial_experiment():
   c = config_lib.default_config()
-  config_lib.validate(c)
+  config_checks.validate(c)
   assert (c.data.window, c.data.horizon, tuple(c.model.hidden_sizes), c.model.cell,
           c.model.activation, c.data.val_fraction, c.data.synthetic.num_days,
           c.data.synthetic.noise) == (24, 13, (24, 50, 24), 'gru', 'swish', 0.2, 200, 0.5), (
@@ -30,11 +31,11 @@ def test_default_config_is_locked(section, key):
     node[key] = 1
 
 
-def test_every_config_choice_exists_in_models():
+def test_every_config_choice_exists_in_the_cells():
   for cell in config_lib.CELLS:
-    assert cell in models.GATES, f'config allows cell {cell!r} that models does not build'
+    assert cell in cells.GATES, f'config allows cell {cell!r} that rnnjax.cells does not build'
   for activation in config_lib.ACTIVATIONS:
-    models.activation_fn(activation)  # raises ValueError for an unknown one
+    cells.activation_fn(activation)  # raises ValueError for an unknown one
 
 
 INVALID = [
@@ -70,7 +71,7 @@ def test_validate_names_the_bad_key(key, value):
     node = node[p]
   node[last] = value
   with pytest.raises(UserError) as info:
-    config_lib.validate(c)
+    config_checks.validate(c)
   assert key in str(info.value), f'validate() error for {key}={value!r} does not name it: {info.value}'
 
 
@@ -90,7 +91,7 @@ def test_json_round_trip():
   assert isinstance(back.model.hidden_sizes, tuple) and isinstance(back.sweep.learning_rate, tuple), (
       'sequences must come back as tuples, as default_config has them')
   assert config_lib.to_json(back) == text, 'to_json is not stable across a round trip'
-  config_lib.validate(back)
+  config_checks.validate(back)
   with pytest.raises(AttributeError):
     back.data.windw = 3  # still locked
 
@@ -107,7 +108,7 @@ def test_every_config_file_passes_the_checks(name):
   spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'configs', f'{name}.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config_lib.validate(module.get_config())  # raises UserError naming the bad key
+  config_checks.validate(module.get_config())  # raises UserError naming the bad key
 
 
 # (overrides, words the message must hold: the value and how to fix it)
@@ -131,7 +132,7 @@ HEAD_MISTAKES = [
 def test_head_settings_are_checked_with_the_value_and_the_fix(overrides, words):
   c = config_lib.override(config_lib.default_config(), overrides)
   with pytest.raises(UserError) as info:
-    config_lib.validate(c)
+    config_checks.validate(c)
   for word in words:
     assert word in str(info.value), f'{overrides}: the message lacks {word!r}: {info.value}'
 
@@ -143,14 +144,14 @@ def test_head_settings_are_checked_with_the_value_and_the_fix(overrides, words):
     {'model.head': 'quantile', 'model.quantiles': (0.05, 0.95), 'model.interval': 0.9},
 ])
 def test_head_settings_that_are_fine_pass(overrides):
-  config_lib.validate(config_lib.override(config_lib.default_config(), overrides))
+  config_checks.validate(config_lib.override(config_lib.default_config(), overrides))
 
 
 def test_a_probabilistic_head_with_dropout_is_warned_about():
   c = config_lib.default_config()
-  assert config_lib.caveats(c) == [], 'the point head with dropout needs no warning'
+  assert config_checks.caveats(c) == [], 'the point head with dropout needs no warning'
   c.model.head = 'quantile'
-  (caveat,) = config_lib.caveats(c)
+  (caveat,) = config_checks.caveats(c)
   assert 'model.dropout=0.1' in caveat and '--config.model.dropout=0' in caveat, caveat
   c.model.dropout = 0.0
-  assert config_lib.caveats(c) == []
+  assert config_checks.caveats(c) == []

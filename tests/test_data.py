@@ -11,7 +11,9 @@ import pytest
 
 from conftest import tiny_config
 from rnnjax import data as data_lib
+from rnnjax import scaling
 from rnnjax import sources
+from rnnjax import windows
 from rnnjax.errors import UserError
 
 
@@ -50,11 +52,11 @@ TUTORIAL_START = datetime(2025, 1, 1, 10, 0, 0)
 
 
 def rnnjax_windows(series_T, window, horizon, val_fraction=0.2):
-  starts = data_lib.window_starts(len(series_T), window, horizon)
-  train, val = data_lib.split_starts(starts, val_fraction)
+  starts = windows.window_starts(len(series_T), window, horizon)
+  train, val = windows.split_starts(starts, val_fraction)
   series_TF = series_T[:, None]
-  x_train, y_train = data_lib.gather_windows(series_TF, train, window, horizon)
-  x_val, y_val = data_lib.gather_windows(series_TF, val, window, horizon)
+  x_train, y_train = windows.gather_windows(series_TF, train, window, horizon)
+  x_val, y_val = windows.gather_windows(series_TF, val, window, horizon)
   return x_train, y_train, x_val, y_val
 
 
@@ -101,14 +103,14 @@ def test_windows_equal_tutorial_get_datos(window, adelanto):
 
 def test_window_starts_count_and_split_sizes():
   # Tutorial: len - window - adelanto windows, the first floor(0.8 n) train.
-  starts = data_lib.window_starts(100, 10, 5)
+  starts = windows.window_starts(100, 10, 5)
   np.testing.assert_array_equal(starts, np.arange(100 - 10 - 4),
                                 err_msg='window_starts: wrong number/order of starts')
-  train, val = data_lib.split_starts(starts, 0.2)
+  train, val = windows.split_starts(starts, 0.2)
   assert len(train) == math.floor(86 * 0.8) and len(val) == 86 - len(train), (
       f'split_starts(86 starts, 0.2) gave {len(train)} train / {len(val)} val')
   assert train[-1] < val[0], 'validation windows must all come after the training ones'
-  assert len(data_lib.window_starts(10, 8, 5)) == 0, 'a series too short must give no windows'
+  assert len(windows.window_starts(10, 8, 5)) == 0, 'a series too short must give no windows'
 
 
 def _multi_feature_case():
@@ -120,13 +122,13 @@ def _multi_feature_case():
 
 def test_gather_windows_numpy_matches_explicit_loop_with_target_index():
   series, starts, window, horizon = _multi_feature_case()
-  x, y = data_lib.gather_windows(series, starts, window, horizon, target_index=2)
+  x, y = windows.gather_windows(series, starts, window, horizon, target_index=2)
   want_x = np.stack([series[s:s + window] for s in starts])
   want_y = np.array([[series[s + window - 1 + horizon, 2]] for s in starts])
   np.testing.assert_array_equal(x, want_x, err_msg='gather_windows inputs differ from loop')
   np.testing.assert_array_equal(y, want_y,
                                 err_msg='gather_windows target (target_index=2) differs from loop')
-  _, y_steps = data_lib.gather_windows(series, starts, window, range(1, horizon + 1))
+  _, y_steps = windows.gather_windows(series, starts, window, range(1, horizon + 1))
   want_steps = np.array([[series[s + window - 1 + k, 0] for k in range(1, horizon + 1)]
                          for s in starts])
   np.testing.assert_array_equal(
@@ -135,14 +137,14 @@ def test_gather_windows_numpy_matches_explicit_loop_with_target_index():
 
 def test_gather_windows_same_on_numpy_and_jax_and_under_jit():
   series, starts, window, horizon = _multi_feature_case()
-  want_x, want_y = data_lib.gather_windows(series, starts, window, horizon, target_index=1)
-  got_x, got_y = data_lib.gather_windows(jnp.asarray(series), jnp.asarray(starts), window,
-                                         horizon, target_index=1)
+  want_x, want_y = windows.gather_windows(series, starts, window, horizon, target_index=1)
+  got_x, got_y = windows.gather_windows(jnp.asarray(series), jnp.asarray(starts), window,
+                                        horizon, target_index=1)
   assert isinstance(got_x, jax.Array), 'jax input should give a jax output'
   np.testing.assert_array_equal(np.asarray(got_x), want_x, err_msg='jax x differs from numpy x')
   np.testing.assert_array_equal(np.asarray(got_y), want_y, err_msg='jax y differs from numpy y')
   jit_x, jit_y = jax.jit(
-      lambda s, b: data_lib.gather_windows(s, b, window, horizon, target_index=1))(
+      lambda s, b: windows.gather_windows(s, b, window, horizon, target_index=1))(
           jnp.asarray(series), jnp.asarray(starts))
   np.testing.assert_array_equal(np.asarray(jit_x), want_x, err_msg='jitted x differs')
   np.testing.assert_array_equal(np.asarray(jit_y), want_y, err_msg='jitted y differs')
@@ -253,9 +255,9 @@ def test_shortest_series_that_splits_is_accepted():
 def test_scaler_state_round_trips_through_json(kind):
   rng = np.random.RandomState(5)
   values = rng.normal(3, 2, size=(50, 2))
-  scaler = data_lib.make_scaler(kind).fit(values)
-  state = json.loads(json.dumps(data_lib.scaler_state(scaler)))
-  rebuilt = data_lib.scaler_from_state(state)
+  scaler = scaling.make_scaler(kind).fit(values)
+  state = json.loads(json.dumps(scaling.scaler_state(scaler)))
+  rebuilt = scaling.scaler_from_state(state)
   assert type(rebuilt) is type(scaler), f'rebuilt a {type(rebuilt)}, not a {type(scaler)}'
   probe = rng.normal(3, 4, size=(7, 2))
   np.testing.assert_array_equal(rebuilt.inverse_transform(probe), scaler.inverse_transform(probe),

@@ -254,7 +254,7 @@ _TUTORIAL_ENSEMBLE_INIT = textwrap.dedent('''
 
 def test_tutorial_ensemble_initialises_on_every_core_without_hanging():
   """16 tutorial-sized members initialised on one CPU device per core. Batched over members,
-  the orthogonal initializer's QR blocked XLA:CPU's thread pool for good (models.RECURRENT_INIT
+  the orthogonal initializer's QR blocked XLA:CPU's thread pool for good (cells.RECURRENT_INIT
   runs it member by member); a hang shows here as a timeout."""
   proc = subprocess.run([PYTHON, '-c', _TUTORIAL_ENSEMBLE_INIT], cwd=ROOT, capture_output=True,
                         text=True, timeout=180, env=script_env())

@@ -9,7 +9,7 @@ from scipy import special
 from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import evaluate
-from rnnjax import metrics
+from rnnjax import scoring_rules
 from rnnjax import train as train_lib
 
 
@@ -137,8 +137,8 @@ def test_gaussian_members_are_mixed_and_scored_on_the_mixture():
   assert results['val_rmse'] == pytest.approx(1.0, rel=1e-6)
   assert [m['val_rmse'] for m in members] == pytest.approx([1.0, 3.0], rel=1e-6)
   assert results['val_crps'] == pytest.approx(
-      metrics.crps_gaussian_mixture(np.array([[1.0], [-3.0]]), np.array([[1.0], [2.0]]),
-                                    np.array([0.0]))[0], rel=1e-6)
+      scoring_rules.crps_gaussian_mixture(np.array([[1.0], [-3.0]]), np.array([[1.0], [2.0]]),
+                                          np.array([0.0]))[0], rel=1e-6)
   grid = np.linspace(-20, 20, 400_001)
   mixture = (special.ndtr(grid - 1.0) + special.ndtr((grid + 3.0) / 2.0)) / 2
   low, high = np.interp([0.1, 0.9], mixture, grid)

@@ -20,9 +20,10 @@ from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import losses
-from rnnjax import metrics
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import run as run_lib
+from rnnjax import scoring_rules
 from rnnjax import sources
 from rnnjax import train as train_lib
 
@@ -43,8 +44,8 @@ def test_pinball_loss_matches_hand_numbers():
   assert got.shape == (1,), f'one term per window, got shape {got.shape}'
   np.testing.assert_allclose(np.asarray(got), [want], rtol=1e-6,
                              err_msg='pinball loss differs from the hand-computed value')
-  np.testing.assert_allclose(metrics.pinball(pred, y, LEVELS).mean(), want, rtol=1e-6,
-                             err_msg='metrics.pinball (NumPy) differs from the training loss')
+  np.testing.assert_allclose(scoring_rules.pinball(pred, y, LEVELS).mean(), want, rtol=1e-6,
+                             err_msg='scoring_rules.pinball (NumPy) differs from the training loss')
   config = config_lib.override(config_lib.default_config(), {'model.head': 'quantile'})
   np.testing.assert_allclose(np.asarray(losses.for_model(config.model)(pred, y)), [want],
                              rtol=1e-6, err_msg='for_model does not give the quantile head pinball')
@@ -79,17 +80,17 @@ def _crps_integral(cdf, y, lo, hi, n=100_001):
 
 def test_crps_gaussian_matches_hand_value_and_the_integral():
   # y at the mean of N(0, 1): 2 phi(0) - 1 / sqrt(pi) = sqrt(2 / pi) - 1 / sqrt(pi).
-  assert metrics.crps_gaussian(0.0, 1.0, 0.0) == pytest.approx(
+  assert scoring_rules.crps_gaussian(0.0, 1.0, 0.0) == pytest.approx(
       math.sqrt(2 / math.pi) - 1 / math.sqrt(math.pi), rel=1e-12)
   # mean 1, scale 2, y 2.5: z = 0.75.
   z = 0.75
   phi, cdf = math.exp(-z * z / 2) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(z / math.sqrt(2)))
   hand = 2.0 * (z * (2 * cdf - 1) + 2 * phi - 1 / math.sqrt(math.pi))
-  assert metrics.crps_gaussian(1.0, 2.0, 2.5) == pytest.approx(hand, rel=1e-12)
+  assert scoring_rules.crps_gaussian(1.0, 2.0, 2.5) == pytest.approx(hand, rel=1e-12)
   for mean, scale, y in ((1.0, 2.0, 2.5), (-3.0, 0.5, 1.0), (10.0, 4.0, 9.0)):
     integral = _crps_integral(lambda x, m=mean, s=scale: _normal_cdf(x, m, s), y,
                               mean - 40 * scale, mean + 40 * scale)
-    assert metrics.crps_gaussian(mean, scale, y) == pytest.approx(integral, rel=1e-6), (
+    assert scoring_rules.crps_gaussian(mean, scale, y) == pytest.approx(integral, rel=1e-6), (
         f'closed-form CRPS of N({mean}, {scale}^2) at y={y} differs from the integral')
 
 
@@ -99,10 +100,10 @@ def test_crps_of_a_normal_mixture_matches_the_integral_and_one_member_the_closed
 
   def mixture(x):
     return np.mean([_normal_cdf(x, m, s) for m, s in zip(means[:, 0], scales[:, 0], strict=True)], axis=0)
-  got = metrics.crps_gaussian_mixture(means, scales, y)[0]
+  got = scoring_rules.crps_gaussian_mixture(means, scales, y)[0]
   assert got == pytest.approx(_crps_integral(mixture, 0.7, -40, 40), rel=1e-6)
-  np.testing.assert_allclose(metrics.crps_gaussian_mixture(means[:1], scales[:1], y),
-                             metrics.crps_gaussian(means[0], scales[0], y), rtol=1e-12)
+  np.testing.assert_allclose(scoring_rules.crps_gaussian_mixture(means[:1], scales[:1], y),
+                             scoring_rules.crps_gaussian(means[0], scales[0], y), rtol=1e-12)
 
 
 def test_crps_from_quantiles_is_the_integral_of_the_interpolated_cdf():
@@ -113,7 +114,7 @@ def test_crps_from_quantiles_is_the_integral_of_the_interpolated_cdf():
   # 4 per unit -> 1 at -1.375.
   knots = [([-0.25, 0.0, 1.0, 3.0, 3.5]), ([-2.125, -2.0, -1.5, -1.4, -1.375])]
   p = [0.0, 0.1, 0.5, 0.9, 1.0]
-  got = metrics.crps_from_quantiles(q, y, LEVELS)
+  got = scoring_rules.crps_from_quantiles(q, y, LEVELS)
   assert got.shape == (2, 1)
   for i, x in enumerate(knots):
     want = _crps_integral(lambda z, x=x: np.interp(z, x, p), y[i, 0], -10, 10)
@@ -298,7 +299,7 @@ def test_a_trained_quantile_head_recovers_the_noise_quantiles():
   trainer = train_lib.make_trainer(config, data)
   starts = data.val_starts
   q = data.unscale_distribution(
-      train_lib.predict_windows(trainer, state.params, data.scaled_TF, starts), 'quantile',
+      prediction.predict_windows(trainer, state.params, data.scaled_TF, starts), 'quantile',
       starts)[:, 0]
   last = data.values_TF[starts + config.data.window - 1, 0]
   offsets = (q - last[:, None]).mean(axis=0) / sigma

@@ -15,13 +15,16 @@ import pandas as pd
 import pytest
 
 from conftest import PYTHON, ROOT, script_env, tiny_config
-from rnnjax import backtest
+from rnnjax import backtest_folds
 from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import seasons
 from rnnjax import train
+from rnnjax import windows
 from rnnjax.errors import UserError
 
 TIMEOUT = 300  # seconds per subprocess; generous because others may share the machine
@@ -106,7 +109,7 @@ def test_lag_columns_are_the_numpy_shifted_scaled_target_within_each_series(
           scaled[lag:, 1 + j], want[lag:],
           err_msg=f'series {i}: column {1 + j} is not the scaled target {lag} steps earlier')
   # The known lags, read at the target times, are the targets `lag` steps earlier.
-  future = data_lib.gather_future(d.scaled_TF, d.train_starts, d.window, d.steps, d.num_known)
+  future = windows.gather_future(d.scaled_TF, d.train_starts, d.window, d.steps, d.num_known)
   positions = d.target_positions(d.train_starts)
   for j, lag in enumerate(known):
     np.testing.assert_array_equal(future[..., j], d.scaled_TF[positions - lag, 0],
@@ -165,7 +168,7 @@ def test_auto_lags_follow_the_time_step(tmp_path, freq, n, window, horizon, lags
   assert d.lags == lags, f'{freq} data: lags="auto" read {d.lags}, expected {lags}'
   assert d.scaled_TF.shape[1] == 1 + len(lags)
   assert d.train_starts[0] == max(lags), 'the first window does not start after the longest lag'
-  resolved = data_lib.resolved_config(config, d)
+  resolved = seasons.resolved_config(config, d)
   assert resolved.data.lags == lags and config.data.lags == 'auto', (
       'resolved_config must record the lags in a copy and leave the caller\'s config alone')
 
@@ -177,11 +180,11 @@ def test_auto_lags_follow_the_time_step(tmp_path, freq, n, window, horizon, lags
 ])
 def test_time_steps_name_their_row_of_the_season_table(freq, name):
   times = pd.date_range('2024-01-01', periods=30, freq=freq)
-  assert data_lib.step_name(times) == name, f'{freq}: {data_lib.step_name(times)}'
+  assert seasons.step_name(times) == name, f'{freq}: {seasons.step_name(times)}'
   if name is not None:
-    seasons = data_lib.STEP_SEASONS[name]
-    assert min(seasons.seasons) in seasons.lags, (
-        f'the auto lags of {name} steps {seasons.lags} do not reach back its shortest season')
+    row = seasons.STEP_SEASONS[name]
+    assert min(row.seasons) in row.lags, (
+        f'the auto lags of {name} steps {row.lags} do not reach back its shortest season')
 
 
 def test_auto_lags_on_a_short_series_fall_back_with_a_warning(tmp_path, caplog):
@@ -219,8 +222,8 @@ def test_season_auto_picks_the_weekly_cycle_of_hourly_load(tmp_path):
   times, values = _hourly(8 * 168, weekly=8.0)
   config = _csv_config(_write(tmp_path / 'load.csv', times, values), **{'data.season': 'auto'})
   d = data_lib.prepare(config.data)
-  errors = data_lib.seasonal_naive_errors(d, (24, 168))
-  resolved = data_lib.resolved_config(config, d)
+  errors = seasons.seasonal_naive_errors(d, (24, 168))
+  resolved = seasons.resolved_config(config, d)
   assert resolved.data.season == 168, (
       f'a series with a weekend drop picked season {resolved.data.season}; errors {errors}')
   assert config.data.season == 'auto', 'the caller\'s config was changed'
@@ -237,18 +240,18 @@ def test_season_auto_picks_the_daily_cycle_of_the_tutorial():
   config = _tutorial_config()
   config.data.season = 'auto'
   d = data_lib.prepare(config.data)
-  assert data_lib.resolved_config(config, d).data.season == 24, (
+  assert seasons.resolved_config(config, d).data.season == 24, (
       f'the tutorial\'s daily temperature picked another season: '
-      f'{data_lib.seasonal_naive_errors(d, (24, 168))}')
+      f'{seasons.seasonal_naive_errors(d, (24, 168))}')
 
 
 def test_season_auto_with_the_seasonal_skip_picks_a_season_the_window_holds(tmp_path):
   times, values = _hourly(8 * 168, weekly=8.0)
   config = _csv_config(_write(tmp_path / 'load.csv', times, values),
                        **{'data.season': 'auto', 'model.skip': 'seasonal_naive'})
-  config_lib.validate(config)
+  config_checks.validate(config)
   d = data_lib.prepare(config.data)
-  assert data_lib.resolved_config(config, d).data.season == 24, (
+  assert seasons.resolved_config(config, d).data.season == 24, (
       'a window of 24 cannot hold the value a week before the target: only 24 qualifies')
 
 
@@ -257,7 +260,7 @@ def test_the_tutorial_config_reads_no_lags():
   assert config.data.lags == () and config.data.season == 24
   d = data_lib.prepare(config.data)
   assert d.scaled_TF.shape[1] == 1 and d.lags == () and d.train_starts[0] == 0
-  assert data_lib.resolved_config(config, d) is config, 'nothing to resolve: the same config'
+  assert seasons.resolved_config(config, d) is config, 'nothing to resolve: the same config'
   model = models.from_config(config)
   assert (model.num_known, model.num_past_lags, model.num_known_lags) == (0, 0, 0)
 
@@ -270,7 +273,7 @@ def test_the_tutorial_config_reads_no_lags():
 def test_validate_refuses_bad_lags_and_seasons_naming_the_key(key, value):
   config = tiny_config(**{key: value})
   with pytest.raises(UserError, match=re.escape(key)):
-    config_lib.validate(config)
+    config_checks.validate(config)
 
 
 @pytest.mark.parametrize('normalize', ['last', 'mean'])
@@ -299,7 +302,7 @@ def test_normalised_lags_move_with_the_target(normalize):
 def test_levers_work_with_lags(overrides):
   config = tiny_config(**{'data.lags': (6, 24), 'data.season': 24, 'train.epochs': 1,
                           **overrides})
-  config_lib.validate(config)
+  config_checks.validate(config)
   times, values = _hourly(400)
   d = data_lib.prepare(config.data, times, values[:, None], ('temperature',))
   state, history = jax.jit(train.make_train(config, d))(jax.random.PRNGKey(0))
@@ -366,7 +369,7 @@ def test_backtest_folds_start_after_the_lags_and_pick_the_season_before_every_te
   config = _csv_config(_write(tmp_path / 'load.csv', times, values),
                        **{'data.lags': 'auto', 'data.season': 'auto', 'backtest.folds': 3})
   series = data_lib.load(config.data)
-  resolved, folds = backtest.resolved_folds(config, series)
+  resolved, folds = backtest_folds.resolved_folds(config, series)
   assert resolved.data.lags == (24, 48, 168) and resolved.data.season == 168, (
       f'the backtest resolved lags={resolved.data.lags}, season={resolved.data.season}')
   assert config.data.lags == 'auto', 'the caller\'s config was changed'

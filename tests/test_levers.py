@@ -9,13 +9,20 @@ import pytest
 
 from conftest import tiny_config
 from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
+from rnnjax import fitted_init
 from rnnjax import forecast
+from rnnjax import inputs
+from rnnjax import linear_baseline
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
+from rnnjax import windows
 from rnnjax.config import override
+from rnnjax.errors import UserError
 
 WINDOW, HORIZON, SEASON = 24, 13, 24
 
@@ -23,7 +30,7 @@ WINDOW, HORIZON, SEASON = 24, 13, 24
 def _model(**overrides) -> models.Forecaster:
   config = tiny_config(**{'data.window': WINDOW, 'data.horizon': HORIZON,
                           'data.season': SEASON, **overrides})
-  config_lib.validate(config)
+  config_checks.validate(config)
   return models.from_config(config)
 
 
@@ -44,9 +51,9 @@ def test_skip_with_a_silent_network_is_the_naive_baseline(skip):
   series = _series()
   starts = np.arange(0, 200 - WINDOW - HORIZON + 1, dtype=np.int32)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 1)))['params']
-  predict = train.window_predictor(model, WINDOW, HORIZON)
+  predict = prediction.window_predictor(model, WINDOW, HORIZON)
   got = np.asarray(predict(_zero_head(params), jnp.asarray(series), jnp.asarray(starts)))[:, 0]
-  positions = starts + data_lib.target_offset(WINDOW, HORIZON)
+  positions = starts + windows.target_offset(WINDOW, HORIZON)
   if skip == 'persistence':
     want = metrics.persistence_forecast(series[:, 0], positions, HORIZON)
   else:
@@ -81,10 +88,10 @@ def test_highway_is_a_linear_map_of_the_last_inputs_that_starts_silent():
 def test_seasonal_skip_needs_a_window_that_holds_the_seasonal_value():
   config = tiny_config(**{'model.skip': 'seasonal_naive', 'data.window': 11, 'data.horizon': 13,
                           'data.season': 24})
-  with pytest.raises(config_lib.UserError, match=r'data.window >= 12'):
-    config_lib.validate(config)
+  with pytest.raises(UserError, match=r'data.window >= 12'):
+    config_checks.validate(config)
   config.data.window = 12
-  config_lib.validate(config)  # the value 24 steps before the target is the window's first
+  config_checks.validate(config)  # the value 24 steps before the target is the window's first
 
 
 @pytest.mark.parametrize('normalize', ['last', 'mean'])
@@ -139,9 +146,9 @@ def test_scale_normalised_forecast_follows_an_affine_change_of_the_window(monkey
 
 
 def test_scale_normalisation_is_refused_for_a_distribution_head():
-  with pytest.raises(config_lib.UserError, match='last_scale'):
-    config_lib.validate(tiny_config(**{'model.normalize': 'last_scale',
-                                       'model.head': 'quantile'}))
+  with pytest.raises(UserError, match='last_scale'):
+    config_checks.validate(tiny_config(**{'model.normalize': 'last_scale',
+                                          'model.head': 'quantile'}))
 
 
 @pytest.mark.parametrize('normalize', ['last', 'none'])
@@ -151,7 +158,7 @@ def test_a_ridge_highway_starts_as_the_ridge_regression_fitted_by_hand(normalize
   from sklearn import linear_model
   config = tiny_config(**{'model.highway': 12, 'model.highway_init': 'ridge',
                           'model.normalize': normalize})
-  config_lib.validate(config)
+  config_checks.validate(config)
   data = data_lib.prepare(config.data)
   state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
   scaled = data.scaled_TF[:, 0].astype(np.float64)
@@ -163,11 +170,11 @@ def test_a_ridge_highway_starts_as_the_ridge_regression_fitted_by_hand(normalize
     return rows - last[:, None], last
 
   inputs, last = design(data.train_starts)
-  fit = linear_model.Ridge(alpha=train.RIDGE_ALPHA).fit(
+  fit = linear_model.Ridge(alpha=fitted_init.RIDGE_ALPHA).fit(
       inputs, scaled[data.train_starts + offset] - last)
   val_inputs, val_last = design(data.val_starts)
   expected = fit.predict(val_inputs) + val_last
-  x, _ = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
+  x, _ = windows.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
   got = models.from_config(config).apply({'params': state.params}, jnp.asarray(x))
   np.testing.assert_allclose(np.asarray(got)[:, 0], expected, atol=1e-4,
                              err_msg='the model does not start as the ridge regression')
@@ -179,13 +186,13 @@ def test_a_ridge_highway_starts_as_the_ridge_regression_fitted_by_hand(normalize
 
 
 def test_a_ridge_highway_without_a_highway_is_refused():
-  with pytest.raises(config_lib.UserError, match='model.highway'):
-    config_lib.validate(tiny_config(**{'model.highway_init': 'ridge'}))
+  with pytest.raises(UserError, match='model.highway'):
+    config_checks.validate(tiny_config(**{'model.highway_init': 'ridge'}))
 
 
 def test_calendar_features_match_hand_computed_phases():
   times = pd.DatetimeIndex(['2025-01-06 06:00', '2025-07-02 18:00'])  # a Monday; day 183
-  got = data_lib.calendar_features(times, ('hour_of_day', 'day_of_week', 'day_of_year', 'month'))
+  got = inputs.calendar_features(times, ('hour_of_day', 'day_of_week', 'day_of_year', 'month'))
   assert got.shape == (2, 8) and got.dtype == np.float32
   angle = 2 * np.pi * np.array([
       [6 / 24, (0 + 6 / 24) / 7, (5 + 6 / 24) / 365.25, 0 / 12],
@@ -200,10 +207,10 @@ def test_calendar_at_the_target_time_reaches_the_forecast_and_nothing_later_does
   value after the window's last input, calendar or not, beyond that one row."""
   model = _model(**{'data.calendar': ('hour_of_day',)})
   series = _series(n=120, features=3)  # target, sin, cos
-  start, target = 10, 10 + data_lib.target_offset(WINDOW, HORIZON)
+  start, target = 10, 10 + windows.target_offset(WINDOW, HORIZON)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 3)),
                       jnp.zeros((1, 1, 2)))['params']
-  predict = jax.jit(train.window_predictor(model, WINDOW, HORIZON, num_known=2))
+  predict = jax.jit(prediction.window_predictor(model, WINDOW, HORIZON, num_known=2))
 
   def forecast_of(s):
     return float(predict(params, jnp.asarray(s), jnp.asarray([start], jnp.int32))[0, 0])
@@ -290,13 +297,13 @@ def test_a_ridge_highway_reads_the_known_lags_at_the_target_time():
   config = tiny_config(**{'model.highway': 4, 'model.highway_init': 'ridge',
                           'model.normalize': 'last', 'data.lags': (24,),
                           'data.synthetic.noise': 0.0, 'data.synthetic.slope': 0.0})
-  config_lib.validate(config)
+  config_checks.validate(config)
   data = data_lib.prepare(config.data)
   state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
   assert state.params['highway']['kernel'].shape == (4 + 1, 1), \
       'the highway does not read the known lag at the target time'
-  x, y = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
-  future = data_lib.gather_future(data.scaled_TF, data.val_starts, data.window, data.steps, 1)
+  x, y = windows.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
+  future = windows.gather_future(data.scaled_TF, data.val_starts, data.window, data.steps, 1)
   got = models.from_config(config).apply({'params': state.params}, jnp.asarray(x),
                                          jnp.asarray(future))
   error = float(np.sqrt(np.mean((np.asarray(got) - y) ** 2)))
@@ -310,13 +317,13 @@ def test_an_all_columns_ridge_highway_starts_as_the_linear_baseline():
   config = tiny_config(**{'model.highway': 24, 'model.highway_columns': 'all',
                           'model.highway_init': 'ridge', 'model.normalize': 'last',
                           'data.lags': (24,), 'data.calendar': ('hour_of_day',)})
-  config_lib.validate(config)
+  config_checks.validate(config)
   data = data_lib.prepare(config.data)
   state = train.make_trainer(config, data).init(jax.random.PRNGKey(0))
-  design, last = metrics.linear_design(data, data.val_starts)
-  expected = metrics.fit_linear(data).ridge.predict(design).reshape(len(last), -1) + last
+  design, last = linear_baseline.linear_design(data, data.val_starts)
+  expected = linear_baseline.fit_linear(data).ridge.predict(design).reshape(len(last), -1) + last
   model = models.from_config(config)
-  predict = train.window_predictor(model, data.window, data.steps, model.num_known)
+  predict = prediction.window_predictor(model, data.window, data.steps, model.num_known)
   got = np.asarray(predict(state.params, jnp.asarray(data.scaled_TF),
                            jnp.asarray(data.val_starts)))
   np.testing.assert_allclose(got, expected, atol=2e-3, err_msg=(
@@ -335,7 +342,7 @@ def _start_forecast(trainer, data, starts):
 
 def _val_mse(trainer, params, data):
   """The validation loss computed here: NumPy's mean squared error of the scaled forecasts."""
-  _, y = data_lib.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
+  _, y = windows.gather_windows(data.scaled_TF, data.val_starts, data.window, data.steps)
   pred = np.asarray(trainer.predict(params, jnp.asarray(data.scaled_TF),
                                     jnp.asarray(data.val_starts)), np.float64)
   return float(np.mean((pred - y) ** 2))
@@ -348,7 +355,7 @@ def test_early_stopping_scores_the_start_only_when_asked(score_start):
   config = tiny_config(**{'model.highway': 12, 'model.highway_init': 'ridge',
                           'train.early_stopping_patience': 2, 'train.epochs': 2,
                           'train.score_start': score_start})
-  config_lib.validate(config)
+  config_checks.validate(config)
   data = data_lib.prepare(config.data)
   trainer = train.make_trainer(config, data)
   hparams = {**train.default_hparams(config), 'learning_rate': jnp.float32(0.0)}
@@ -365,7 +372,7 @@ def test_a_fixed_highway_keeps_its_ridge_while_the_network_trains():
   config = tiny_config(**{'model.highway': 12, 'model.highway_init': 'ridge',
                           'model.highway_fixed': True, 'train.learning_rate': 1e-2,
                           'train.weight_decay': 1e-2})
-  config_lib.validate(config)
+  config_checks.validate(config)
   data = data_lib.prepare(config.data)
   trainer = train.make_trainer(config, data)
   start = trainer.init(jax.random.PRNGKey(0))
@@ -383,5 +390,5 @@ def test_a_fixed_highway_keeps_its_ridge_while_the_network_trains():
     ({'model.highway': 12, 'model.highway_columns': 'every'}, 'highway_columns'),
 ])
 def test_highway_and_start_levers_refuse_what_they_cannot_do(overrides, match):
-  with pytest.raises(config_lib.UserError, match=match):
-    config_lib.validate(tiny_config(**overrides))
+  with pytest.raises(UserError, match=match):
+    config_checks.validate(tiny_config(**overrides))

@@ -1,6 +1,6 @@
-"""The linear baseline (`rnnjax.metrics.fit_linear`): ridge regression on the model's inputs,
-against a closed-form NumPy solve on windows gathered by a plain loop; what it may read; its
-subsample cap; one fit serving every scored part."""
+"""The linear baseline (`rnnjax.linear_baseline.fit_linear`): ridge regression on the model's
+inputs, against a closed-form NumPy solve on windows gathered by a plain loop; what it may read;
+its subsample cap; one fit serving every scored part."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +8,9 @@ import pytest
 from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import linear_baseline
 from rnnjax import metrics
+from rnnjax import windows
 from rnnjax.sources import Series
 from test_problems import HORIZON, SEASON, _config, _panel
 
@@ -39,7 +41,7 @@ def _ridge(x, y, alpha):
 def _reference_forecast(data, fit_starts, starts):
   """[N, S] the linear baseline by NumPy: fitted on `fit_starts`, in the series' units."""
   x, last, y = _loop_design(data, fit_starts)
-  w, b = _ridge(x, y - last[:, None], metrics.LINEAR_ALPHA)
+  w, b = _ridge(x, y - last[:, None], linear_baseline.LINEAR_ALPHA)
   x_eval, last_eval, _ = _loop_design(data, starts)
   scaled = x_eval @ w + b + last_eval[:, None]
   out = np.empty_like(scaled)
@@ -61,7 +63,7 @@ def test_linear_baseline_equals_a_closed_form_ridge_on_windows_gathered_by_a_loo
   assert data.num_known == 3 and data.num_features == 5, 'price and the hour: 3 known inputs'
   starts = data.val_starts
   want = _reference_forecast(data, data.train_starts, starts)
-  linear = metrics.fit_linear(data)
+  linear = linear_baseline.fit_linear(data)
   assert linear.fit_windows == len(data.train_starts)
   got = metrics.baseline_forecasts(data, starts, SEASON, linear)['linear']
   np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7,
@@ -93,17 +95,17 @@ def test_linear_baseline_never_reads_the_validation_part():
   values += np.random.RandomState(0).normal(0, 0.5, values.shape)
   columns = ('temperature', 'humidity')
   data = data_lib.prepare(config.data, times, values, columns)
-  fit_end = int(data.train_starts[-1]) + data_lib.target_offset(data.window, data.horizon) + 1
+  fit_end = int(data.train_starts[-1]) + windows.target_offset(data.window, data.horizon) + 1
   changed = values.copy()
   changed[fit_end:] = np.random.RandomState(1).normal(0, 100, changed[fit_end:].shape)
   other = data_lib.prepare(config.data, times, changed, columns)
   np.testing.assert_array_equal(other.train_starts, data.train_starts)
-  before, after = metrics.fit_linear(data), metrics.fit_linear(other)
+  before, after = linear_baseline.fit_linear(data), linear_baseline.fit_linear(other)
   np.testing.assert_array_equal(after.ridge.coef_, before.ridge.coef_,
                                 err_msg='the fit changed with the validation part: it reads it')
   np.testing.assert_array_equal(after.ridge.intercept_, before.ridge.intercept_)
-  assert not np.allclose(metrics.linear_forecast(other, other.val_starts, after),
-                         metrics.linear_forecast(data, data.val_starts, before)), (
+  assert not np.allclose(linear_baseline.linear_forecast(other, other.val_starts, after),
+                         linear_baseline.linear_forecast(data, data.val_starts, before)), (
       'the validation forecasts do not read the validation inputs')
 
 
@@ -138,21 +140,21 @@ def test_the_fit_is_capped_at_evenly_spaced_windows_of_every_series():
     series.append(Series(f's{i}', pd.date_range('2025-01-01', periods=n, freq='h'), values,
                          pd.DataFrame()))
   data = data_lib.assemble(config.data, series, ('temperature',))
-  cap = metrics.LINEAR_FIT_WINDOWS
+  cap = linear_baseline.LINEAR_FIT_WINDOWS
   assert len(data.train_starts) > cap, 'the panel must hold more training windows than the cap'
-  linear = metrics.fit_linear(data)
+  linear = linear_baseline.fit_linear(data)
   assert linear.fit_windows == cap
   chosen = data.train_starts[np.round(np.linspace(0, len(data.train_starts) - 1, cap)).astype(int)]
   assert set(data.series_index(chosen)) == {0, 1, 2}
   x, last, y = _loop_design(data, chosen)
-  w, b = _ridge(x, y - last[:, None], metrics.LINEAR_ALPHA)
+  w, b = _ridge(x, y - last[:, None], linear_baseline.LINEAR_ALPHA)
   np.testing.assert_allclose(linear.ridge.coef_.reshape(w.T.shape), w.T, rtol=1e-6, atol=1e-8,
                              err_msg='the capped fit is not the ridge of the evenly spaced windows')
   np.testing.assert_allclose(np.ravel(linear.ridge.intercept_), b, rtol=1e-6, atol=1e-8)
   scores = metrics.forecast_metrics(data, data.val_starts, data.targets(data.val_starts),
                                     config.data.season, 'val', linear)
   assert scores['baseline_linear_fit_windows'] == cap
-  small = metrics.fit_linear(data, max_windows=100)
+  small = linear_baseline.fit_linear(data, max_windows=100)
   assert small.fit_windows == 100
 
 
@@ -161,12 +163,12 @@ def test_one_fit_serves_every_scored_part_under_its_own_prefix(panel, monkeypatc
   part) gets the same baseline keys, named by it, from the same fit."""
   config, data = panel
   fits = []
-  fit = metrics.fit_linear
+  fit = linear_baseline.fit_linear
 
   def counted(*args, **kwargs):
     fits.append(1)
     return fit(*args, **kwargs)
-  monkeypatch.setattr(metrics, 'fit_linear', counted)
+  monkeypatch.setattr(linear_baseline, 'fit_linear', counted)
   scaled = {part: data.scaled_TF[data.target_positions(starts), 0][None] + 0.01
             for part, starts in (('train', data.train_starts), ('val', data.val_starts))}
   results, panels, _ = evaluate_lib.score(config, data, scaled, np.zeros(1, bool))

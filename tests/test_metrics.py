@@ -7,7 +7,9 @@ import pytest
 
 from conftest import tiny_config
 from rnnjax import data as data_lib
+from rnnjax import distribution_metrics
 from rnnjax import metrics
+from rnnjax import scoring_rules
 from rnnjax.errors import UserError
 
 
@@ -144,7 +146,7 @@ def test_interval_scores_and_pinball_match_loops():
   rng = np.random.RandomState(5)
   y = rng.normal(size=(40, 3))
   q = np.sort(rng.normal(size=(40, 3, 3)), axis=-1)
-  scores = metrics.interval_scores(q[..., 0], q[..., 2], y, 0.8)
+  scores = scoring_rules.interval_scores(q[..., 0], q[..., 2], y, 0.8)
   inside = widths = penalised = 0.0
   for n in range(40):
     for s in range(3):
@@ -157,9 +159,9 @@ def test_interval_scores_and_pinball_match_loops():
   assert scores['interval_score'] == pytest.approx(penalised / 120, rel=1e-12)
   loop = [[np.mean([max(tau * (y[n, s] - q[n, s, k]), (tau - 1) * (y[n, s] - q[n, s, k]))
                     for k, tau in enumerate(LEVELS)]) for s in range(3)] for n in range(40)]
-  np.testing.assert_allclose(metrics.pinball(q, y, LEVELS), loop, rtol=1e-12)
+  np.testing.assert_allclose(scoring_rules.pinball(q, y, LEVELS), loop, rtol=1e-12)
   with pytest.raises(ValueError, match='scored against targets'):
-    metrics.pinball(q[:, :1], y, LEVELS)
+    scoring_rules.pinball(q[:, :1], y, LEVELS)
 
 
 def test_crps_from_dense_quantiles_of_a_normal_is_its_closed_form():
@@ -167,8 +169,8 @@ def test_crps_from_dense_quantiles_of_a_normal_is_its_closed_form():
   levels = np.arange(1, 200) / 200
   y = np.linspace(-3, 3, 13)
   q = 1.0 + 2.0 * special.ndtri(levels)[None, :] + np.zeros((13, 1))
-  np.testing.assert_allclose(metrics.crps_from_quantiles(q, y, levels),
-                             metrics.crps_gaussian(np.full(13, 1.0), np.full(13, 2.0), y),
+  np.testing.assert_allclose(scoring_rules.crps_from_quantiles(q, y, levels),
+                             scoring_rules.crps_gaussian(np.full(13, 1.0), np.full(13, 2.0), y),
                              rtol=2e-3)
 
 
@@ -215,7 +217,7 @@ def _naive_loop(data, starts, season, levels):
 
 def test_naive_distribution_matches_a_loop_per_series_and_step(panel):
   _, data = panel
-  got = metrics.naive_distribution(data, data.val_starts, 5, LEVELS)
+  got = distribution_metrics.naive_distribution(data, data.val_starts, 5, LEVELS)
   assert got.shape == (len(data.val_starts), 3, 3)
   np.testing.assert_allclose(got, _naive_loop(data, data.val_starts, 5, LEVELS), rtol=1e-12,
                              err_msg='naive distribution differs from the loop')
@@ -227,20 +229,20 @@ def test_distribution_scores_of_a_gaussian_forecast(panel):
   y = data.targets(starts)
   rng = np.random.RandomState(7)
   mean, scale = y + rng.normal(size=y.shape), rng.uniform(0.5, 2.0, size=y.shape)
-  out = metrics.distribution_scores(data, starts, np.stack([mean, scale], -1), config)
+  out = distribution_metrics.distribution_scores(data, starts, np.stack([mean, scale], -1), config)
   z = 1.2815515655446004
   inside = np.abs(y - mean) <= z * scale
   assert out['val_coverage'] == pytest.approx(inside.mean(), abs=1e-12)
   assert out['val_interval_width'] == pytest.approx(2 * z * np.mean(scale), rel=1e-9)
   assert out['val_crps'] == pytest.approx(
-      np.mean(metrics.crps_gaussian(mean, scale, y)), rel=1e-12)
+      np.mean(scoring_rules.crps_gaussian(mean, scale, y)), rel=1e-12)
   q = mean[..., None] + scale[..., None] * np.array([-z, 0.0, z])
-  assert out['val_pinball'] == pytest.approx(np.mean(metrics.pinball(q, y, LEVELS)), rel=1e-9)
+  assert out['val_pinball'] == pytest.approx(np.mean(scoring_rules.pinball(q, y, LEVELS)), rel=1e-9)
   naive = _naive_loop(data, starts, 5, LEVELS)
   assert out['baseline_naive_coverage'] == pytest.approx(
       np.mean((naive[..., 0] <= y) & (y <= naive[..., 2])), abs=1e-12)
   assert out['baseline_naive_pinball'] == pytest.approx(
-      np.mean(metrics.pinball(naive, y, LEVELS)), rel=1e-9)
+      np.mean(scoring_rules.pinball(naive, y, LEVELS)), rel=1e-9)
   assert out['val_interval_level'] == 0.8
   assert out['val_crps_skill_vs_naive'] == pytest.approx(
       1 - out['val_crps'] / out['baseline_naive_crps'], rel=1e-12)
@@ -253,4 +255,4 @@ def test_distribution_scores_of_a_gaussian_forecast(panel):
     assert out['per_series'][name]['val_coverage'] == pytest.approx(
         inside[which == i].mean(), abs=1e-12)
   with pytest.raises(ValueError, match='expected'):
-    metrics.distribution_scores(data, starts, np.stack([mean, scale], -1)[:-1], config)
+    distribution_metrics.distribution_scores(data, starts, np.stack([mean, scale], -1)[:-1], config)

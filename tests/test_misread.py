@@ -20,8 +20,10 @@ import pytest
 
 from conftest import PYTHON, ROOT, file_tree, script_env, tiny_config
 from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import forecast
+from rnnjax import inputs
 from rnnjax import run as run_lib
 from rnnjax import sources
 from rnnjax.errors import UserError
@@ -118,7 +120,7 @@ def test_epoch_column_with_a_word_names_its_line(tmp_path):
                                        ('data.max_fill_fraction', -0.1)])
 def test_bad_reading_settings_are_refused_by_validate(key, value):
   config = config_lib.override(tiny_config(), {key: value})
-  _says(_message(config_lib.validate, config), key)
+  _says(_message(config_checks.validate, config), key)
 
 
 # ------------------------------------------------------------------------ day / month order
@@ -263,7 +265,7 @@ def test_model_inputs_refuse_a_scaled_value_that_is_not_finite():
   times = pd.date_range('2025-01-01', periods=4, freq='h')
   scaled = np.zeros((4, 2), np.float32)
   scaled[2, 1] = np.inf
-  _says(_message(data_lib.model_inputs, scaled, times, ('hour_of_day',)), 'input column 1',
+  _says(_message(inputs.model_inputs, scaled, times, ('hour_of_day',)), 'input column 1',
         str(times[2]))
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import leaves_with_paths
+from rnnjax import cells
 from rnnjax import models
 
 CELLS = ('gru', 'lstm', 'simple')
@@ -32,7 +33,7 @@ def _inputs(batch=4, time=6, features=2, seed=0):
 
 def _layer_sizes(params, cell, implementation, num_layers):
   """(input fan-in, hidden size) of each recurrent layer, read off the parameter shapes."""
-  gates = models.GATES[cell]
+  gates = cells.GATES[cell]
   sizes = []
   for i in range(num_layers):
     if implementation == 'fused':
@@ -152,7 +153,7 @@ def test_one_step_matches_hand_computed_numpy(cell):
                                err_msg=f'flax {STOCK_NAME[cell]} step != NumPy step ({part})')
 
   W_i, b_i, recurrence = fused_layout(cell, w)
-  fused = models.Recurrence(cell, H, 'swish')
+  fused = cells.Recurrence(cell, H, 'swish')
   fused_params = {'recurrence': recurrence}
   xp = x @ W_i + b_i
   _check_param_tree(fused, fused_params, carry, xp)
@@ -176,7 +177,7 @@ def test_fused_layer_matches_numpy_loop_over_time(cell):
     carry = np_step(cell, w, carry, x_TBF[t])
     want.append(carry[1] if cell == 'lstm' else carry)
   W_i, b_i, recurrence = fused_layout(cell, w)
-  layer = models.FusedRNN(cell, H, 'swish')
+  layer = cells.FusedRNN(cell, H, 'swish')
   params = {'input': {'kernel': W_i, 'bias': b_i}, 'recurrence': recurrence}
   _check_param_tree(layer, params, x_TBF)
   got = jax.jit(layer.apply)({'params': params}, x_TBF)
@@ -261,8 +262,8 @@ def test_fused_layer_gradients_match_flax_layer(cell):
   rng = np.random.RandomState(30 + CELLS.index(cell))
   x_BTF = jnp.asarray(rng.normal(size=(B, T, F)), jnp.float32)
   v_BTH = jnp.asarray(rng.normal(size=(B, T, H)), jnp.float32)
-  stock = nn.RNN(models.stock_cell(cell, H, 'swish'))
-  fused = models.FusedRNN(cell, H, 'swish')
+  stock = nn.RNN(cells.stock_cell(cell, H, 'swish'))
+  fused = cells.FusedRNN(cell, H, 'swish')
   stock_params = _randomize(jax.eval_shape(stock.init, jax.random.PRNGKey(0), x_BTF)['params'],
                             seed=7)
   fused_params = fused_from_stock({f'{STOCK_NAME[cell]}_0': stock_params['cell'], 'head': {}},
@@ -367,22 +368,8 @@ def test_dropout_function_keeps_expected_fraction_and_rescales():
                              err_msg='kept entries should be scaled by 1 / (1 - rate)')
 
 
-# ---------------------------------------------------------------------------- FLOPs
-
-
-def test_count_flops_per_window_matches_hand_count():
-  # GRU, 1 feature, one layer of 2, window 3: per step 1*6 input + 2*6 recurrent MACs = 18,
-  # x3 steps = 54, head 2 MACs -> 56 MACs = 112 FLOPs.
-  assert models.count_flops_per_window('gru', (2,), 1, 3) == 112
-  # LSTM, 2 features, layers (2, 3), window 4: layer 0 per step 2*8 + 2*8 = 32 MACs, layer 1
-  # 2*12 + 3*12 = 60 MACs, x4 steps = 368, head 3 -> 371 MACs = 742 FLOPs.
-  assert models.count_flops_per_window('lstm', (2, 3), 2, 4) == 742
-  # Simple, 1 feature, (5,), window 2: per step 5 + 25 = 30 MACs, x2 = 60, head 5 -> 130 FLOPs.
-  assert models.count_flops_per_window('simple', (5,), 1, 2) == 130
-
-
 def test_unknown_cell_and_activation_are_errors():
   with pytest.raises(ValueError, match='lstmm'):
-    models.stock_cell('lstmm', 3, 'tanh')
+    cells.stock_cell('lstmm', 3, 'tanh')
   with pytest.raises(ValueError, match='swishh'):
-    models.activation_fn('swishh')
+    cells.activation_fn('swishh')

@@ -15,12 +15,15 @@ from sklearn import preprocessing
 
 from conftest import Crashed, assert_same_run, checkpoint_steps, crash_after_checkpoint, tiny_config
 from rnnjax import config as config_lib
+from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
+from rnnjax import windows
 from rnnjax.errors import UserError
 
 WINDOW, HORIZON, SEASON = 8, 4, 6
@@ -73,7 +76,7 @@ def _config(path, **overrides):
 def panel(tmp_path_factory):
   path = _panel(tmp_path_factory.mktemp('panel'))
   config = _config(path)
-  config_lib.validate(config)
+  config_checks.validate(config)
   return path, config, data_lib.prepare(config.data)
 
 
@@ -96,7 +99,7 @@ def test_panel_windows_and_targets_match_a_numpy_loop_per_series(panel, caplog):
   for part, starts in (('train', data.train_starts), ('val', data.val_starts)):
     want = [pair for name in data.series_ids
             for pair in _loop_windows(_observed(path, name))[part == 'val']]
-    x, y = data_lib.gather_windows(data.values_TF, starts, WINDOW, data.steps)
+    x, y = windows.gather_windows(data.values_TF, starts, WINDOW, data.steps)
     np.testing.assert_array_equal(x, np.stack([p[0] for p in want]),
                                   err_msg=f'{part} inputs differ from the loop over each series')
     np.testing.assert_array_equal(y, np.stack([p[1] for p in want]),
@@ -193,7 +196,7 @@ def test_future_inputs_at_the_target_times_reach_the_forecast_and_nothing_later_
   steps = config_lib.target_steps(config.data)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, WINDOW, 5)),
                       jnp.zeros((1, HORIZON, 3)))['params']
-  predict = jax.jit(train.window_predictor(model, WINDOW, steps, num_known=3))
+  predict = jax.jit(prediction.window_predictor(model, WINDOW, steps, num_known=3))
   start = 10
   last_input, last_target = start + WINDOW - 1, start + WINDOW - 1 + HORIZON
 

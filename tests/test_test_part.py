@@ -14,7 +14,8 @@ from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import metrics as metrics_lib
 from rnnjax import run as run_lib
-from rnnjax.config import validate
+from rnnjax import windows
+from rnnjax.config_checks import validate
 from rnnjax.errors import UserError
 
 
@@ -33,8 +34,8 @@ def test_parts_follow_the_rule_written_out_window_by_window(n, window, horizon, 
     elif max(targets) < boundary:
       before.append(s)
   n_train = math.floor(len(before) * (1 - val))
-  train, val_starts, test_starts = data_lib.part_starts(n, window, horizon, val, test,
-                                                        first_step)
+  train, val_starts, test_starts = windows.part_starts(n, window, horizon, val, test,
+                                                       first_step)
   assert list(train) == before[:n_train], 'training windows are not the first of those before ' \
       'the test part'
   assert list(val_starts) == before[n_train:], 'validation windows are not the rest of them'
@@ -43,9 +44,9 @@ def test_parts_follow_the_rule_written_out_window_by_window(n, window, horizon, 
 
 
 def test_zero_test_fraction_leaves_the_split_as_before():
-  starts = data_lib.window_starts(4800, 24, 13)
-  train, val = data_lib.split_starts(starts, 0.2)
-  parts = data_lib.part_starts(4800, 24, 13, 0.2, 0.0)
+  starts = windows.window_starts(4800, 24, 13)
+  train, val = windows.split_starts(starts, 0.2)
+  parts = windows.part_starts(4800, 24, 13, 0.2, 0.0)
   np.testing.assert_array_equal(parts[0], train)
   np.testing.assert_array_equal(parts[1], val)
   assert len(parts[2]) == 0
@@ -199,14 +200,14 @@ def test_the_verdict_names_the_part():
 
 def test_a_test_part_leaving_no_training_window_is_refused_with_the_counts():
   with pytest.raises(UserError) as e:
-    data_lib.check_lengths(200, 24, 13, 0.2, test_fraction=0.9)
+    windows.check_lengths(200, 24, 13, 0.2, test_fraction=0.9)
   message = str(e.value)
   assert 'test_fraction=0.9' in message and 'last 180 points' in message, message
   assert '0 training' in message, message
   n = int(message.split('at least ')[1].split()[0])
-  data_lib.check_lengths(n, 24, 13, 0.2, test_fraction=0.9)  # the length it names suffices
+  windows.check_lengths(n, 24, 13, 0.2, test_fraction=0.9)  # the length it names suffices
   with pytest.raises(UserError):
-    data_lib.check_lengths(n - 1, 24, 13, 0.2, test_fraction=0.9)
+    windows.check_lengths(n - 1, 24, 13, 0.2, test_fraction=0.9)
 
 
 @pytest.mark.parametrize('value', [1.0, -0.1, 1.5])

@@ -21,7 +21,10 @@ from rnnjax import data as data_lib
 from rnnjax import errors
 from rnnjax import losses
 from rnnjax import models
+from rnnjax import prediction
 from rnnjax import train as train_lib
+from rnnjax import train_data
+from rnnjax import windows
 
 
 def _make_session(**overrides):
@@ -87,7 +90,7 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
   config = tiny_config()
   data = data_lib.prepare(config.data)
   model = models.from_config(config)
-  x, y = data_lib.gather_windows(data.scaled_TF, data.train_starts[:32], data.window, data.steps)
+  x, y = windows.gather_windows(data.scaled_TF, data.train_starts[:32], data.window, data.steps)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, data.window, 1)))['params']
   tx = train_lib.make_optimizer(train_lib.default_hparams(config))
   batch = train_lib.Batch(jnp.asarray(x), None, jnp.asarray(y), jnp.ones(32, bool))
@@ -222,16 +225,16 @@ def test_epoch_order_of_the_real_windows_does_not_depend_on_the_padding():
   """A member padded to a longer fold's windows visits its own windows in the order a run
   holding only them would: a permutation of the real ones first, the padding after, in order."""
   key = jax.random.PRNGKey(3)
-  alone = np.asarray(train_lib.epoch_order(key, 30, 30))
+  alone = np.asarray(train_data.epoch_order(key, 30, 30))
   assert sorted(alone) == list(range(30)), f'not a permutation: {alone}'
   assert not np.array_equal(alone, np.arange(30)), 'the order is not shuffled'
   for size, num_valid in ((50, 30), (64, jnp.int32(30))):
-    padded = np.asarray(jax.jit(train_lib.epoch_order, static_argnums=1)(key, size, num_valid))
+    padded = np.asarray(jax.jit(train_data.epoch_order, static_argnums=1)(key, size, num_valid))
     np.testing.assert_array_equal(padded[:30], alone,
                                   err_msg=f'padding to {size} reordered the real windows')
     np.testing.assert_array_equal(padded[30:], np.arange(30, size),
                                   err_msg='the padding is not after the real windows, in order')
-  other = np.asarray(train_lib.epoch_order(jax.random.PRNGKey(4), 30, 30))
+  other = np.asarray(train_data.epoch_order(jax.random.PRNGKey(4), 30, 30))
   assert not np.array_equal(other, alone), 'another key gives the same order'
 
 
@@ -329,7 +332,7 @@ def test_skip_nonfinite_updates_steps_over_nan_batches():
 
 # The first 2 epochs of each reference config (full size: 200 days, 3 layers of 24/50/24),
 # recorded with jax 0.10.2 (python 3.11, the suite's LLVM level 0, see conftest.py) through
-# `jax.jit(make_train(...))` when the epoch order became `train.epoch_order`; jax 0.12 agrees
+# `jax.jit(make_train(...))` when the epoch order became `train_data.epoch_order`; jax 0.12 agrees
 # to 2e-6. A change anywhere in data, model, loss or optimizer shows here, even one that moves
 # both sides of every other equality test.
 GOLDEN_LOSSES = {
@@ -363,17 +366,17 @@ def test_stacked_members_forecast_in_bounded_calls_as_each_member_alone(tiny, mo
   params_M = jax.tree.map(lambda *leaves: jnp.stack(leaves),
                           *[tiny.start(seed).params for seed in range(3)])
   starts = tiny.data.val_starts
-  monkeypatch.setattr(train_lib, 'MEMBER_WINDOWS_PER_CALL', 3 * 10)  # 10 windows per call
+  monkeypatch.setattr(prediction, 'MEMBER_WINDOWS_PER_CALL', 3 * 10)  # 10 windows per call
   calls = []
   fn = tiny.trainer.predict_members_jit
   trainer = tiny.trainer._replace(predict_members_jit=lambda *a: calls.append(1) or fn(*a))
-  got = train_lib.predict_windows(trainer, params_M, tiny.dd.series_TF, starts,
-                                  member_axis=True)
+  got = prediction.predict_windows(trainer, params_M, tiny.dd.series_TF, starts,
+                                   member_axis=True)
   assert len(calls) == -(-len(starts) // 10), (
       f'{len(calls)} calls for {len(starts)} windows of 3 members at 30 member-windows a call')
   for k in range(3):
     one = jax.tree.map(lambda leaf, k=k: leaf[k], params_M)
-    want = train_lib.predict_windows(tiny.trainer, one, tiny.dd.series_TF, starts)
+    want = prediction.predict_windows(tiny.trainer, one, tiny.dd.series_TF, starts)
     np.testing.assert_allclose(got[k], want, rtol=1e-6, atol=1e-6,
                                err_msg=f'member {k} of the capped stacked forecast')
 
