@@ -24,8 +24,6 @@ from rnnjax.scaling import check_scaled, check_scaler, make_scaler
 from rnnjax.seasons import resolve_lags
 from rnnjax.sources import Series
 from rnnjax.windows import check_lengths, part_starts, target_offset, test_args
-# rnnjax.train's epoch gathers its batches through these two names.
-from rnnjax.windows import gather_future, gather_windows  # noqa: F401
 
 
 def series_from_config(data_config) -> list[Series]:

@@ -18,16 +18,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rnnjax import data as data_lib
 from rnnjax import dataset as dataset_lib
 from rnnjax import errors
 from rnnjax import fitted_init
 from rnnjax import losses
 from rnnjax import models
 from rnnjax import prediction
-# Re-exported: the README's research snippet forecasts with train.predict_windows.
 from rnnjax import seasons
-from rnnjax.prediction import predict_windows  # noqa: F401  pylint: disable=unused-import
+from rnnjax import windows as windows_lib
 from rnnjax.train_data import DeviceData, device_data, epoch_order
 
 Array = jax.Array
@@ -285,7 +283,7 @@ def make_trainer(config, data: dataset_lib.Dataset,
 
     def body(total, batch):
       starts_b, mask_b = batch
-      _, y = data_lib.gather_windows(dd.series_TF, starts_b, window, steps)
+      _, y = windows_lib.gather_windows(dd.series_TF, starts_b, window, steps)
       pred = predict(params, dd.series_TF, starts_b)
       return total + losses.masked_sum(loss_terms(pred, y), mask_b), None
 
@@ -306,8 +304,8 @@ def make_trainer(config, data: dataset_lib.Dataset,
       params, opt_state = carry
       idx_B, mask_B, key = batch
       starts_B = dd.train_starts[idx_B]
-      x_BWF, y_BS = data_lib.gather_windows(dd.series_TF, starts_B, window, steps)
-      future_BSK = data_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
+      x_BWF, y_BS = windows_lib.gather_windows(dd.series_TF, starts_B, window, steps)
+      future_BSK = windows_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
       params, opt_state, out = train_step(
           model, tx, loss_terms, params, opt_state, Batch(x_BWF, future_BSK, y_BS, mask_B),
           key, state.dropout, fixed_highway)
