@@ -10,4 +10,6 @@ a name changes its suffix when its layout changes (`h_WBH` inside a time-major s
     H hidden units of a layer              G gate pre-activations (gates x H)
     M members (seeds, sweeps, folds)       D devices
     L points where a distribution is read  J knots of a piecewise-linear CDF
+    I the inputs or outputs of a Dense layer, flattened (e.g. H + S * K before the head)
+    C spread outputs per step of a probabilistic head (Q - 1 quantile gaps, or 1 scale)
 """

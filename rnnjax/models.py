@@ -30,64 +30,28 @@ def dropout(x, rate, key):
 class Forecaster(nn.Module):
   """Stacked recurrent layers, dropout after each, and a Dense head on the last output.
 
-  The head forecasts `num_steps` values at once (direct multi-output): one output per target
-  step, from the same final state, in one forward pass. The single-step tutorial is
-  `num_steps=1`.
+  The head forecasts `num_steps` values at once from the same final state (direct
+  multi-output). Known-future inputs at the target times (`future_BSK`: known lags, future
+  features, calendar) join that state before the head; they also run along the window as its
+  trailing `num_known` columns. Lagged targets are input columns like any other; the known
+  ones are read at the target times as well.
 
-  Known-future inputs (known lags, future features and the calendar at the target times,
-  `future_BSK`) join the last layer's final state before the head, flattened over the steps:
-  the recurrent layers summarise the past window, and each step's output reads that summary
-  next to what is known about every target time (the head's kernel is [H + S * K, S]). The
-  same inputs also run along the window as ordinary input columns (the trailing `num_known`
-  columns of `x_BTF`), so the recurrent layers see how they related to the past values.
-
-  Lagged targets (data.lags, `rnnjax.inputs.model_inputs`) are input columns like any other: the
-  `num_past_lags` columns just before the known-future block, and the first `num_known_lags`
-  columns of that block, which are also read at the target times (a lag of at least every
-  target step is known there: the seasonal-naive value for a lag of one season).
-
-  Two options make the network forecast a correction rather than the value itself:
+  Three options let the network forecast a correction instead of the value (docs/levers.md
+  measures each):
     normalize: 'last' or 'mean' subtracts each window's last value (or mean) from its value
-      columns (not the known-future ones) and adds the target's back to every output. Lag
-      columns hold the target itself, earlier: they are shifted by the target's last value (or
-      mean), not their own, along the window and at the target times, so a known lag of one
-      season reads the seasonal-naive forecast's difference from the anchor added back.
-      'last_scale' (RevIN, Kim et al. 2022) also divides each value column by its standard
-      deviation over the window (the lags by the target's; plus NORMALIZE_FLOOR) and multiplies
-      the network's output by the target's: a change is forecast in units of the window's own
-      spread, which carries across seasons whose swings differ in size.
-    skip_lags: one k >= 0 per step adds the target input k steps before the window's last one
-      to that step's output (0: persistence; season - step: seasonal naive), so a network that
-      outputs zero is that naive forecast. It replaces the normalisation's add-back when both
-      are set.
-  A third adds a linear path beside the network, as LSTNet's "highway": `highway` = k > 0 adds
-  a Dense map of the window's last k target inputs (normalised when `normalize` is set), and of
-  the known lags at every target time (with data.lags), to the outputs. It starts at zero, so
-  it changes nothing until training moves it, or as a fitted ridge regression
-  (model.highway_init='ridge', `rnnjax.fitted_init.ridge_highway`). With `highway_columns='all'` it
-  reads the last `highway` steps of every input column as the data gives them (target, lags,
-  features, calendar; not normalised) and every known-future input at the target times, and is
-  added to the forecast after the normalisation's add-back: with highway = the window, the
-  linear baseline's own inputs (`rnnjax.linear_baseline.linear_design`).
-
-  The head says what each step's output is (`head`):
-    'point': one value per step, [B, S].
-    'quantile': the `quantiles` levels of each step, [B, S, Q], in increasing order by
-      construction: the 'head' Dense gives the location (the level nearest 0.5), a 'spread'
-      Dense gives Q - 1 gaps through a softplus, and the quantiles are the location plus the
-      cumulative gaps, shifted so that the location's own gap is zero.
-    'gaussian': a normal distribution per step, [B, S, 2] = (mean, scale): the 'head' Dense
-      gives the mean, a 'spread' Dense the scale through softplus plus SCALE_FLOOR, so the
-      scale is positive for any input.
-  The 'spread' Dense starts with a zero kernel and a bias that puts every window's spread at
-  `initial_scale`: the gaussian head's scale, and the quantile head's gaps those of a normal
-  with that standard deviation. rnnjax.train passes the spread of the seasonal-naive errors,
-  near the right size; softplus(0) = 0.69 scaled units is 30 times too wide for the
-  tutorial's series, and starting there (without dropout) the 80% intervals still held 87%
-  (quantile) and 90% (gaussian) of the validation targets after 30 epochs, against 74% and 77%
-  from the naive spread (docs/distributions.md).
-  Skip, normalisation and highway add to the location (the point forecast, the mean, or every
-  quantile shifted together), so each of them means the same under every head.
+      columns and lags and adds the target's back; 'last_scale' (RevIN) also divides by the
+      window's spread and multiplies it back.
+    skip_lags: one k per step adds the target input k steps before the window's end (0 is
+      persistence, season - step seasonal naive), replacing the normalisation's add-back.
+    highway: a Dense map of the last `highway` inputs (LSTNet's linear path): of the target,
+      normalised, and the known lags at the target times (highway_columns='target'), or of
+      every column as the data gives them and every known-future input ('all': the linear
+      baseline's inputs). It starts at zero, or as a ridge fit (`rnnjax.fitted_init`).
+  They add to the location, so each means the same under every head:
+    'point' [B, S]; 'quantile' [B, S, Q], increasing by construction (a location plus
+    softplus gaps); 'gaussian' [B, S, 2], (mean, scale) with scale > SCALE_FLOOR.
+  A probabilistic head's spread starts at `initial_scale` (the seasonal-naive errors' spread
+  in training; why, in docs/distributions.md).
 
   Attributes:
     cell: 'gru', 'lstm' or 'simple'.
@@ -133,25 +97,25 @@ class Forecaster(nn.Module):
     bias = spread_bias(self.head, self.quantiles, self.num_steps, self.initial_scale)
     return jnp.asarray(bias, dtype).reshape(shape)
 
-  def normalized(self, x_BTF, future_BSK=None):
+  def normalized(self, x_BWF, future_BSK=None):
     """The inputs as the layers read them, and what is added back to their output.
 
     Args: as `__call__`.
 
     Returns:
-      (x_BTF, future_BSK) after `normalize`; anchor_BS, what is added to every output ([B, S]
+      (x_BWF, future_BSK) after `normalize`; anchor_BS, what is added to every output ([B, S]
       or [B, 1]; None without skip or normalisation); scale_B1, what the network's output is
       multiplied by (normalize='last_scale'; else None).
     """
     anchor_BS = None
     if self.skip_lags:
-      anchor_BS = x_BTF[:, [-1 - lag for lag in self.skip_lags], 0]
+      anchor_BS = x_BWF[:, [-1 - lag for lag in self.skip_lags], 0]
     scale_B1 = None
     if self.normalize != 'none':
-      n = x_BTF.shape[-1] - self.num_known
-      values = x_BTF[..., :n]
+      n = x_BWF.shape[-1] - self.num_known
+      values = x_BWF[..., :n]
       ref_BF = jnp.mean(values, axis=1) if self.normalize == 'mean' else values[:, -1]
-      known_BTK = x_BTF[..., n:]
+      known_BWK = x_BWF[..., n:]
       anchor_B1 = ref_BF[:, :1]
       # Lags move with the target's reference (and 'last_scale' divides them by its spread).
       past_lag_F = np.arange(n) >= n - self.num_past_lags
@@ -159,60 +123,60 @@ class Forecaster(nn.Module):
       if self.num_past_lags or self.num_known_lags:
         ref_BF = jnp.where(past_lag_F[None, :], anchor_B1, ref_BF)
         shift_BK = jnp.where(known_lag_K[None, :], anchor_B1, 0.0)
-        known_BTK = known_BTK - shift_BK[:, None]
+        known_BWK = known_BWK - shift_BK[:, None]
         future_BSK = future_BSK - shift_BK[:, None]
       values = values - ref_BF[:, None]
       if self.normalize == 'last_scale':
-        spread_BF = jnp.std(x_BTF[..., :n], axis=1) + NORMALIZE_FLOOR
+        spread_BF = jnp.std(x_BWF[..., :n], axis=1) + NORMALIZE_FLOOR
         scale_B1 = spread_BF[:, :1]
         target_like_F = (np.arange(n) == 0) | past_lag_F
         values = values / jnp.where(target_like_F[None, :], scale_B1, spread_BF)[:, None]
         if self.num_known_lags:
           divide_BK = jnp.where(known_lag_K[None, :], scale_B1, 1.0)
-          known_BTK = known_BTK / divide_BK[:, None]
+          known_BWK = known_BWK / divide_BK[:, None]
           future_BSK = future_BSK / divide_BK[:, None]
-      x_BTF = jnp.concatenate([values, known_BTK], axis=-1)
+      x_BWF = jnp.concatenate([values, known_BWK], axis=-1)
       anchor_BS = anchor_B1 if anchor_BS is None else anchor_BS
-    return x_BTF, future_BSK, anchor_BS, scale_B1
+    return x_BWF, future_BSK, anchor_BS, scale_B1
 
-  def highway_design(self, x_BTF, future_BSK=None):
+  def highway_design(self, x_BWF, future_BSK=None):
     """(inputs [B, highway + S * known lags], offset [B, S], scale [B, 1]) of the linear path:
     its forecast is offset + scale * (inputs @ kernel + bias); what `rnnjax.train` fits a ridge
     regression to for model.highway_init='ridge'. With highway_columns='all' the scale is 1
     and the inputs are [B, highway * F + S * K], see `_highway_inputs`."""
-    raw_BTF, raw_BSK = x_BTF, future_BSK
-    x_BTF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
-    batch = x_BTF.shape[0]
+    raw_BWF, raw_BSK = x_BWF, future_BSK
+    x_BWF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BWF, future_BSK)
+    batch = x_BWF.shape[0]
     offset_BS = jnp.zeros((batch, self.num_steps)) if anchor_BS is None else jnp.broadcast_to(
         anchor_BS, (batch, self.num_steps))
     if self.highway_columns == 'all':
-      return self._highway_inputs(raw_BTF, raw_BSK), offset_BS, jnp.ones((batch, 1))
+      return self._highway_inputs(raw_BWF, raw_BSK), offset_BS, jnp.ones((batch, 1))
     scale_B1 = jnp.ones((batch, 1)) if scale_B1 is None else scale_B1
-    return self._highway_inputs(x_BTF, future_BSK), offset_BS, scale_B1
+    return self._highway_inputs(x_BWF, future_BSK), offset_BS, scale_B1
 
-  def _highway_inputs(self, x_BTF, future_BSK):
+  def _highway_inputs(self, x_BWF, future_BSK):
     """[B, highway + S * known lags]: the last `highway` target inputs, then the known lags at
     every target time (the target a season before it, with data.lags), as the layers see them.
     With highway_columns='all', [B, highway * F + S * K]: the last `highway` steps of every
     column, time-major, then every known-future input at every target time."""
-    batch = x_BTF.shape[0]
+    batch = x_BWF.shape[0]
     if self.highway_columns == 'all':
-      parts = [x_BTF[:, -self.highway:, :].reshape(batch, -1)]
+      parts = [x_BWF[:, -self.highway:, :].reshape(batch, -1)]
       if self.num_known:
         parts.append(future_BSK.reshape(batch, -1))
       return jnp.concatenate(parts, axis=-1)
-    inputs_BK = x_BTF[:, -self.highway:, 0]
+    inputs_BK = x_BWF[:, -self.highway:, 0]
     if not self.num_known_lags:
       return inputs_BK
     lags_BSL = future_BSK[..., :self.num_known_lags]
     return jnp.concatenate([inputs_BK, lags_BSL.reshape(lags_BSL.shape[0], -1)], axis=-1)
 
   @nn.compact
-  def __call__(self, x_BTF, future_BSK=None, *, train: bool = False, dropout_rate=None):
+  def __call__(self, x_BWF, future_BSK=None, *, train: bool = False, dropout_rate=None):
     """Forecasts `num_steps` values per window.
 
     Args:
-      x_BTF: [B, T, F] input windows; the target is column 0.
+      x_BWF: [B, W, F] input windows; the target is column 0.
       future_BSK: [B, num_steps, num_known] known-future inputs at the target times, or None
         when `num_known` is 0.
       train: apply dropout (needs a 'dropout' rng).
@@ -224,34 +188,39 @@ class Forecaster(nn.Module):
     """
     rate = self.dropout if dropout_rate is None else dropout_rate
     use_dropout = train and not (isinstance(rate, (int, float)) and rate == 0.0)
-    raw_BTF, raw_BSK = x_BTF, future_BSK
-    x_BTF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BTF, future_BSK)
-    fused = self.implementation == 'fused'
-    # The fused layers run time-major end to end: one transpose in, none between layers.
-    h = jnp.swapaxes(x_BTF, 0, 1) if fused else x_BTF
-    for i, size in enumerate(self.hidden_sizes):
-      if fused:
-        h = cells.FusedRNN(self.cell, size, self.activation, name=f'rnn_{i}')(h)
-      else:
-        h = nn.RNN(cells.stock_cell(self.cell, size, self.activation), unroll=self.unroll,
-                   name=f'rnn_{i}')(h)
-      if i == len(self.hidden_sizes) - 1:
-        h = h[-1] if fused else h[:, -1]  # only the last step feeds the head (Keras'
-        # return_sequences=False)
-      if use_dropout:
-        h = dropout(h, rate, self.make_rng('dropout'))
+    raw_BWF, raw_BSK = x_BWF, future_BSK
+    x_BWF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BWF, future_BSK)
+    last = len(self.hidden_sizes) - 1
+    if self.implementation == 'fused':  # time-major end to end: one transpose in, none between
+      h_WBH = jnp.swapaxes(x_BWF, 0, 1)
+      for i, size in enumerate(self.hidden_sizes):
+        h_WBH = cells.FusedRNN(self.cell, size, self.activation, name=f'rnn_{i}')(h_WBH)
+        if i < last and use_dropout:
+          h_WBH = dropout(h_WBH, rate, self.make_rng('dropout'))
+      h_BH = h_WBH[-1]  # only the last step feeds the head (Keras' return_sequences=False)
+    else:
+      h_BWH = x_BWF
+      for i, size in enumerate(self.hidden_sizes):
+        h_BWH = nn.RNN(cells.stock_cell(self.cell, size, self.activation), unroll=self.unroll,
+                       name=f'rnn_{i}')(h_BWH)
+        if i < last and use_dropout:
+          h_BWH = dropout(h_BWH, rate, self.make_rng('dropout'))
+      h_BH = h_BWH[:, -1]
+    if use_dropout:
+      h_BH = dropout(h_BH, rate, self.make_rng('dropout'))
+    h_BI = h_BH
     if self.num_known:
-      h = jnp.concatenate([h, future_BSK.reshape(future_BSK.shape[0], -1)], axis=-1)
-    out_BS = nn.Dense(self.num_steps, kernel_init=cells.KERNEL_INIT, name='head')(h)
+      h_BI = jnp.concatenate([h_BH, future_BSK.reshape(future_BSK.shape[0], -1)], axis=-1)
+    out_BS = nn.Dense(self.num_steps, kernel_init=cells.KERNEL_INIT, name='head')(h_BI)
     highway = nn.Dense(self.num_steps, kernel_init=nn.initializers.zeros_init(),
                        name='highway') if self.highway else None
     if highway and self.highway_columns == 'target':
-      out_BS = out_BS + highway(self._highway_inputs(x_BTF, future_BSK))
+      out_BS = out_BS + highway(self._highway_inputs(x_BWF, future_BSK))
     if scale_B1 is not None:
       out_BS = out_BS * scale_B1
     location_BS = out_BS if anchor_BS is None else out_BS + anchor_BS
     if highway and self.highway_columns == 'all':
-      location_BS = location_BS + highway(self._highway_inputs(raw_BTF, raw_BSK))
+      location_BS = location_BS + highway(self._highway_inputs(raw_BWF, raw_BSK))
     if self.head == 'point':
       return location_BS
     if self.head not in config_lib.HEADS:
@@ -260,9 +229,9 @@ class Forecaster(nn.Module):
       raise ValueError(f'the quantile head needs at least 2 levels, got {self.quantiles}')
     # The quantile head's gaps, or the gaussian head's scale: [B, S, count], unconstrained.
     count = len(self.quantiles) - 1 if self.head == 'quantile' else 1
-    raw = nn.Dense(self.num_steps * count, kernel_init=nn.initializers.zeros_init(),
-                   bias_init=self._spread_bias_init, name='spread')(h)
-    raw_BSC = raw.reshape(raw.shape[0], self.num_steps, count)
+    raw_BI = nn.Dense(self.num_steps * count, kernel_init=nn.initializers.zeros_init(),
+                      bias_init=self._spread_bias_init, name='spread')(h_BI)
+    raw_BSC = raw_BI.reshape(raw_BI.shape[0], self.num_steps, count)
     if self.head == 'quantile':
       return quantiles_from(location_BS, raw_BSC,
                             distributions.middle_index(self.quantiles))

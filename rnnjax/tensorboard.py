@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from rnnjax import checkpoint as ckpt_lib
+from rnnjax import errors
 from rnnjax import train as train_lib
 
 FOLDER = 'tensorboard'
@@ -139,7 +139,7 @@ class EventLog:
       if os.path.exists(tmp):
         os.remove(tmp)
       if isinstance(e, OSError):
-        raise ckpt_lib.write_error(self.path or tmp, e) from e
+        raise errors.write_error(self.path or tmp, e) from e
       raise
 
   def append(self, chunk: dict, first_epoch: int) -> None:
@@ -152,7 +152,7 @@ class EventLog:
       self._write_scalars(chunk, first_epoch)
       self._writer.flush()
     except OSError as e:
-      raise ckpt_lib.write_error(self.path, e) from e
+      raise errors.write_error(self.path, e) from e
 
   def close(self) -> None:
     if self._writer is not None:

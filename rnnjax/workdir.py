@@ -164,7 +164,7 @@ def make_workdir(workdir: str) -> None:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
-      raise ckpt_lib.write_error(workdir, e) from e
+      raise errors.write_error(workdir, e) from e
     parent = os.path.dirname(os.path.abspath(workdir))
     while not os.path.exists(parent):
       parent = os.path.dirname(parent)
