@@ -40,10 +40,11 @@ from rnnjax import ensemble
 from rnnjax import forecast
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
+from rnnjax import predict_checks
 from rnnjax import program as program_lib
-from rnnjax import run as run_lib
 from rnnjax import tensorboard
 from rnnjax import train as train_lib
+from rnnjax import training_loop
 from rnnjax import workdir as workdir_lib
 from rnnjax.sources import Series
 
@@ -122,9 +123,9 @@ def learning_rates(bt: Backtest) -> np.ndarray:
       max(batches))
 
 
-@run_lib.ends_in_a_message
+@training_loop.ends_in_a_message
 def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool = True,
-                 digits: int = forecast.DIGITS) -> dict:
+                 digits: int = predict_checks.DIGITS) -> dict:
   """Trains (or resumes) the backtest `config` describes and writes its files to `workdir`.
 
   backtest.csv's numbers have `digits` significant digits (`forecast.write_csv`).
@@ -137,11 +138,11 @@ def run_backtest(config, workdir: str, overwrite: bool = False, progress: bool =
       touched), or another process runs in `workdir` (rnnjax.workdir.lock).
     Diverged: every member diverged.
     Interrupted: SIGTERM/SIGINT; a checkpoint was saved first.
-      Outside the chunk loop they stop the run at once (`run.ends_in_a_message`).
+      Outside the chunk loop they stop the run at once (`training_loop.ends_in_a_message`).
     errors.WriteError: the disk refused a write (full); the last complete checkpoint is
       kept and no temporary file is left.
   """
-  forecast.check_digits(digits)
+  predict_checks.check_digits(digits)
   with workdir_lib.lock(workdir):  # before the folds are planned: a second run is refused at once
     return _run_backtest(config, workdir, overwrite, progress, digits)
 
@@ -163,8 +164,8 @@ def _run_backtest(config, workdir: str, overwrite: bool, progress: bool, digits:
             'members': members.records(),
             'origins': folds.origins.tolist()}
 
-  with run_lib.training(config, workdir, bt.program, seconds, progress, meta,
-                        learning_rates=learning_rates(bt)) as trained:
+  with training_loop.training(config, workdir, bt.program, seconds, progress, meta,
+                              learning_rates=learning_rates(bt)) as trained:
     start = time.perf_counter()
     state = trained.state
     params = devices.to_host(train_lib.final_params(

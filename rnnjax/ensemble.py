@@ -3,8 +3,8 @@
 `plan_members` turns `num_seeds` and `sweep` into a member plan: one seed and one set of
 hyper-parameters per member (member k uses seed `train.seed + k`), checked before anything
 compiles. `train_many` trains every member of a plan at once on one device; `rnnjax.program`
-splits the members over devices and chunks of epochs for `rnnjax.run`, and `rnnjax.evaluate`
-scores them. A single run (num_seeds=1, no sweep) has no plan.
+splits the members over devices and chunks of epochs for `rnnjax.training_loop`, and
+`rnnjax.evaluate` scores them. A single run (num_seeds=1, no sweep) has no plan.
 """
 from __future__ import annotations
 

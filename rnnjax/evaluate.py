@@ -171,7 +171,7 @@ def check_memory(config, data: dataset_lib.Dataset, num_members: int,
 def warm_up(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
   """Prepares the forecasting programs `evaluate` runs, by running them once on zeros.
 
-  `rnnjax.run` calls it in a helper thread while training runs: tracing, lowering and
+  `rnnjax.training_loop` calls it in a helper thread while training runs: tracing, lowering and
   compiling (or reading the compilation cache) then overlap the training, which leaves Python's
   lock free. The zero parameters are host arrays of the shapes and dtypes `evaluate` passes,
   so its calls find the programs in JAX's cache.

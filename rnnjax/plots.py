@@ -1,9 +1,9 @@
 """The tutorial's figures: the loss per epoch, and observed vs forecast values in the series' own
 units against the target time.
 
-Matplotlib is imported when a figure is first drawn (0.5 s), through `pyplot()`; `rnnjax.run`
-calls it in the background while training runs. The Agg backend writes files and never needs a
-display.
+Matplotlib is imported when a figure is first drawn (0.5 s), through `pyplot()`;
+`rnnjax.training_loop` calls it in the background while training runs. The Agg backend writes
+files and never needs a display.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ training data. The work is in `rnnjax.forecast`, tested there.
 """
 from absl import app, flags, logging
 
-from rnnjax import compile_cache, errors, forecast
+from rnnjax import compile_cache, errors, forecast, predict_checks
 from rnnjax.config import FILLS
 
 flags.DEFINE_string('workdir', None, 'A workdir written by scripts/train.py.')
@@ -34,8 +34,8 @@ flags.DEFINE_string('plot', None, 'Also draw the forecast of one series (--serie
                     'first) to this figure, in the format its extension names (.png, .pdf, .svg, '
                     '...): the last 500 targets at the longest lead and the forecast past the '
                     'data with its interval, the same zoomed on the end, and the RMSE by lead.')
-flags.DEFINE_integer('digits', forecast.DIGITS, 'Significant digits of each number in --out '
-                     '(17 writes every value exactly).')
+flags.DEFINE_integer('digits', predict_checks.DIGITS, 'Significant digits of each number in '
+                     '--out (17 writes every value exactly).')
 flags.DEFINE_bool('allow_unfinished', False, 'Forecast with the newest checkpoint of a run that '
                   'has not finished (stopped, or still training), with a warning.')
 flags.mark_flags_as_required(['workdir', 'csv', 'out'])

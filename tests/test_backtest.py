@@ -18,9 +18,9 @@ from rnnjax import backtest as backtest_lib
 from rnnjax import backtest_folds
 from rnnjax import backtest_report
 from rnnjax import data as data_lib
-from rnnjax import forecast
 from rnnjax import sources
 from rnnjax import train as train_lib
+from rnnjax import trained_run
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from rnnjax.sources import Series
@@ -293,7 +293,7 @@ def test_script_on_two_devices_equals_an_in_process_run_killed_and_resumed(tmp_p
            and value == pytest.approx(config.train.learning_rate, rel=1e-6)}
   assert len(rates) == 3, f'each fold member logs train.learning_rate: {resumed_log}'
   with pytest.raises(UserError, match='holds a backtest .*workdir of scripts/train.py'):
-    forecast.load_run(str(workdir))  # scripts/predict.py's first step
+    trained_run.load_run(str(workdir))  # scripts/predict.py's first step
 
 
 @pytest.mark.parametrize('extra, message', [

@@ -24,8 +24,8 @@ from conftest import (PYTHON, ROOT, Crashed, assert_same_run, assert_trees_equal
                       diverging_script, file_tree, finish_script, leaves_with_paths, script_env,
                       start_script, steps_per_epoch, tiny_config)
 from rnnjax import checkpoint as ckpt_lib
-from rnnjax import forecast
 from rnnjax import run as run_lib
+from rnnjax import trained_run
 from rnnjax.errors import Diverged, UserError
 
 TIMEOUT = 300  # seconds for a subprocess run; generous because others may share the machine
@@ -316,7 +316,7 @@ def test_early_stopping_stops_and_reports_the_best_epoch(tmp_path):
       f'val_mse_scaled={metrics["val_mse_scaled"]} is not the best epoch\'s val_loss '
       f'{val.min()} (last epoch\'s: {val[-1]}): the reported params are not the best ones')
 
-  trained = forecast.load_run(workdir)
+  trained = trained_run.load_run(workdir)
   assert_trees_equal(trained.params, state['best_params'], 'load_run params vs best_params')
   assert not all(np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(state['params']), jax.tree.leaves(state['best_params']), strict=True)), (

@@ -12,7 +12,7 @@ import pytest
 from conftest import PYTHON, ROOT, read_events, script_env, tiny_config
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
-from rnnjax import ensemble, forecast, run, train
+from rnnjax import ensemble, forecast, run, train, trained_run
 from rnnjax import program as program_lib
 from rnnjax.errors import UserError
 
@@ -107,9 +107,9 @@ def test_ensemble_workdir_metrics_plots_and_predict(tmp_path):
 
   # The ensemble forecast is the members' mean: recompute it from each extracted member.
   d = data_lib.prepare(config.data)
-  frames = [forecast.forecast_frame(forecast.load_run(workdir, member=k), d.timestamps,
+  frames = [forecast.forecast_frame(trained_run.load_run(workdir, member=k), d.timestamps,
                                     d.values_TF) for k in range(3)]
-  whole = forecast.forecast_frame(forecast.load_run(workdir), d.timestamps, d.values_TF)
+  whole = forecast.forecast_frame(trained_run.load_run(workdir), d.timestamps, d.values_TF)
   mean = np.mean([f['forecast'] for f in frames], axis=0)
   np.testing.assert_allclose(whole['forecast'], mean, rtol=1e-5, atol=1e-5)
   assert {'forecast_std', 'forecast_q0.1', 'forecast_q0.9'} <= set(whole.columns)

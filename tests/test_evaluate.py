@@ -81,7 +81,7 @@ def test_forecasts_of_the_wrong_shape_are_refused():
 
 @pytest.mark.parametrize('num_seeds', [1, 3])
 def test_warm_up_prepares_every_program_evaluate_runs(num_seeds, monkeypatch, tmp_path):
-  """The forecasting programs are traced and compiled while training runs (rnnjax.run starts
+  """The forecasting programs are traced and compiled while training runs (rnnjax.training_loop starts
   evaluate.warm_up in a helper thread): evaluate must then find all of them in JAX's cache."""
   from rnnjax import run as run_lib
   seen = {}

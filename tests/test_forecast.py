@@ -20,7 +20,9 @@ from conftest import (PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script
                       tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
+from rnnjax import predict_checks
 from rnnjax import run as run_lib
+from rnnjax import trained_run
 from rnnjax.sources import synthetic_series
 from rnnjax.errors import UserError
 
@@ -252,7 +254,7 @@ def test_restore_noise_is_silenced_but_not_other_errors(files, caplog, monkeypat
   monkeypatch.setattr(sys, 'unraisablehook', hook)
   with caplog.at_level(logging.WARNING):
     for _ in range(3):  # the noise comes from racing threads: not every restore makes it
-      run = forecast.load_run(files['truncated'])
+      run = trained_run.load_run(files['truncated'])
       assert run.epochs_done == EPOCHS - 1, f'restored epoch {run.epochs_done}'
   loop_closed = [u for u in unraisable if 'Event loop is closed' in str(u.exc_value)]
   assert not loop_closed, f'{len(loop_closed)} "Event loop is closed" errors reached the hook'
@@ -263,16 +265,16 @@ def test_restore_noise_is_silenced_but_not_other_errors(files, caplog, monkeypat
   assert sys.unraisablehook is hook, 'the unraisable hook was not put back'
 
   other = type('Unraisable', (), {'exc_value': ValueError('other')})()
-  with forecast._quiet_restore():  # pylint: disable=protected-access
+  with trained_run._quiet_restore():  # pylint: disable=protected-access
     sys.unraisablehook(other)
   assert unraisable and unraisable[-1] is other, 'an unrelated unraisable exception was swallowed'
 
 
 def test_alive_members_refuses_an_ensemble_that_all_diverged():
-  np.testing.assert_array_equal(forecast.alive_members([True, False, True], 'w'),
+  np.testing.assert_array_equal(trained_run.alive_members([True, False, True], 'w'),
                                 [False, True, False])
   with pytest.raises(UserError) as raised:
-    forecast.alive_members(np.array([True, True, True]), 'runs/w')
+    trained_run.alive_members(np.array([True, True, True]), 'runs/w')
   message = str(raised.value)
   assert raised.value.exit_code == 2
   for words in ("'runs/w'", 'every member', 'diverged', 'no member to forecast with',
@@ -295,9 +297,9 @@ def test_load_run_refuses_an_ensemble_that_all_diverged(files, monkeypatch, tmp_
 
 
 def test_check_paths_refuses_an_unwritable_out_folder(files, monkeypatch, tmp_path):
-  monkeypatch.setattr(forecast.os, 'access', lambda path, mode: False)
+  monkeypatch.setattr(predict_checks.os, 'access', lambda path, mode: False)
   with pytest.raises(UserError, match='is not writable'):
-    forecast.check_paths(files['series'], str(tmp_path / 'out.csv'))
+    predict_checks.check_paths(files['series'], str(tmp_path / 'out.csv'))
 
 
 def test_missing_csv_is_refused_before_loading_the_run(tmp_path):

@@ -24,6 +24,7 @@ from rnnjax import metrics
 from rnnjax import models
 from rnnjax import seasons
 from rnnjax import train
+from rnnjax import trained_run
 from rnnjax import windows
 from rnnjax.errors import UserError
 
@@ -351,14 +352,14 @@ def test_train_then_predict_with_auto_lags_and_season_through_the_scripts(tmp_pa
   # The validation windows' forecasts score what the run scored: the same lag inputs.
   with open(os.path.join(workdir, 'metrics.json')) as f:
     val_rmse = json.load(f)['val_rmse']
-  config = forecast.load_run(workdir).config
+  config = trained_run.load_run(workdir).config
   d = data_lib.prepare(config.data)
   val = frame[frame['input_end'].isin(d.timestamps[d.val_starts + window - 1])]
   assert len(val) == len(d.val_starts)
   assert metrics.rmse(val['forecast'], val['actual']) == pytest.approx(val_rmse, rel=1e-4), (
       'predict.py forecasts the validation windows otherwise than the run did')
 
-  run = forecast.load_run(workdir)
+  run = trained_run.load_run(workdir)
   with pytest.raises(UserError, match=r'100 points.*24 after the 168 points.*data\.lags'):
     forecast.forecast_frame(run, times[:100], values[:100, None])
 

@@ -20,6 +20,7 @@ from rnnjax import models
 from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
+from rnnjax import trained_run
 from rnnjax import windows
 from rnnjax.config import override
 from rnnjax.errors import UserError
@@ -273,7 +274,7 @@ def levers_run(tmp_path_factory):
 def test_a_run_with_every_lever_forecasts_past_its_data_with_the_calendar(levers_run):
   config, workdir, results = levers_run
   data = data_lib.prepare(config.data)
-  frame = forecast.forecast_frame(forecast.load_run(workdir), data.timestamps, data.values_TF)
+  frame = forecast.forecast_frame(trained_run.load_run(workdir), data.timestamps, data.values_TF)
   val = frame.iloc[data.val_starts]
   assert metrics.rmse(val['forecast'], val['actual']) == pytest.approx(results['val_rmse'],
                                                                         abs=1e-3), (
@@ -285,7 +286,7 @@ def test_a_run_with_every_lever_forecasts_past_its_data_with_the_calendar(levers
   assert (ahead['target_time'].diff().iloc[1:] == step).all()
   assert ahead['target_time'].iloc[0] == data.timestamps[-1] + step
   # Same values, clock moved by 6 hours: the calendar inputs change, so must the forecasts.
-  shifted = forecast.forecast_frame(forecast.load_run(workdir),
+  shifted = forecast.forecast_frame(trained_run.load_run(workdir),
                                     data.timestamps + pd.Timedelta(hours=6), data.values_TF)
   assert not np.allclose(shifted['forecast'], frame['forecast']), (
       'forecasts do not depend on the calendar of the timestamps')

@@ -19,9 +19,9 @@ import pytest
 from conftest import PYTHON, file_tree, finish_script, start_script, tiny_config
 from rnnjax import backtest as backtest_lib
 from rnnjax import data as data_lib
-from rnnjax import forecast
 from rnnjax import program as program_lib
 from rnnjax import run as run_lib
+from rnnjax import trained_run
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from test_checkpoint import _train_cmd
@@ -107,7 +107,7 @@ def test_the_first_run_finishes_complete_and_lets_go_of_the_workdir(two_runs):
 def test_predict_reads_a_workdir_that_another_process_holds(two_runs):
   workdir = str(two_runs[0])
   with workdir_lib.lock(workdir, command='the next run'):
-    run = forecast.load_run(workdir)  # what scripts/predict.py reads; it takes no lock
+    run = trained_run.load_run(workdir)  # what scripts/predict.py reads; it takes no lock
   assert run.finished and run.epochs_done == EPOCHS, (
       f'load_run on a held, finished workdir read epochs_done={run.epochs_done}, '
       f'finished={run.finished}')

@@ -20,7 +20,9 @@ from pandas.tseries.frequencies import to_offset
 from conftest import PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script_env, tiny_config
 from rnnjax import data as data_lib
 from rnnjax import forecast
+from rnnjax import predict_checks
 from rnnjax import run as run_lib
+from rnnjax import trained_run as trained_run_lib
 from rnnjax.errors import UserError
 from rnnjax.sources import synthetic_series
 
@@ -51,7 +53,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained_run(files):
-  return forecast.load_run(str(files['workdir']))
+  return trained_run_lib.load_run(str(files['workdir']))
 
 
 def _trees(*folders):
@@ -165,9 +167,9 @@ def test_plot_format_matplotlib_cannot_write_is_refused_naming_the_formats(files
 
 def test_plot_format_is_read_from_the_extension_in_any_case(files, tmp_path):
   for name in ('figure.PDF', 'figure.svg', 'figure'):  # no extension: matplotlib's default
-    forecast.check_plot(str(tmp_path / name), str(tmp_path / 'forecast.csv'))
+    predict_checks.check_plot(str(tmp_path / name), str(tmp_path / 'forecast.csv'))
   with pytest.raises(UserError, match="'TXT'"):
-    forecast.check_plot(str(tmp_path / 'figure.TXT'), str(tmp_path / 'forecast.csv'))
+    predict_checks.check_plot(str(tmp_path / 'figure.TXT'), str(tmp_path / 'forecast.csv'))
 
 
 def test_good_out_and_plot_still_write_the_forecast_and_the_figure(files, tmp_path):
@@ -216,7 +218,7 @@ def test_run_saved_without_a_step_forecasts_any_step(files, tmp_path):
                                   'QS-JAN'])
 def test_time_step_gives_back_the_timestamps_it_was_taken_from(freq):
   times = pd.date_range('2024-01-01', periods=40, freq=freq)
-  step = forecast.time_step(times)
+  step = trained_run_lib.time_step(times)
   rebuilt = pd.date_range(times[0], periods=len(times), freq=step)
   assert (rebuilt == times).all(), f'time_step of a {freq!r} series is {step!r}, another grid'
 
@@ -224,9 +226,9 @@ def test_time_step_gives_back_the_timestamps_it_was_taken_from(freq):
 def test_check_step_reads_a_calendar_step_from_the_calendar(trained_run):
   months = dataclasses.replace(trained_run, steps={'': 'MS'})
   # April to July: the most common gap is 30 days, yet these are month starts.
-  forecast.check_step(months, pd.date_range('2025-04-01', periods=4, freq='MS'))
+  trained_run_lib.check_step(months, pd.date_range('2025-04-01', periods=4, freq='MS'))
   with pytest.raises(UserError, match='steps by ME'):
-    forecast.check_step(months, pd.date_range('2025-04-30', periods=4, freq='ME'))
+    trained_run_lib.check_step(months, pd.date_range('2025-04-30', periods=4, freq='ME'))
 
 
 def test_each_series_of_a_panel_records_and_is_checked_against_its_own_step(trained_run,
@@ -246,9 +248,9 @@ def test_each_series_of_a_panel_records_and_is_checked_against_its_own_step(trai
   assert steps == {'a': to_offset('1h'), 'b': to_offset('30min')}, (
       f'the checkpoint meta does not record each series\' own step: {steps}')
   run = dataclasses.replace(trained_run, steps={one['id']: one['step'] for one in saved})
-  forecast.check_step(run, half_hourly, 'b')
+  trained_run_lib.check_step(run, half_hourly, 'b')
   with pytest.raises(UserError, match="series 'a' steps by 30min"):
-    forecast.check_step(run, half_hourly, 'a')
+    trained_run_lib.check_step(run, half_hourly, 'a')
 
 
 # scripts/predict.py, one case per kind of refusal, all at once (the others are checked in-process

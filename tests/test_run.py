@@ -24,6 +24,8 @@ from rnnjax import program as program_lib
 from rnnjax import run as run_lib
 from rnnjax import sources
 from rnnjax import train as train_lib
+from rnnjax import trained_run
+from rnnjax import training_loop
 from test_linear_baseline import _reference_forecast
 
 TIMINGS = ('compile_seconds', 'train_seconds_this_process', 'seconds')
@@ -59,7 +61,7 @@ def series(finished):
 @pytest.fixture(scope='module')
 def frame(finished, series):
   """forecast_frame of the reloaded workdir over the run's own series."""
-  return forecast.forecast_frame(forecast.load_run(finished[1]), *series)
+  return forecast.forecast_frame(trained_run.load_run(finished[1]), *series)
 
 
 def _split(config, n_points):
@@ -282,9 +284,9 @@ def test_divergence_message_advises_only_what_is_not_already_set(tmp_path):
   history = {'loss': [np.array([0.5, np.nan], np.float32)],
              'val_loss': [np.array([0.4, np.nan], np.float32)]}
   checkpointer = types.SimpleNamespace(steps=lambda: [1])
-  off = run_lib._divergence_message(tiny_config(), str(tmp_path), history, checkpointer)
+  off = training_loop._divergence_message(tiny_config(), str(tmp_path), history, checkpointer)
   assert 'non-finite at epoch 2' in off and 'skip_nonfinite_updates=True' in off, off
-  on = run_lib._divergence_message(tiny_config(**{'train.skip_nonfinite_updates': True}),
+  on = training_loop._divergence_message(tiny_config(**{'train.skip_nonfinite_updates': True}),
                                    str(tmp_path), history, checkpointer)
   assert 'skip_nonfinite_updates=True' not in on and 'already on' in on, on
   assert 'learning_rate' in on and 'epoch 1' in on, on
