@@ -1,6 +1,7 @@
 """Shared test settings (loud shape errors, a small fast config) and the helpers several test
 files use: scripts in subprocesses, crashes after a checkpoint, tree comparisons, a resumed run
-against an uninterrupted one, event files read back, other spellings of a file."""
+against an uninterrupted one, event files read back, other spellings of a file, a train.py command
+line, a small long-format panel, and the linear baseline solved by NumPy."""
 import os
 import sys
 
@@ -12,6 +13,8 @@ if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
                              + ' --xla_backend_optimization_level=0').strip()
 
 import jax  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+import pandas as pd  # pylint: disable=wrong-import-position
 import pytest  # pylint: disable=wrong-import-position
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -245,7 +248,6 @@ def crash_after_checkpoint(monkeypatch, epoch: int) -> None:
 
 def leaves_with_paths(tree):
   """[(keystr path, NumPy leaf)] of `tree`, in its flattening order."""
-  import numpy as np
   return [(jax.tree_util.keystr(path), np.asarray(leaf))
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
@@ -253,7 +255,6 @@ def leaves_with_paths(tree):
 def assert_trees_equal(actual, expected, what):
   """Asserts two pytrees have the same leaves (paths) with bit-identical values, naming the
   differing ones."""
-  import numpy as np
   a, e = dict(leaves_with_paths(actual)), dict(leaves_with_paths(expected))
   assert a.keys() == e.keys(), f'{what}: leaves differ: {sorted(a.keys() ^ e.keys())}'
   differing = [k for k in a if not np.array_equal(a[k], e[k])]
@@ -263,7 +264,6 @@ def assert_trees_equal(actual, expected, what):
 
 def assert_trees_close(actual, expected, what, rtol, atol):
   """Asserts two pytrees have the same leaves (paths) and values within rtol/atol."""
-  import numpy as np
   a, e = leaves_with_paths(actual), leaves_with_paths(expected)
   assert [p for p, _ in a] == [p for p, _ in e], f'{what}: the trees differ'
   for (path, x), (_, y) in zip(a, e, strict=True):
@@ -275,8 +275,6 @@ def assert_same_run(resumed, reference, what):
   bit-identical parameters and state, metrics (timings aside), history.csv to the byte, and
   event files holding the same scalars in one file."""
   import json
-  import numpy as np
-  import pandas as pd
   from rnnjax import checkpoint as ckpt_lib
   state, meta = ckpt_lib.load_for_inference(resumed)
   ref_state, ref_meta = ckpt_lib.load_for_inference(reference)
@@ -334,3 +332,97 @@ def other_spelling(path, spelling):
   elif spelling == 'hard_link':
     os.link(path, name)
   return name
+
+
+# A train.py command line of the tutorial shrunk to seconds, checkpointing every 2 epochs of 12.
+TRAIN_EPOCHS, TRAIN_CHECKPOINT_EVERY = 12, 2
+TRAIN_ARGS = ['--config', 'configs/seed_gru.py', '--config.data.synthetic.num_days=30',
+              '--config.model.hidden_sizes=(8,8)', f'--config.train.epochs={TRAIN_EPOCHS}',
+              f'--config.train.checkpoint_every={TRAIN_CHECKPOINT_EVERY}']
+
+
+def train_cmd(workdir, *extra):
+  """The command that runs scripts/train.py with TRAIN_ARGS (and `extra`) into `workdir`."""
+  return [PYTHON, os.path.join(ROOT, 'scripts', 'train.py'), '--workdir', str(workdir),
+          *TRAIN_ARGS, *extra]
+
+
+# The linear baseline by NumPy alone: the reference rnnjax.linear_baseline is tested against.
+LINEAR_ALPHA = 0.1  # rnnjax.linear_baseline.LINEAR_ALPHA, restated so the check is independent
+
+
+def loop_design(data, starts):
+  """(inputs [N, P], last scaled target [N], scaled targets [N, S]) by a loop over the windows:
+  every column of the window, then the known-future columns at each target time."""
+  steps, known = np.asarray(data.steps), data.num_known
+  rows, lasts, targets = [], [], []
+  for s in np.asarray(starts):
+    end = s + data.window - 1  # the last input
+    future = data.scaled_TF[end + steps, data.num_features - known:] if known else []
+    rows.append(np.concatenate([np.ravel(data.scaled_TF[s:end + 1]), np.ravel(future)]))
+    lasts.append(data.scaled_TF[end, 0])
+    targets.append(data.scaled_TF[end + steps, 0])
+  return (np.array(rows, np.float64), np.array(lasts, np.float64),
+          np.array(targets, np.float64))
+
+
+def ridge_solve(x, y, alpha):
+  """Closed-form ridge with an unpenalised intercept (as scikit-learn): (w [P, S], b [S])."""
+  mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
+  xc = x - mean_x
+  w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - mean_y))
+  return w, mean_y - mean_x @ w
+
+
+def linear_reference_forecast(data, fit_starts, starts):
+  """[N, S] the linear baseline by NumPy: fitted on `fit_starts`, in the series' units."""
+  x, last, y = loop_design(data, fit_starts)
+  w, b = ridge_solve(x, y - last[:, None], LINEAR_ALPHA)
+  x_eval, last_eval, _ = loop_design(data, starts)
+  scaled = x_eval @ w + b + last_eval[:, None]
+  out = np.empty_like(scaled)
+  for i, series in enumerate(data.series_index(starts)):
+    out[i] = data.target_scalers[series].inverse_transform(scaled[i][:, None])[:, 0]
+  return out
+
+
+# A small panel of three series (one too short for any window) in one long-format CSV.
+PANEL_WINDOW, PANEL_HORIZON, PANEL_SEASON = 8, 4, 6
+PANEL_LENGTHS = {'a': 120, 'b': 90, 'short': 10}  # 'short' holds no training and validation window
+
+
+def panel_csv(directory, future_rows=PANEL_HORIZON, shuffle=True) -> str:
+  """A long-format CSV: series, time, load (target), temp (past only), price (known ahead).
+
+  Each series starts at its own time; `future_rows` rows after its last load carry only the
+  price. Rows are shuffled: the reader must sort each series by time itself.
+  """
+  rng = np.random.RandomState(0)
+  frames = []
+  for k, (name, n) in enumerate(PANEL_LENGTHS.items()):
+    total = n + future_rows
+    t = np.arange(total)
+    price = np.cos(t / 3.0 + k)
+    load = (5 * np.sin(2 * np.pi * t / PANEL_SEASON + k) + 2 * price + rng.normal(0, 0.2, total)
+            + 10 * k)
+    temp = rng.normal(20, 3, total)
+    load[n:], temp[n:] = np.nan, np.nan
+    frames.append(pd.DataFrame({
+        'series': name, 'time': pd.date_range(f'2025-01-0{k + 1} 0{k}:00', periods=total,
+                                               freq='h'),
+        'load': load, 'temp': temp, 'price': price}))
+  frame = pd.concat(frames, ignore_index=True)
+  if shuffle:
+    frame = frame.sample(frac=1.0, random_state=1)
+  path = os.path.join(str(directory), 'panel.csv')
+  frame.to_csv(path, index=False)
+  return path
+
+
+def panel_config(path, **overrides):
+  """tiny_config reading `panel_csv`'s file: multi-step, a past-only and a known-future input."""
+  return tiny_config(**{
+      'data.source': 'csv', 'data.path': path, 'data.target': 'load', 'data.features': ('temp',),
+      'data.future_features': ('price',), 'data.id_column': 'series', 'data.window': PANEL_WINDOW,
+      'data.horizon': PANEL_HORIZON, 'data.multi_step': True, 'data.season': PANEL_SEASON,
+      'model.hidden_sizes': (4,), **overrides})

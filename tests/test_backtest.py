@@ -13,7 +13,8 @@ import pytest
 from sklearn import preprocessing
 
 from conftest import (ROOT, Crashed, assert_trees_close, checkpoint_steps, crash_after_checkpoint,
-                      file_tree, read_events, script_env, tiny_config)
+                      file_tree, linear_reference_forecast, read_events, script_env,
+                      tiny_config)
 from rnnjax import backtest as backtest_lib
 from rnnjax import backtest_folds
 from rnnjax import backtest_report
@@ -25,7 +26,6 @@ from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
 from rnnjax.sources import Series
 
-from test_linear_baseline import _reference_forecast
 
 WINDOW, HORIZON = 24, 13
 
@@ -202,7 +202,7 @@ def test_each_folds_linear_baseline_is_fitted_on_that_folds_training_windows(tra
   for k, (dataset, starts) in enumerate(zip(bt.folds.datasets, bt.folds.test_starts,
                                             strict=True)):
     assert dataset.train_starts[-1] + WINDOW - 1 + HORIZON < bt.folds.origins[k, 0]
-    want = _reference_forecast(dataset, dataset.train_starts, starts)
+    want = linear_reference_forecast(dataset, dataset.train_starts, starts)
     rows = frame[(frame['fold'] == k) & (frame['seed'] == 0)]
     np.testing.assert_allclose(rows['linear'].to_numpy(), want.reshape(-1), rtol=1e-7,
                                err_msg=f'fold {k}: the linear baseline is not its own ridge')
@@ -234,7 +234,7 @@ def test_without_refit_every_fold_scores_the_model_of_the_first_folds_data(tmp_p
       data.target_scalers[0].inverse_transform(np.asarray(forecast)).reshape(-1),
       rtol=1e-4, atol=1e-4, err_msg='the last fold is not forecast by the first fold\'s model')
   assert len({f['train_windows'] for f in results['folds']}) == 1
-  linear = _reference_forecast(bt.folds.datasets[0], bt.folds.datasets[0].train_starts,
+  linear = linear_reference_forecast(bt.folds.datasets[0], bt.folds.datasets[0].train_starts,
                                bt.folds.test_starts[last])
   np.testing.assert_allclose(frame[frame['fold'] == last]['linear'].to_numpy(),
                              linear.reshape(-1), rtol=1e-7,

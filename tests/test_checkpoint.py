@@ -19,10 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import (PYTHON, ROOT, Crashed, assert_same_run, assert_trees_equal,
+from conftest import (Crashed, ROOT, TRAIN_CHECKPOINT_EVERY, TRAIN_EPOCHS,
+                      assert_same_run, assert_trees_equal,
                       checkpoint_steps, crash_after_checkpoint, diverge_from_step,
                       diverging_script, file_tree, finish_script, leaves_with_paths, script_env,
-                      start_script, steps_per_epoch, tiny_config)
+                      start_script, steps_per_epoch, tiny_config, train_cmd)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import run as run_lib
 from rnnjax import trained_run
@@ -30,20 +31,9 @@ from rnnjax.errors import Diverged, UserError
 
 TIMEOUT = 300  # seconds for a subprocess run; generous because others may share the machine
 POLL_TIMEOUT = 120  # seconds to wait for a checkpoint to appear
-EPOCHS = 12
-CHECKPOINT_EVERY = 2
+EPOCHS, CHECKPOINT_EVERY = TRAIN_EPOCHS, TRAIN_CHECKPOINT_EVERY
 # The tutorial config shrunk so a run takes seconds but still spans six checkpoint chunks,
 # leaving time to kill it in the middle.
-TRAIN_ARGS = ['--config', 'configs/seed_gru.py', '--config.data.synthetic.num_days=30',
-              '--config.model.hidden_sizes=(8,8)', f'--config.train.epochs={EPOCHS}',
-              f'--config.train.checkpoint_every={CHECKPOINT_EVERY}']
-
-
-def _train_cmd(workdir, *extra):
-  return [PYTHON, os.path.join(ROOT, 'scripts', 'train.py'), '--workdir', str(workdir),
-          *TRAIN_ARGS, *extra]
-
-
 def _run_to_completion(cmd, log_dir, name):
   code, _, stderr = finish_script(start_script(cmd, log_dir, name))
   assert code == 0, f'{name}: train.py exited with {code}:\n{stderr[-3000:]}'
@@ -75,13 +65,13 @@ def uninterrupted(tmp_path_factory, compile_cache):
   """The subprocess run of TRAIN_ARGS, left alone from start to finish."""
   directory = tmp_path_factory.mktemp('uninterrupted')
   workdir = directory / 'w'
-  _run_to_completion(_train_cmd(workdir), str(directory), 'uninterrupted')
+  _run_to_completion(train_cmd(workdir), str(directory), 'uninterrupted')
   return str(workdir)
 
 
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   workdir = tmp_path / 'w'
-  proc = start_script(_train_cmd(workdir), str(tmp_path), 'killed')
+  proc = start_script(train_cmd(workdir), str(tmp_path), 'killed')
   step = _wait_for_step(proc, workdir, 2 * CHECKPOINT_EVERY)
   proc.send_signal(signal.SIGKILL)
   code, _, stderr = finish_script(proc)
@@ -93,7 +83,7 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
       'resumed')
 
   _, kept_meta = ckpt_lib.load_for_inference(str(workdir))
-  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
+  _run_to_completion(train_cmd(workdir), str(tmp_path), 'resumed')
   assert_same_run(str(workdir), uninterrupted, 'killed at a checkpoint >= '
                    f'{2 * CHECKPOINT_EVERY} and re-run')
   metrics = json.loads(_read(str(workdir / 'metrics.json')))
@@ -107,7 +97,7 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
 
 def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, uninterrupted):
   workdir = tmp_path / 'w'
-  proc = start_script(_train_cmd(workdir), str(tmp_path), 'terminated')
+  proc = start_script(train_cmd(workdir), str(tmp_path), 'terminated')
   _wait_for_step(proc, workdir, 1)
   proc.send_signal(signal.SIGTERM)
   code, _, stderr = finish_script(proc)
@@ -128,7 +118,7 @@ def test_sigterm_saves_exits_143_and_rerun_equals_uninterrupted_run(tmp_path, un
       f'the newest usable checkpoint is epoch {meta["epochs_done"]}, not {stopped_at}')
   assert not (workdir / 'metrics.json').exists(), 'an interrupted run wrote metrics.json'
 
-  _run_to_completion(_train_cmd(workdir), str(tmp_path), 'resumed')
+  _run_to_completion(train_cmd(workdir), str(tmp_path), 'resumed')
   assert_same_run(str(workdir), uninterrupted, 'SIGTERM then re-run')
 
 
@@ -366,7 +356,7 @@ def test_second_ctrl_c_stops_at_once_without_waiting_for_the_chunk(tmp_path):
   waiting for the chunk and says what is kept (here, before the first checkpoint: nothing)."""
   workdir = tmp_path / 'w'
   # One 1000-epoch chunk before the first checkpoint (over ten seconds here) to interrupt.
-  proc = start_script(_train_cmd(workdir, '--config.train.epochs=2000',
+  proc = start_script(train_cmd(workdir, '--config.train.epochs=2000',
                            '--config.train.checkpoint_every=1000'), str(tmp_path), 'interrupted')
   deadline = time.monotonic() + POLL_TIMEOUT
   while '0/2000' not in _read(proc.logs[1]):  # the progress bar: training has begun

@@ -5,55 +5,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import tiny_config
+from conftest import (PANEL_HORIZON, PANEL_SEASON, linear_reference_forecast, loop_design,
+                      panel_config, panel_csv, ridge_solve, tiny_config)
 from rnnjax import data as data_lib
 from rnnjax import evaluate as evaluate_lib
 from rnnjax import linear_baseline
 from rnnjax import metrics
 from rnnjax import windows
 from rnnjax.sources import Series
-from test_problems import HORIZON, SEASON, _config, _panel
-
-
-def _loop_design(data, starts):
-  """(inputs [N, P], last scaled target [N], scaled targets [N, S]) by a loop over the windows:
-  every column of the window, then the known-future columns at each target time."""
-  steps, known = np.asarray(data.steps), data.num_known
-  rows, lasts, targets = [], [], []
-  for s in np.asarray(starts):
-    end = s + data.window - 1  # the last input
-    future = data.scaled_TF[end + steps, data.num_features - known:] if known else []
-    rows.append(np.concatenate([np.ravel(data.scaled_TF[s:end + 1]), np.ravel(future)]))
-    lasts.append(data.scaled_TF[end, 0])
-    targets.append(data.scaled_TF[end + steps, 0])
-  return (np.array(rows, np.float64), np.array(lasts, np.float64),
-          np.array(targets, np.float64))
-
-
-def _ridge(x, y, alpha):
-  """Closed-form ridge with an unpenalised intercept (as scikit-learn): (w [P, S], b [S])."""
-  mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
-  xc = x - mean_x
-  w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - mean_y))
-  return w, mean_y - mean_x @ w
-
-
-def _reference_forecast(data, fit_starts, starts):
-  """[N, S] the linear baseline by NumPy: fitted on `fit_starts`, in the series' units."""
-  x, last, y = _loop_design(data, fit_starts)
-  w, b = _ridge(x, y - last[:, None], linear_baseline.LINEAR_ALPHA)
-  x_eval, last_eval, _ = _loop_design(data, starts)
-  scaled = x_eval @ w + b + last_eval[:, None]
-  out = np.empty_like(scaled)
-  for i, series in enumerate(data.series_index(starts)):
-    out[i] = data.target_scalers[series].inverse_transform(scaled[i][:, None])[:, 0]
-  return out
 
 
 @pytest.fixture(scope='module')
 def panel(tmp_path_factory):
   """2 series, 4 steps, a past-only and a known-future feature, and the hour of day."""
-  config = _config(_panel(tmp_path_factory.mktemp('panel')),
+  config = panel_config(panel_csv(tmp_path_factory.mktemp('panel')),
                    **{'data.calendar': ('hour_of_day',)})
   return config, data_lib.prepare(config.data)
 
@@ -62,14 +27,14 @@ def test_linear_baseline_equals_a_closed_form_ridge_on_windows_gathered_by_a_loo
   config, data = panel
   assert data.num_known == 3 and data.num_features == 5, 'price and the hour: 3 known inputs'
   starts = data.val_starts
-  want = _reference_forecast(data, data.train_starts, starts)
+  want = linear_reference_forecast(data, data.train_starts, starts)
   linear = linear_baseline.fit_linear(data)
   assert linear.fit_windows == len(data.train_starts)
-  got = metrics.baseline_forecasts(data, starts, SEASON, linear)['linear']
+  got = metrics.baseline_forecasts(data, starts, PANEL_SEASON, linear)['linear']
   np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7,
                              err_msg='the linear baseline differs from the NumPy ridge solve')
   true = data.targets(starts)
-  scores = metrics.forecast_metrics(data, starts, true + 1.0, SEASON, 'val', linear)
+  scores = metrics.forecast_metrics(data, starts, true + 1.0, PANEL_SEASON, 'val', linear)
   rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))  # noqa: E731
   assert scores['baseline_linear_rmse'] == pytest.approx(rmse(want, true), rel=1e-7)
   assert scores['baseline_linear_mae'] == pytest.approx(np.mean(np.abs(want - true)), rel=1e-7)
@@ -146,8 +111,8 @@ def test_the_fit_is_capped_at_evenly_spaced_windows_of_every_series():
   assert linear.fit_windows == cap
   chosen = data.train_starts[np.round(np.linspace(0, len(data.train_starts) - 1, cap)).astype(int)]
   assert set(data.series_index(chosen)) == {0, 1, 2}
-  x, last, y = _loop_design(data, chosen)
-  w, b = _ridge(x, y - last[:, None], linear_baseline.LINEAR_ALPHA)
+  x, last, y = loop_design(data, chosen)
+  w, b = ridge_solve(x, y - last[:, None], linear_baseline.LINEAR_ALPHA)
   np.testing.assert_allclose(linear.ridge.coef_.reshape(w.T.shape), w.T, rtol=1e-6, atol=1e-8,
                              err_msg='the capped fit is not the ridge of the evenly spaced windows')
   np.testing.assert_allclose(np.ravel(linear.ridge.intercept_), b, rtol=1e-6, atol=1e-8)
@@ -178,12 +143,12 @@ def test_one_fit_serves_every_scored_part_under_its_own_prefix(panel, monkeypatc
     assert key in results, f'{key} missing from {sorted(results)}'
   assert all('baseline_linear_rmse' in entry for entry in results['per_step'])
   assert all('baseline_linear_rmse' in entry for entry in results['per_series'].values())
-  assert len(panels['lead']['baseline_linear_rmse']) == HORIZON
+  assert len(panels['lead']['baseline_linear_rmse']) == PANEL_HORIZON
   linear = fit(data)
   starts = data.val_starts
   forecast = data.targets(starts) + 1.0
-  val = metrics.forecast_metrics(data, starts, forecast, SEASON, 'val', linear)
-  test = metrics.forecast_metrics(data, starts, forecast, SEASON, 'test', linear)
+  val = metrics.forecast_metrics(data, starts, forecast, PANEL_SEASON, 'val', linear)
+  test = metrics.forecast_metrics(data, starts, forecast, PANEL_SEASON, 'test', linear)
   assert len(fits) == 1, 'forecast_metrics refitted a fit it was given'
   renamed = {k.replace('val_', 'test_'): v for k, v in val.items() if k not in
              ('per_step', 'per_series')}

@@ -16,7 +16,7 @@ import jax
 import pandas as pd
 import pytest
 
-from conftest import PYTHON, file_tree, finish_script, start_script, tiny_config
+from conftest import PYTHON, file_tree, finish_script, start_script, tiny_config, train_cmd
 from rnnjax import backtest as backtest_lib
 from rnnjax import data as data_lib
 from rnnjax import program as program_lib
@@ -24,7 +24,6 @@ from rnnjax import run as run_lib
 from rnnjax import trained_run
 from rnnjax import workdir as workdir_lib
 from rnnjax.errors import UserError
-from test_checkpoint import _train_cmd
 
 POLL_TIMEOUT = 120  # seconds for a subprocess to take the lock; others may share the machine
 EPOCHS = 2  # the first run is held by SIGSTOP, not by its length
@@ -66,13 +65,13 @@ def two_runs(tmp_path_factory):
   """
   directory = tmp_path_factory.mktemp('two_runs')
   workdir = directory / 'w'
-  first = start_script(_train_cmd(workdir, f'--config.train.epochs={EPOCHS}'), str(directory),
+  first = start_script(train_cmd(workdir, f'--config.train.epochs={EPOCHS}'), str(directory),
                        'first')
   holder = _wait_for_lock(first, workdir)
   first.send_signal(signal.SIGSTOP)
   try:
     before = file_tree(workdir)
-    second = finish_script(start_script(_train_cmd(workdir, f'--config.train.epochs={EPOCHS}'),
+    second = finish_script(start_script(train_cmd(workdir, f'--config.train.epochs={EPOCHS}'),
                                         str(directory), 'second'))
     after = file_tree(workdir)
   finally:

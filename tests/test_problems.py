@@ -4,7 +4,6 @@ scikit-learn, and a run with all of them killed, resumed and forecast past its d
 import json
 import logging
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +12,9 @@ import pandas as pd
 import pytest
 from sklearn import preprocessing
 
-from conftest import Crashed, assert_same_run, checkpoint_steps, crash_after_checkpoint, tiny_config
+from conftest import (PANEL_HORIZON, PANEL_LENGTHS, PANEL_SEASON, PANEL_WINDOW, Crashed,
+                      assert_same_run, checkpoint_steps, crash_after_checkpoint, panel_config,
+                      panel_csv, tiny_config)
 from rnnjax import config as config_lib
 from rnnjax import config_checks
 from rnnjax import data as data_lib
@@ -26,35 +27,7 @@ from rnnjax import train
 from rnnjax import windows
 from rnnjax.errors import UserError
 
-WINDOW, HORIZON, SEASON = 8, 4, 6
-LENGTHS = {'a': 120, 'b': 90, 'short': 10}  # 'short' holds no training and validation window
-
-
-def _panel(directory, future_rows=HORIZON, shuffle=True) -> str:
-  """A long-format CSV: series, time, load (target), temp (past only), price (known ahead).
-
-  Each series starts at its own time; `future_rows` rows after its last load carry only the
-  price. Rows are shuffled: the reader must sort each series by time itself.
-  """
-  rng = np.random.RandomState(0)
-  frames = []
-  for k, (name, n) in enumerate(LENGTHS.items()):
-    total = n + future_rows
-    t = np.arange(total)
-    price = np.cos(t / 3.0 + k)
-    load = 5 * np.sin(2 * np.pi * t / SEASON + k) + 2 * price + rng.normal(0, 0.2, total) + 10 * k
-    temp = rng.normal(20, 3, total)
-    load[n:], temp[n:] = np.nan, np.nan
-    frames.append(pd.DataFrame({
-        'series': name, 'time': pd.date_range(f'2025-01-0{k + 1} 0{k}:00', periods=total,
-                                               freq='h'),
-        'load': load, 'temp': temp, 'price': price}))
-  frame = pd.concat(frames, ignore_index=True)
-  if shuffle:
-    frame = frame.sample(frac=1.0, random_state=1)
-  path = os.path.join(str(directory), 'panel.csv')
-  frame.to_csv(path, index=False)
-  return path
+WINDOW, HORIZON, SEASON, LENGTHS = PANEL_WINDOW, PANEL_HORIZON, PANEL_SEASON, PANEL_LENGTHS
 
 
 def _observed(path, name):
@@ -64,18 +37,10 @@ def _observed(path, name):
   return frame[frame['load'].notna()][['load', 'temp', 'price']].to_numpy(np.float64)
 
 
-def _config(path, **overrides):
-  return tiny_config(**{
-      'data.source': 'csv', 'data.path': path, 'data.target': 'load', 'data.features': ('temp',),
-      'data.future_features': ('price',), 'data.id_column': 'series', 'data.window': WINDOW,
-      'data.horizon': HORIZON, 'data.multi_step': True, 'data.season': SEASON,
-      'model.hidden_sizes': (4,), **overrides})
-
-
 @pytest.fixture(scope='module')
 def panel(tmp_path_factory):
-  path = _panel(tmp_path_factory.mktemp('panel'))
-  config = _config(path)
+  path = panel_csv(tmp_path_factory.mktemp('panel'))
+  config = panel_config(path)
   config_checks.validate(config)
   return path, config, data_lib.prepare(config.data)
 
@@ -167,7 +132,7 @@ def test_per_step_and_per_series_scores_and_baselines_match_numpy(panel):
 
 
 def test_a_season_reaching_before_a_series_start_names_the_series(tmp_path):
-  config = _config(_panel(tmp_path), **{'data.season': 60, 'data.val_fraction': 0.5})
+  config = panel_config(panel_csv(tmp_path), **{'data.season': 60, 'data.val_fraction': 0.5})
   data = data_lib.prepare(config.data)
   with pytest.raises(UserError, match="series 'b'"):
     metrics.baseline_forecasts(data, data.val_starts, 60)
@@ -189,7 +154,7 @@ def test_multi_step_with_horizon_1_equals_the_single_step_model():
 def test_future_inputs_at_the_target_times_reach_the_forecast_and_nothing_later_does(tmp_path):
   """The leak test: the forecast reads the known-future columns at its target times, and no
   value after its last target, nor any past-only value after its last input."""
-  config = _config(_panel(tmp_path), **{'data.calendar': ('hour_of_day',)})
+  config = panel_config(panel_csv(tmp_path), **{'data.calendar': ('hour_of_day',)})
   model = models.from_config(config)
   assert model.num_known == 3 and model.num_steps == HORIZON  # price, hour sin, hour cos
   series = np.random.RandomState(2).normal(size=(60, 5)).astype(np.float32)
@@ -222,8 +187,8 @@ def test_future_inputs_at_the_target_times_reach_the_forecast_and_nothing_later_
 def panel_run(tmp_path_factory):
   """An ensemble of 3 trained to the end: 4 steps of 2 series, a future feature, the calendar."""
   directory = tmp_path_factory.mktemp('panel_run')
-  path = _panel(directory)
-  config = _config(path, **{'data.calendar': ('hour_of_day',), 'num_seeds': 3,
+  path = panel_csv(directory)
+  config = panel_config(path, **{'data.calendar': ('hour_of_day',), 'num_seeds': 3,
                             'train.epochs': 6, 'train.checkpoint_every': 2})
   workdir = str(directory / 'reference')
   run_lib.train_and_evaluate(config, workdir, progress=False)
@@ -262,7 +227,7 @@ def test_multi_step_panel_calendar_ensemble_killed_and_resumed_then_forecast(pan
   frame = pd.read_csv(out, dtype={'series': str}, parse_dates=['input_end', 'target_time'])
   assert list(frame.columns[:6]) == ['series', 'input_end', 'step', 'target_time', 'forecast',
                                      'forecast_std'], list(frame.columns)
-  data = data_lib.prepare(_config(path).data)
+  data = data_lib.prepare(panel_config(path).data)
   for i, name in enumerate(data.series_ids):
     rows = frame[frame['series'] == name]
     n = LENGTHS[name]
@@ -311,7 +276,7 @@ def test_a_swept_ensemble_with_early_stopping_and_a_diverging_member_on_every_ne
     tmp_path):
   """Sweeps, early stopping and divergence on multi-step windows of several series with future
   inputs: the member whose learning rate overflows is left out, the others are scored."""
-  config = _config(_panel(tmp_path), **{
+  config = panel_config(panel_csv(tmp_path), **{
       'data.calendar': ('day_of_week',), 'num_seeds': 3, 'train.epochs': 6,
       'train.early_stopping_patience': 1, 'train.learning_rate': 0.05})
   # Member 2's first Adam update moves its parameters by 1e30: its forecast squared overflows

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import Crashed, crash_after_checkpoint, read_events, tiny_config
+from conftest import (Crashed, crash_after_checkpoint, linear_reference_forecast, read_events,
+                      tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -26,7 +27,6 @@ from rnnjax import sources
 from rnnjax import train as train_lib
 from rnnjax import trained_run
 from rnnjax import training_loop
-from test_linear_baseline import _reference_forecast
 
 TIMINGS = ('compile_seconds', 'train_seconds_this_process', 'seconds')
 
@@ -158,7 +158,7 @@ def test_linear_baseline_in_metrics_json_is_the_ridge_of_the_training_windows(fi
   (tests/test_linear_baseline.py), fitted on all of them."""
   config, _, metrics = finished
   data = data_lib.prepare(config.data)
-  want = _reference_forecast(data, data.train_starts, data.val_starts)
+  want = linear_reference_forecast(data, data.train_starts, data.val_starts)
   true = data.targets(data.val_starts)
   assert metrics['baseline_linear_rmse'] == pytest.approx(
       np.sqrt(np.mean((want - true) ** 2)), rel=1e-7)
