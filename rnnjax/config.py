@@ -175,6 +175,25 @@ def default_config() -> ml_collections.ConfigDict:
   # the same program. 0: all of a device's members on GPU/TPU, one at a time on CPU.
   c.ensemble_vmap_size = 0
 
+  # scripts/search.py: an Optuna study whose trials train as the members of one program
+  # (rnnjax.search). Each trial trains one model with seed train.seed; its score is its best
+  # validation loss (the test part is never read).
+  c.search = ml_collections.ConfigDict()
+  # What to search, a tuple of (key, kind, ...): (key, 'log', low, high) or (key, 'uniform',
+  # low, high) for a hyper-parameter members can vary (SWEEPABLE), (key, 'choice', v1, v2, ...)
+  # for any other key; trials that share the other choices train in one program. () searches
+  # rnnjax.search_space.default_space(config).
+  c.search.space = ml_collections.FieldReference((), field_type=tuple)
+  c.search.trials = 64                # trials in the study
+  c.search.members = 16               # trials asked together and trained as one program
+  # Rungs: a trial is judged after min_epochs, min_epochs * eta, min_epochs * eta^2, ... epochs
+  # (0: train.epochs // eta^2); the pruner keeps about the best 1/eta at each.
+  c.search.eta = 3
+  c.search.min_epochs = 0
+  c.search.pruner = 'successive_halving'  # 'successive_halving', 'hyperband' or 'none'
+  c.search.sampler = 'tpe'            # 'tpe' (Optuna's TPESampler) or 'random'
+  c.search.seed = 0                   # the sampler's seed
+
   c.lock()
   return c
 

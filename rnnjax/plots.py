@@ -285,3 +285,53 @@ def plot_backtest(folds: list[dict], path: str) -> None:
     ax.set_xticks(x)
     ax.legend(loc='upper left')
   _save(fig, path)
+
+
+def plot_search(curves: list, frame, params, path: str) -> None:
+  """A search: each trial's validation loss per epoch (pruned ones grey, ending in an x; the
+  best in black), and the best validation loss of the completed trials against each searched
+  value.
+
+  Args:
+    curves: (trial number, [val_loss per epoch, None where not finite], Optuna state name).
+    frame: search.csv's table (`rnnjax.search_report.table`).
+    params: the searched keys (`rnnjax.search_space.Param`).
+  """
+  plt = pyplot()
+  n = len(params)
+  fig, axes = plt.subplots(1, n + 1, figsize=(5 + 3 * n, 4), squeeze=False)
+  axes = axes[0]
+  done = frame[frame['state'] == 'COMPLETE']
+  best = int(done.loc[done['value'].idxmin(), 'trial']) if len(done) else None
+  for number, curve, state in curves:
+    y = np.array([np.nan if v is None else v for v in curve], np.float64)
+    x = np.arange(1, len(y) + 1)
+    if number == best:
+      axes[0].plot(x, y, color='black', lw=2, zorder=3, label=f'best: trial {number}')
+    elif state == 'PRUNED':
+      axes[0].plot(x, y, color='0.6', lw=0.8)
+      if len(y):
+        axes[0].plot(x[-1], y[-1], 'x', color='0.4', ms=4)
+    else:
+      axes[0].plot(x, y, lw=0.8)
+  axes[0].set(title='Validation loss per trial (x: pruned)', xlabel='Epoch',
+              ylabel='Validation loss (scaled)')
+  if any(v is not None and v > 0 for _, curve, _ in curves for v in curve):
+    axes[0].set_yscale('log')
+  if best is not None:
+    axes[0].legend(loc='upper right')
+  for ax, p in zip(axes[1:], params, strict=True):
+    if p.kind == 'choice':
+      labels = list(p.labels())
+      ax.scatter([labels.index(v) for v in done[p.key]], done['value'], s=12)
+      ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=7)
+    else:
+      ax.scatter(done[p.key], done['value'], s=12)
+      if p.kind == 'log':
+        ax.set_xscale('log')
+    ax.set(xlabel=p.key, title='Completed trials')
+    if len(done) and (done['value'] > 0).all():
+      ax.set_yscale('log')
+  axes[1 if n else 0].set_ylabel('Best validation loss')
+  fig.tight_layout()
+  _save(fig, path)
