@@ -202,6 +202,16 @@ def test_enqueued_trials_train_as_given_and_no_pruner_trains_every_epoch(tmp_pat
   assert summary['rungs'] == [1]
 
 
+def test_hyperband_stops_trials_only_at_rungs(tmp_path):
+  config = search_config(**{'search.trials': 4, 'search.pruner': 'hyperband',
+                            'search.space': SPACE[:2]})
+  summary = search.run_search(config, str(tmp_path / 'w'), progress=False)
+  frame = pd.read_csv(tmp_path / 'w' / 'search.csv')
+  assert set(frame['epochs']) <= {1, 3, 9}, f'trials stopped after {set(frame.epochs)} epochs'
+  assert summary['states'].get('COMPLETE', 0) >= 1
+  assert summary['member_epochs'] == frame['epochs'].sum()
+
+
 def test_rungs_follow_eta_and_chunks_divide_them():
   config = tiny_config(**{'train.epochs': 30, 'search.eta': 3})
   assert search_space.rungs(config) == (3, 9, 27, 30)
