@@ -289,8 +289,8 @@ def plot_backtest(folds: list[dict], path: str) -> None:
 
 def plot_search(curves: list, frame, params, path: str) -> None:
   """A search: each trial's validation loss per epoch (pruned ones grey, ending in an x; the
-  best in black), and the best validation loss of the completed trials against each searched
-  value.
+  best in black), and each trial's best validation loss against each searched value
+  (completed trials as dots, pruned ones as grey x at their loss when stopped).
 
   Args:
     curves: (trial number, [val_loss per epoch, None where not finite], Optuna state name).
@@ -303,8 +303,11 @@ def plot_search(curves: list, frame, params, path: str) -> None:
   axes = axes[0]
   done = frame[frame['state'] == 'COMPLETE']
   best = int(done.loc[done['value'].idxmin(), 'trial']) if len(done) else None
+  lowest = {}  # trial -> its best validation loss so far
   for number, curve, state in curves:
     y = np.array([np.nan if v is None else v for v in curve], np.float64)
+    if np.isfinite(y).any():
+      lowest[number] = np.nanmin(y)
     x = np.arange(1, len(y) + 1)
     if number == best:
       axes[0].plot(x, y, color='black', lw=2, zorder=3, label=f'best: trial {number}')
@@ -316,22 +319,29 @@ def plot_search(curves: list, frame, params, path: str) -> None:
       axes[0].plot(x, y, lw=0.8)
   axes[0].set(title='Validation loss per trial (x: pruned)', xlabel='Epoch',
               ylabel='Validation loss (scaled)')
-  if any(v is not None and v > 0 for _, curve, _ in curves for v in curve):
+  positive = [v for v in lowest.values() if v > 0]
+  if positive and len(positive) == len(lowest):
     axes[0].set_yscale('log')
   if best is not None:
     axes[0].legend(loc='upper right')
+  rows = frame[frame['trial'].isin(list(lowest))]
+  loss = rows['trial'].map(lowest)
+  ended = rows['state'] == 'COMPLETE'
   for ax, p in zip(axes[1:], params, strict=True):
+    x = rows[p.key]
     if p.kind == 'choice':
       labels = list(p.labels())
-      ax.scatter([labels.index(v) for v in done[p.key]], done['value'], s=12)
+      x = x.map(labels.index)
       ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=7)
-    else:
-      ax.scatter(done[p.key], done['value'], s=12)
-      if p.kind == 'log':
-        ax.set_xscale('log')
-    ax.set(xlabel=p.key, title='Completed trials')
-    if len(done) and (done['value'] > 0).all():
+    elif p.kind == 'log':
+      ax.set_xscale('log')
+      ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.scatter(x[~ended], loss[~ended], marker='x', color='0.5', s=14, label='pruned')
+    ax.scatter(x[ended], loss[ended], s=14, label='completed')
+    ax.set(xlabel=p.key, title='Best validation loss')
+    if positive and len(positive) == len(lowest):
       ax.set_yscale('log')
-  axes[1 if n else 0].set_ylabel('Best validation loss')
+  if n:
+    axes[1].legend(loc='upper right', fontsize=8)
   fig.tight_layout()
   _save(fig, path)
