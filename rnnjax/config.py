@@ -190,7 +190,10 @@ def default_config() -> ml_collections.ConfigDict:
   # (0: train.epochs // eta^2); the pruner keeps about the best 1/eta at each.
   c.search.eta = 3
   c.search.min_epochs = 0
-  c.search.pruner = 'successive_halving'  # 'successive_halving', 'hyperband' or 'none'
+  # 'successive_halving' (the best 1/eta of every value reported at a rung go on,
+  # rnnjax.search_pruner), 'asha' (Optuna's asynchronous SuccessiveHalvingPruner),
+  # 'hyperband' (Optuna's HyperbandPruner) or 'none'.
+  c.search.pruner = 'successive_halving'
   c.search.sampler = 'tpe'            # 'tpe' (Optuna's TPESampler) or 'random'
   c.search.seed = 0                   # the sampler's seed
 

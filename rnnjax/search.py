@@ -87,7 +87,9 @@ def make_sampler(search, batch: int):
 
 
 def make_pruner(config):
-  """Optuna's pruner for `search.pruner`, its first rung `search_space.min_epochs`."""
+  """The pruner for `search.pruner`, its first rung `search_space.min_epochs`: successive
+  halving of the trials at each rung (`rnnjax.search_pruner`), Optuna's asynchronous successive
+  halving or Hyperband, or none."""
   ot = optuna()
   s = config.search
   if s.pruner == 'none':
@@ -96,8 +98,11 @@ def make_pruner(config):
   if s.pruner == 'hyperband':
     return ot.pruners.HyperbandPruner(min_resource=first, max_resource=config.train.epochs,
                                       reduction_factor=s.eta)
-  return ot.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=s.eta,
-                                            min_early_stopping_rate=0)
+  if s.pruner == 'asha':
+    return ot.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=s.eta,
+                                              min_early_stopping_rate=0)
+  from rnnjax import search_pruner  # pylint: disable=import-outside-toplevel
+  return search_pruner.SynchronousHalvingPruner(first, s.eta)
 
 
 def check(config, storage: str | None = None):

@@ -177,16 +177,17 @@ class Batches:
     trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
     values = {n: best_so_far(history[n]) for n in alive}
     last = epoch == self.config.train.epochs
-    kept = []
-    for n in alive:
-      if trials[n].state.is_finished():
-        continue
-      trial = ot.trial.Trial(self.study, trials[n]._trial_id)  # pylint: disable=protected-access
-      if last:
+    live = {n: ot.trial.Trial(self.study, trials[n]._trial_id)  # pylint: disable=protected-access
+            for n in alive if not trials[n].state.is_finished()}
+    if last:
+      for n, trial in live.items():
         self._end(trial, history[n], seconds[n], values[n])
-        continue
+      return []
+    for n, trial in live.items():  # every member reports before any is judged
       if epoch not in trials[n].intermediate_values:
         trial.report(values[n], epoch)
+    kept = []
+    for n, trial in live.items():
       recorded = decisions.setdefault(str(n), {})
       if str(epoch) not in recorded:
         recorded[str(epoch)] = bool(trial.should_prune())

@@ -27,7 +27,7 @@ MEMBER_KEYS = {'train.learning_rate': 'learning_rate', 'train.weight_decay': 'we
 assert set(MEMBER_KEYS.values()) == set(config_lib.SWEEPABLE)
 RANGES = ('log', 'uniform')
 KINDS = RANGES + ('choice',)
-PRUNERS = ('successive_halving', 'hyperband', 'none')
+PRUNERS = ('successive_halving', 'asha', 'hyperband', 'none')
 SAMPLERS = ('tpe', 'random')
 # Keys (or sections, ending in '.') that define the task, its data, its scoring or the run's
 # bookkeeping: a trial that changed one would answer another question, or score on another scale.

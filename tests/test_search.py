@@ -64,11 +64,20 @@ def test_trials_are_pruned_at_the_rungs_and_the_best_run_repeats_the_best_trial(
   assert set(pruned['epochs']) <= {1, 3}, f'pruned trials stopped after {set(pruned.epochs)}'
   assert (frame.loc[frame['state'] == 'COMPLETE', 'epochs'] == 9).all()
   assert summary['member_epochs'] == frame['epochs'].sum() < 8 * 9
-  # Optuna's successive halving always lets the best trial at a rung go on.
+  # Successive halving: a trial goes on from a rung when its value there is among the best
+  # third of every value reported there when it was judged (earlier batches, earlier programs
+  # of its batch, and its own program's members).
+  order = frame.groupby(['batch', 'model.hidden_sizes'])['trial'].transform('min')
   for e in (1, 3):
     reached = frame.dropna(subset=[f'val_loss_at_{e}'])
-    best = reached.loc[reached[f'val_loss_at_{e}'].idxmin()]
-    assert best['epochs'] > e, f'the best trial at rung {e} (trial {best.trial}) was stopped'
+    for _, t in reached.iterrows():
+      before = reached[(reached['batch'] < t['batch']) | ((reached['batch'] == t['batch'])
+                                                         & (order[reached.index] <= order[t.name]))]
+      values = np.sort(before[f'val_loss_at_{e}'].to_numpy())
+      threshold = values[max(1, len(values) // 3) - 1]
+      assert (t['epochs'] > e) == (t[f'val_loss_at_{e}'] <= threshold), (
+          f'trial {t.trial} at rung {e}: value {t[f"val_loss_at_{e}"]}, best third of '
+          f'{values} ends at {threshold}, trained {t.epochs} epochs')
   complete = frame[frame['state'] == 'COMPLETE']
   assert summary['best_trial'] == int(complete.loc[complete['value'].idxmin(), 'trial'])
   assert summary['val_loss'] == pytest.approx(complete['value'].min(), rel=1e-12)
@@ -210,6 +219,24 @@ def test_hyperband_stops_trials_only_at_rungs(tmp_path):
   assert set(frame['epochs']) <= {1, 3, 9}, f'trials stopped after {set(frame.epochs)} epochs'
   assert summary['states'].get('COMPLETE', 0) >= 1
   assert summary['member_epochs'] == frame['epochs'].sum()
+
+
+def test_the_pruner_keeps_the_best_third_at_rungs_only():
+  from rnnjax import search_pruner
+  pruner = search_pruner.SynchronousHalvingPruner(min_resource=2, reduction_factor=3)
+  study = optuna.create_study(pruner=pruner)
+  dist = {'x': optuna.distributions.FloatDistribution(0, 1)}
+  for i, v in enumerate([0.5, 0.1, 0.9, 0.3, 0.7, 0.2]):
+    study.add_trial(optuna.trial.create_trial(params={'x': i / 10}, distributions=dist,
+                                              value=v, intermediate_values={2: v, 3: v}))
+  decide = lambda v, step: pruner.prune(study, optuna.trial.create_trial(
+      state=optuna.trial.TrialState.RUNNING, params={'x': 0.0}, distributions=dist,
+      intermediate_values={step: v}))
+  # Rung 2 holds 6 values: the best 6 // 3 = 2 (0.1, 0.2) go on.
+  assert [pruner.is_rung(s) for s in (1, 2, 3, 6, 18)] == [False, True, False, True, True]
+  assert not decide(0.2, 2) and decide(0.3, 2)
+  assert not decide(0.95, 3), 'step 3 is no rung'
+  assert decide(float('nan'), 2)
 
 
 def test_rungs_follow_eta_and_chunks_divide_them():
