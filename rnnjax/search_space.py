@@ -15,6 +15,7 @@ comparable.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 
 from rnnjax import config as config_lib
@@ -99,6 +100,10 @@ def _leaf_keys(config, prefix: str = '') -> list[str]:
   return keys
 
 
+def _fixed(key: str) -> bool:
+  return any(key == f or (f.endswith('.') and key.startswith(f)) for f in FIXED)
+
+
 def parse(config) -> tuple[Param, ...]:
   """`search.space` (or `default_space`) as Params, every entry checked.
 
@@ -117,11 +122,12 @@ def parse(config) -> tuple[Param, ...]:
                       "('model.hidden_sizes', 'choice', (32,), (64, 64)).")
     key, kind, values = entry[0], entry[1], tuple(entry[2:])
     if not _config_has(config, key):
-      close = [k for k in _leaf_keys(config) if k.split('.')[-1] == key.split('.')[-1]]
+      searchable = [k for k in _leaf_keys(config) if not _fixed(k)]
+      close = ([k for k in searchable if k.split('.')[-1] == key.split('.')[-1]]
+               or difflib.get_close_matches(key, searchable, n=1))
       raise UserError(f'search.space: {key!r} is not a config key'
                       + (f' (did you mean {close[0]!r}?)' if close else '') + '.')
-    fixed = [f for f in FIXED if key == f or (f.endswith('.') and key.startswith(f))]
-    if fixed:
+    if _fixed(key):
       raise UserError(f'search.space: {key!r} cannot be searched: it fixes the task, its data '
                       'or how trials are scored, so trials differing in it would not be '
                       'comparable. Searchable: model.*, train.* hyper-parameters, data.window, '
