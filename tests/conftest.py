@@ -29,15 +29,20 @@ def compile_cache(tmp_path_factory):
 
   Tests build fresh closures and start fresh script processes, so the same small programs would
   be compiled again and again (seconds each on CPU); the cache holds compiled code only, and it
-  starts empty every session.
+  starts empty every session. Under pytest-xdist every worker has a temporary folder of its
+  own inside the session's: the cache lives in the session's, so a program one worker compiled
+  is read by the other (most test files train the same tiny shapes).
   """
   from jax.experimental.compilation_cache import compilation_cache
   from rnnjax import compile_cache as compile_cache_lib
   previous = (jax.config.jax_compilation_cache_dir,
               jax.config.jax_persistent_cache_min_compile_time_secs)
   jax.config.update('jax_compilation_cache_dir', None)
+  session_temp = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    session_temp = session_temp.parent
   path = compile_cache_lib.enable(
-      {compile_cache_lib.ENV_VAR: str(tmp_path_factory.getbasetemp() / 'jax_compilation_cache')})
+      {compile_cache_lib.ENV_VAR: str(session_temp / 'jax_compilation_cache')})
   compilation_cache.reset_cache()
   _CACHE['dir'] = path
   yield path
