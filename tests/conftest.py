@@ -71,6 +71,34 @@ def config():
   return tiny_config()
 
 
+FINISHED_EPOCHS = 3  # tiny_config's epochs; the finished run keeps a checkpoint of each
+
+
+@pytest.fixture(scope='session')
+def finished_tiny_run(tmp_path_factory, compile_cache):
+  """A finished in-process run of tiny_config that kept the checkpoint of every epoch:
+  (workdir, config, metrics). Trained once per test process for the files that read such a
+  run; use `copy_of_run` for a workdir of your own, never change this one."""
+  import copy
+  from rnnjax import run as run_lib
+  del compile_cache  # trained after the session's cache is set up
+  workdir = str(tmp_path_factory.mktemp('finished_tiny_run') / 'w')
+  config = tiny_config(**{'train.max_to_keep': FINISHED_EPOCHS})
+  assert config.train.epochs == FINISHED_EPOCHS
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  return workdir, config, copy.deepcopy(metrics)
+
+
+def copy_of_run(run, destination):
+  """(workdir, config, metrics) of a copy of `run` (a `finished_tiny_run`) at `destination`,
+  with a config and metrics of its own."""
+  import copy
+  import shutil
+  source, config, metrics = run
+  shutil.copytree(source, str(destination))
+  return str(destination), config.copy_and_resolve_references(), copy.deepcopy(metrics)
+
+
 def file_tree(directory):
   """{relative path: bytes} of every file under `directory`: compare two to see what changed."""
   out = {}

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (Crashed, ROOT, TRAIN_CHECKPOINT_EVERY, TRAIN_EPOCHS,
                       assert_same_run, assert_trees_equal,
-                      checkpoint_steps, crash_after_checkpoint, diverge_from_step,
+                      checkpoint_steps, copy_of_run, crash_after_checkpoint, diverge_from_step,
                       diverging_script, file_tree, finish_script, leaves_with_paths, script_env,
                       start_script, steps_per_epoch, tiny_config, train_cmd)
 from rnnjax import checkpoint as ckpt_lib
@@ -144,11 +144,11 @@ def test_ensemble_resumed_after_a_crash_equals_uninterrupted_ensemble(tmp_path, 
 
 
 @pytest.fixture(scope='module')
-def three_checkpoints(tmp_path_factory):
-  """A finished 3-epoch run that kept a checkpoint after every epoch."""
-  workdir = str(tmp_path_factory.mktemp('three_checkpoints') / 'w')
-  config = tiny_config(**{'train.max_to_keep': 3})
-  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+def three_checkpoints(tmp_path_factory, finished_tiny_run):
+  """A finished 3-epoch run that kept a checkpoint after every epoch (a copy of the session's)."""
+  workdir, config, metrics = copy_of_run(
+      finished_tiny_run, tmp_path_factory.mktemp('three_checkpoints') / 'w')
+  assert config.train.epochs == 3 and config.train.max_to_keep == 3
   assert checkpoint_steps(workdir) == [1, 2, 3], f'checkpoints/ holds {checkpoint_steps(workdir)}'
   state, _ = ckpt_lib.load_for_inference(workdir)
   return workdir, config, metrics, state
