@@ -29,15 +29,20 @@ def compile_cache(tmp_path_factory):
 
   Tests build fresh closures and start fresh script processes, so the same small programs would
   be compiled again and again (seconds each on CPU); the cache holds compiled code only, and it
-  starts empty every session.
+  starts empty every session. Under pytest-xdist every worker has a temporary folder of its
+  own inside the session's: the cache lives in the session's, so a program one worker compiled
+  is read by the other (most test files train the same tiny shapes).
   """
   from jax.experimental.compilation_cache import compilation_cache
   from rnnjax import compile_cache as compile_cache_lib
   previous = (jax.config.jax_compilation_cache_dir,
               jax.config.jax_persistent_cache_min_compile_time_secs)
   jax.config.update('jax_compilation_cache_dir', None)
+  session_temp = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    session_temp = session_temp.parent
   path = compile_cache_lib.enable(
-      {compile_cache_lib.ENV_VAR: str(tmp_path_factory.getbasetemp() / 'jax_compilation_cache')})
+      {compile_cache_lib.ENV_VAR: str(session_temp / 'jax_compilation_cache')})
   compilation_cache.reset_cache()
   _CACHE['dir'] = path
   yield path
@@ -64,6 +69,34 @@ def tiny_config(**overrides):
 @pytest.fixture
 def config():
   return tiny_config()
+
+
+FINISHED_EPOCHS = 3  # tiny_config's epochs; the finished run keeps a checkpoint of each
+
+
+@pytest.fixture(scope='session')
+def finished_tiny_run(tmp_path_factory, compile_cache):
+  """A finished in-process run of tiny_config that kept the checkpoint of every epoch:
+  (workdir, config, metrics). Trained once per test process for the files that read such a
+  run; use `copy_of_run` for a workdir of your own, never change this one."""
+  import copy
+  from rnnjax import run as run_lib
+  del compile_cache  # trained after the session's cache is set up
+  workdir = str(tmp_path_factory.mktemp('finished_tiny_run') / 'w')
+  config = tiny_config(**{'train.max_to_keep': FINISHED_EPOCHS})
+  assert config.train.epochs == FINISHED_EPOCHS
+  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+  return workdir, config, copy.deepcopy(metrics)
+
+
+def copy_of_run(run, destination):
+  """(workdir, config, metrics) of a copy of `run` (a `finished_tiny_run`) at `destination`,
+  with a config and metrics of its own."""
+  import copy
+  import shutil
+  source, config, metrics = run
+  shutil.copytree(source, str(destination))
+  return str(destination), config.copy_and_resolve_references(), copy.deepcopy(metrics)
 
 
 def file_tree(directory):

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (Crashed, ROOT, TRAIN_CHECKPOINT_EVERY, TRAIN_EPOCHS,
                       assert_same_run, assert_trees_equal,
-                      checkpoint_steps, crash_after_checkpoint, diverge_from_step,
+                      checkpoint_steps, copy_of_run, crash_after_checkpoint, diverge_from_step,
                       diverging_script, file_tree, finish_script, leaves_with_paths, script_env,
                       start_script, steps_per_epoch, tiny_config, train_cmd)
 from rnnjax import checkpoint as ckpt_lib
@@ -144,11 +144,11 @@ def test_ensemble_resumed_after_a_crash_equals_uninterrupted_ensemble(tmp_path, 
 
 
 @pytest.fixture(scope='module')
-def three_checkpoints(tmp_path_factory):
-  """A finished 3-epoch run that kept a checkpoint after every epoch."""
-  workdir = str(tmp_path_factory.mktemp('three_checkpoints') / 'w')
-  config = tiny_config(**{'train.max_to_keep': 3})
-  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+def three_checkpoints(tmp_path_factory, finished_tiny_run):
+  """A finished 3-epoch run that kept a checkpoint after every epoch (a copy of the session's)."""
+  workdir, config, metrics = copy_of_run(
+      finished_tiny_run, tmp_path_factory.mktemp('three_checkpoints') / 'w')
+  assert config.train.epochs == 3 and config.train.max_to_keep == 3
   assert checkpoint_steps(workdir) == [1, 2, 3], f'checkpoints/ holds {checkpoint_steps(workdir)}'
   state, _ = ckpt_lib.load_for_inference(workdir)
   return workdir, config, metrics, state
@@ -313,14 +313,24 @@ def test_early_stopping_stops_and_reports_the_best_epoch(tmp_path):
           'the last and the best params are equal; the test cannot tell them apart')
 
 
-def test_checkpoints_from_an_incompatible_config_are_refused(tmp_path):
+@pytest.fixture(scope='module')
+def hidden_4_run(tmp_path_factory):
+  """A finished run of tiny_config with one GRU layer of 4 (another config than
+  `three_checkpoints`'): (workdir, config). Tests copy the workdir before changing it."""
+  workdir = str(tmp_path_factory.mktemp('hidden_4') / 'w')
+  config = tiny_config(**{'model.hidden_sizes': (4,)})
+  run_lib.train_and_evaluate(config, workdir, progress=False)
+  return workdir, config
+
+
+def test_checkpoints_from_an_incompatible_config_are_refused(three_checkpoints, hidden_4_run,
+                                                             tmp_path):
   """config.json says one run, checkpoints/ holds another's (copied in by hand): refused with
   the differing key named, and nothing in the workdir is touched."""
-  other = str(tmp_path / 'other')
-  run_lib.train_and_evaluate(tiny_config(**{'model.hidden_sizes': (4,)}), other, progress=False)
+  other, _ = hidden_4_run
+  source, config, _, _ = three_checkpoints
   workdir = str(tmp_path / 'w')
-  config = tiny_config()
-  run_lib.train_and_evaluate(config, workdir, progress=False)
+  shutil.copytree(source, workdir)
   shutil.rmtree(os.path.join(workdir, ckpt_lib.LATEST_DIR))
   shutil.copytree(os.path.join(other, ckpt_lib.LATEST_DIR),
                   os.path.join(workdir, ckpt_lib.LATEST_DIR))
@@ -331,12 +341,13 @@ def test_checkpoints_from_an_incompatible_config_are_refused(tmp_path):
       'the refused run changed the checkpoints'
 
 
-def test_missing_config_json_with_another_runs_checkpoints_is_refused_then_overwritten(tmp_path):
+def test_missing_config_json_with_another_runs_checkpoints_is_refused_then_overwritten(
+    hidden_4_run, tmp_path):
   """checkpoints/ of one config, config.json deleted by hand: another config is refused without
   writing anything (the original command still resumes), and --overwrite replaces the run."""
+  source, first = hidden_4_run
   workdir = str(tmp_path / 'w')
-  first = tiny_config(**{'model.hidden_sizes': (4,)})
-  run_lib.train_and_evaluate(first, workdir, progress=False)
+  shutil.copytree(source, workdir)
   os.remove(os.path.join(workdir, 'config.json'))
   before = file_tree(workdir)
   with pytest.raises(UserError, match='another config.*hidden_sizes.*--overwrite'):

@@ -17,12 +17,21 @@ from rnnjax import program as program_lib
 from rnnjax.errors import UserError
 
 
+_JITTED_TRAIN = {}  # {config as JSON: jit(make_train(config, data))}, traced once per config
+
+
 def _single(config, seed, **hparams):
-  """History and final params of a plain jit(train) run with `seed`."""
-  d = data_lib.prepare(config.data)
+  """History and final params of a plain jit(train) run with `seed`.
+
+  Seeds and hparams are arguments of the one jitted program of `config`: the single runs of
+  several seeds and sweep values reuse it instead of tracing and compiling it again.
+  """
+  key = config.to_json_best_effort(sort_keys=True)
+  if key not in _JITTED_TRAIN:
+    _JITTED_TRAIN[key] = jax.jit(train.make_train(config, data_lib.prepare(config.data)))
   hp = train.default_hparams(config)
   hp.update({k: np.float32(v) for k, v in hparams.items()})
-  state, history = jax.jit(train.make_train(config, d))(jax.random.PRNGKey(seed), hp)
+  state, history = _JITTED_TRAIN[key](jax.random.PRNGKey(seed), hp)
   return jax.device_get(history), jax.device_get(state.params)
 
 

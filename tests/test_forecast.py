@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import (PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script_env,
-                      tiny_config)
+from conftest import (PYTHON, ROOT, SPELLINGS, copy_of_run, file_tree, other_spelling,
+                      script_env, tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import forecast
 from rnnjax import predict_checks
-from rnnjax import run as run_lib
 from rnnjax import trained_run
 from rnnjax.sources import synthetic_series
 from rnnjax.errors import UserError
@@ -51,12 +50,12 @@ def _write_series(path, nan_rows=(), column='temperature', inf_rows=(), drop_row
 
 
 @pytest.fixture(scope='module')
-def files(tmp_path_factory):
-  """A finished run, copies of it in the states predict.py must handle, and input series."""
+def files(tmp_path_factory, finished_tiny_run):
+  """A finished run (a copy of the session's), copies of it in the states predict.py must
+  handle, and input series."""
   root = tmp_path_factory.mktemp('forecast')
-  finished = str(root / 'finished')
-  run_lib.train_and_evaluate(tiny_config(**{'train.max_to_keep': EPOCHS}), finished,
-                             progress=False)
+  finished, config, _ = copy_of_run(finished_tiny_run, root / 'finished')
+  assert config.train.epochs == config.train.max_to_keep == EPOCHS
   steps = sorted(int(n) for n in os.listdir(os.path.join(finished, 'checkpoints')) if n.isdigit())
   assert steps == list(range(1, EPOCHS + 1)), f'checkpoints/ holds steps {steps}'
 

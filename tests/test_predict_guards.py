@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from pandas.tseries.frequencies import to_offset
 
-from conftest import PYTHON, ROOT, SPELLINGS, file_tree, other_spelling, script_env, tiny_config
+from conftest import (PYTHON, ROOT, SPELLINGS, copy_of_run, file_tree, other_spelling, script_env,
+                      tiny_config)
 from rnnjax import data as data_lib
 from rnnjax import forecast
 from rnnjax import predict_checks
@@ -38,11 +39,12 @@ def _write_series(path, freq='h'):
 
 
 @pytest.fixture(scope='module')
-def files(tmp_path_factory):
-  """A finished tiny run of the (hourly) synthetic series, and hourly and half-hourly inputs."""
+def files(tmp_path_factory, finished_tiny_run):
+  """A finished tiny run of the (hourly) synthetic series (a copy of the session's), and hourly
+  and half-hourly inputs."""
   root = tmp_path_factory.mktemp('predict_guards')
   workdir = root / 'run'
-  run_lib.train_and_evaluate(tiny_config(**{'train.epochs': 1}), str(workdir), progress=False)
+  copy_of_run(finished_tiny_run, workdir)
   inputs = root / 'inputs'
   inputs.mkdir()
   _write_series(inputs / 'hourly.csv')

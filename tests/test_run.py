@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import (Crashed, crash_after_checkpoint, linear_reference_forecast, read_events,
-                      tiny_config)
+from conftest import (Crashed, copy_of_run, crash_after_checkpoint, linear_reference_forecast,
+                      read_events, tiny_config)
 from rnnjax import checkpoint as ckpt_lib
 from rnnjax import data as data_lib
 from rnnjax import forecast
@@ -32,11 +32,10 @@ TIMINGS = ('compile_seconds', 'train_seconds_this_process', 'seconds')
 
 
 @pytest.fixture(scope='module')
-def finished(tmp_path_factory):
-  """(config, workdir, returned metrics) of one finished tiny run."""
-  config = tiny_config()
-  workdir = str(tmp_path_factory.mktemp('run') / 'w')
-  metrics = run_lib.train_and_evaluate(config, workdir, progress=False)
+def finished(tmp_path_factory, finished_tiny_run):
+  """(config, workdir, returned metrics) of one finished tiny run (a copy of the session's)."""
+  workdir, config, metrics = copy_of_run(finished_tiny_run,
+                                         tmp_path_factory.mktemp('run') / 'w')
   return config, workdir, metrics
 
 

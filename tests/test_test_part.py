@@ -171,11 +171,10 @@ def test_without_a_test_part_no_test_key_is_written(finished_tutorial_keys):
 
 
 @pytest.fixture(scope='module')
-def finished_tutorial_keys(tmp_path_factory):
-  config = tiny_config(**{'train.epochs': 1})
+def finished_tutorial_keys(finished_tiny_run):
+  _, config, metrics = finished_tiny_run
   assert config.data.test_fraction == 0
-  return set(run_lib.train_and_evaluate(config, str(tmp_path_factory.mktemp('t') / 'w'),
-                                        progress=False))
+  return set(metrics)
 
 
 def test_renamed_names_every_validation_key_for_the_test_part():
