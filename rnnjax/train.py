@@ -152,7 +152,7 @@ def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
   `optax.inject_hyperparams` keeps learning rate, weight decay and clip norm in the optimizer
   state, so each member of a vmapped run carries its own values through the same program.
   `optax.flatten` runs the update on one vector of all parameters instead of one small array per
-  layer: the same arithmetic in fewer ops, which cut the tutorial's compile time by about 1 s.
+  layer: the same arithmetic in fewer ops, which compile faster (docs/benchmarks.md).
   A `schedule` (see `lr_factor`) scales each update, weight decay included, by its factor at
   that step, so the effective learning rate is learning_rate * schedule(step).
   """
