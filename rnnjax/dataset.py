@@ -41,7 +41,7 @@ class Dataset:
     target_scalers: per series, the same kind of scaler fit on the target column alone.
     calendar: calendar input names (rnnjax.config.CALENDAR).
     series_ids: the id of each series ('' for one series without data.id_column).
-    bounds: [num_series + 1] int, where each series starts in the arrays above, then T.
+    bounds: [R + 1] int, where each series starts in the arrays above, then T.
     num_future: trailing columns of `columns` that are known-future features.
     multi_step: one target per step 1..horizon (data.multi_step).
     lags: data.lags as resolved (never 'auto'); their columns follow `rnnjax.config.split_lags`.

@@ -39,17 +39,17 @@ def naive_distribution(data: dataset_lib.Dataset, starts: np.ndarray, season: in
     data: the dataset.
     starts: [N] window starts to forecast.
     season: period of the seasonal-naive forecast.
-    levels: the Q increasing levels.
+    levels: the L increasing levels.
     train_starts: [N_train] windows the residuals come from; None is `data.train_starts`.
 
   Returns:
-    [N, S, Q] quantiles in the series' units.
+    [N, S, L] quantiles in the series' units.
 
   Raises:
     UserError: a series has no training window whose seasonal value lies inside it, or the
       seasonal value of a window at `starts` lies before its series' start.
   """
-  tau_Q = np.asarray(levels, np.float64)
+  tau_L = np.asarray(levels, np.float64)
   train_N = np.asarray(data.train_starts if train_starts is None else train_starts)
   naive_NS = metrics.baseline_forecasts(data, starts, season)['seasonal_naive']
   lag_S = seasonal_lag(season, np.asarray(data.steps))
@@ -61,7 +61,7 @@ def naive_distribution(data: dataset_lib.Dataset, starts: np.ndarray, season: in
   residuals_NS = np.where(valid_NS, target_T[positions_NS] - target_T[np.maximum(back_NS, 0)],
                           np.nan)
   which_N = data.series_index(starts)
-  per_series_RSQ = np.full((len(data.series_ids), len(data.steps), tau_Q.size), np.nan)
+  per_series_RSL = np.full((len(data.series_ids), len(data.steps), tau_L.size), np.nan)
   for i in np.unique(which_N):
     rows_NS = residuals_NS[which_train_N == i]
     if np.any(np.sum(np.isfinite(rows_NS), axis=0) == 0):
@@ -71,8 +71,8 @@ def naive_distribution(data: dataset_lib.Dataset, starts: np.ndarray, season: in
                       'naive value inside the series, so the naive distribution (the seasonal-'
                       'naive forecast plus its training residuals) is undefined; use a shorter '
                       'season or a longer series.')
-    per_series_RSQ[i] = np.nanquantile(rows_NS, tau_Q, axis=0).T
-  return naive_NS[..., None] + per_series_RSQ[which_N]
+    per_series_RSL[i] = np.nanquantile(rows_NS, tau_L, axis=0).T
+  return naive_NS[..., None] + per_series_RSL[which_N]
 
 
 def _distribution_block(lower_NS, upper_NS, q_NSQ, crps_NS, y_NS, level, levels,
@@ -142,15 +142,15 @@ def distribution_scores(data: dataset_lib.Dataset, starts: np.ndarray, forecast,
     crps_NS = crps_gaussian_mixture(f_M[..., 0], f_M[..., 1], y_NS)
   else:
     crps_NS = crps_from_quantiles(q_NSQ, y_NS, levels)
-  union_Q = np.unique(np.round(np.concatenate([levels, bounds, NAIVE_LEVELS]), 12))
-  naive_NSQ = naive_distribution(data, starts, config.data.season, union_Q, train_starts)
+  union_L = np.unique(np.round(np.concatenate([levels, bounds, NAIVE_LEVELS]), 12))
+  naive_NSL = naive_distribution(data, starts, config.data.season, union_L, train_starts)
 
   def naive_at(wanted):
-    return naive_NSQ[..., [int(np.argmin(np.abs(union_Q - w))) for w in wanted]]
+    return naive_NSL[..., [int(np.argmin(np.abs(union_L - w))) for w in wanted]]
 
   n_q_NSQ = naive_at(levels)
   n_lower_NS, n_upper_NS = np.moveaxis(naive_at(bounds), -1, 0)
-  n_crps_NS = crps_from_quantiles(naive_NSQ, y_NS, union_Q)
+  n_crps_NS = crps_from_quantiles(naive_NSL, y_NS, union_L)
   out = {f'{prefix}_interval_level': level,
          **_distribution_block(lower_NS, upper_NS, q_NSQ, crps_NS, y_NS, level, levels, prefix),
          **_distribution_block(n_lower_NS, n_upper_NS, n_q_NSQ, n_crps_NS, y_NS, level, levels,

@@ -222,8 +222,8 @@ def score(config, data: dataset_lib.Dataset, scaled_MNS: dict,
 
   Returns:
     (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
-    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'times':
-    {part: [n] target times}, 'xlabel' and 'ylabel' (the target's name), 'band_label' saying
+    first series at the last step: {part: (true [N], forecast [N], band or None)}, 'times':
+    {part: [N] target times}, 'xlabel' and 'ylabel' (the target's name), 'band_label' saying
     what the band is, and with several steps 'lead': the validation RMSE per step of the
     model and every baseline.
   """

@@ -82,7 +82,7 @@ class Trainer(NamedTuple):
 
   init(key, hparams=None) -> TrainState; hparams: some of `default_hparams`' keys, the rest
     from the config (`complete_hparams`)
-  run_epochs(state, device_data, num_epochs) -> (state, history: dict of [num_epochs] arrays)
+  run_epochs(state, device_data, num_epochs) -> (state, history: dict of [E] arrays, E = num_epochs)
   predict(params, series_TF, starts_B) -> [B, S] scaled forecasts ([B, S, Q] or [B, S, 2]
     for a probabilistic head)
   predict_jit, predict_members_jit: `predict` jitted, for one model and for stacked members.
