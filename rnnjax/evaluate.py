@@ -1,6 +1,6 @@
-"""Scores a finished run: one scorer for [members, windows] forecasts; a single run is one member.
+"""Scores a finished run: one scorer for [M, N, S] forecasts; a single run is one member.
 
-`evaluate` forecasts every training and validation window with the reported parameters
+`evaluate` forecasts every training, validation and test window with the reported parameters
 (`train.final_params`), scores the forecast in the series' own units next to the
 baselines (`rnnjax.metrics`), and builds the plot panels and the history table. An ensemble is
 scored on the forecast of its members that did not diverge, and each member on its own; a
@@ -122,8 +122,8 @@ def memory_needed(config, data: dataset_lib.Dataset, num_members: int,
                   trainer: train_lib.Trainer | None = None) -> int:
   """Bytes of memory a run of `num_members` members needs, about: their training states, with a
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
-  the host arrays that scoring their forecasts of every training and validation window takes
-  (the forecasting program itself is bounded separately, by
+  the host arrays that scoring their forecasts of every training, validation and test window
+  takes (the forecasting program itself is bounded separately, by
   `prediction.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = sum(len(starts) for starts in data.parts.values())
