@@ -1,25 +1,18 @@
 """Rolling-origin backtests: every fold x seed is a member of one compiled program, trained
 and reported into a workdir.
 
-The folds are `rnnjax.backtest_folds`'; the scores and tables `rnnjax.backtest_report`'s.
-With `backtest.refit` (the default) each fold x seed (x swept value) is a member of one
-`jit(vmap(...))` program, sharded over the devices like an ensemble, each member on its own
-fold's data (`train.make_trainer(capacity=...)`). Without refit the members train once, on the
-first fold's data, and every fold scores them.
-
-`run_backtest` writes into the workdir:
+The folds are `rnnjax.backtest_folds`', the scores and tables `rnnjax.backtest_report`'s. With
+`backtest.refit` (the default) each fold x seed (x swept value) is a member of one sharded
+`jit(vmap(...))` program, trained on its own fold's data; without refit the members train once,
+on the first fold's data, and every fold scores them. `run_backtest` writes into the workdir:
 
   config.json, checkpoints/, best/   as a training run (kill and resume the same way)
   backtest.csv    one row per fold, member, series, window and step: forecast, actual and
-                  every baseline's forecast, in the series' units (6 significant digits)
+                  every baseline's forecast, in the series' units
   backtest.json   per fold the scores of the members' mean forecast and of the baselines,
                   their mean and standard deviation over folds, and the folds won
   backtest.png    the error by fold, model vs baselines
-  tensorboard/    each member's loss, validation loss, learning rate and gradient norm per
-                  epoch (`rnnjax.tensorboard`)
-
-Each fold's linear baseline is fitted on the training windows of the data it is scored with:
-its own with refit, the first fold's without (as the model).
+  tensorboard/    each member's loss, validation loss, learning rate and gradient norm per epoch
 """
 from __future__ import annotations
 
@@ -107,9 +100,9 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
 
 
 def learning_rates(bt: Backtest) -> np.ndarray:
-  """[M, train.epochs] each member's learning rate per epoch (`tensorboard.epoch_learning_rates`):
-  with refit a member steps through its own fold's batches along the schedule the program was
-  built with, the longest fold's."""
+  """[M, E] (E = train.epochs) each member's learning rate per epoch
+  (`tensorboard.epoch_learning_rates`): with refit a member steps through its own fold's batches
+  along the schedule the program was built with, the longest fold's."""
   config, folds, members = bt.config, bt.folds, bt.members
   batch_size = config.train.batch_size
   if not config.backtest.refit:

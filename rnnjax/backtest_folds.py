@@ -37,11 +37,11 @@ class Folds:
   """Where each fold's origin and test windows lie.
 
   Attributes:
-    origins: [K, num_series] int, per fold and series the position (within the series) of the
-      first point the fold's training does not see.
-    datasets: K Datasets of every series in full, laid out alike: fold k's windows, split and
+    origins: [O, R] int, per fold and series the position (within the series) of the first
+      point the fold's training does not see.
+    datasets: O Datasets of every series in full, laid out alike: fold k's windows, split and
       scalers from the points before its origins (`rnnjax.data.assemble` with `usable`).
-    test_starts: K arrays [N_test] of window starts (into the datasets' arrays), series by
+    test_starts: O arrays [N_test] of window starts (into the datasets' arrays), series by
       series: the `test_length` windows after each origin.
     step: windows between consecutive origins.
     test_length: test windows per fold and series.
@@ -82,26 +82,26 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
     raise ValueError("data.lags='auto' is resolved from the series first "
                      '(rnnjax.seasons.resolve_lags)')
   first = max(d.lags, default=0)
-  counts = np.array([len(windows.window_starts(len(one.values_TF), window, horizon, first))
-                     for one in series])
-  val_counts = counts - np.floor(counts * (1.0 - d.val_fraction)).astype(int)
-  step = b.step or int(val_counts.min()) // num_folds
+  counts_R = np.array([len(windows.window_starts(len(one.values_TF), window, horizon, first))
+                       for one in series])
+  val_counts_R = counts_R - np.floor(counts_R * (1.0 - d.val_fraction)).astype(int)
+  step = b.step or int(val_counts_R.min()) // num_folds
   if step < 1:
     raise UserError(
         f'backtest.folds={num_folds} is more folds than the validation part holds windows '
-        f'({int(val_counts.min())}{" in the shortest series" if len(series) > 1 else ""}); use '
-        f'at most {int(val_counts.min())} folds, or set backtest.step.')
+        f'({int(val_counts_R.min())}{" in the shortest series" if len(series) > 1 else ""}); '
+        f'use at most {int(val_counts_R.min())} folds, or set backtest.step.')
   test_length = b.test_length or step
   need = _min_points(window, horizon, d.val_fraction, first)
-  origins = np.zeros((num_folds, len(series)), int)
-  for i, (one, count) in enumerate(zip(series, counts, strict=True)):
+  origins_OR = np.zeros((num_folds, len(series)), int)
+  for i, (one, count) in enumerate(zip(series, counts_R, strict=True)):
     for k in range(num_folds):
       first_test = first + count - test_length - (num_folds - 1 - k) * step
-      origins[k, i] = first_test + window
-    if origins[0, i] < need:
+      origins_OR[k, i] = first_test + window
+    if origins_OR[0, i] < need:
       most = max(0, (first + count - test_length + window - need) // step + 1)
       name = f'series {one.name!r}' if one.name else 'the series'
-      where = (f'{origins[0, i]} points into {name}' if origins[0, i] > 0
+      where = (f'{origins_OR[0, i]} points into {name}' if origins_OR[0, i] > 0
                else f'before the start of {name}')
       raise UserError(
           f'backtest.folds={num_folds} with backtest.step={step} and test_length={test_length} '
@@ -110,14 +110,14 @@ def plan_folds(config, series: list[Series], columns) -> Folds:
           f'horizon={horizon}, val_fraction={d.val_fraction}'
           f'{f", data.lags={tuple(d.lags)}" if first else ""}). Use at most {most} folds, or a '
           'smaller backtest.step or test_length.')
-  datasets = tuple(data_lib.assemble(d, series, columns, usable=origins[k])
+  datasets = tuple(data_lib.assemble(d, series, columns, usable=origins_OR[k])
                    for k in range(num_folds))
   bounds = datasets[0].bounds
   test_starts = tuple(
-      np.concatenate([bounds[i] + origins[k, i] - window + np.arange(test_length)
+      np.concatenate([bounds[i] + origins_OR[k, i] - window + np.arange(test_length)
                       for i in range(len(series))]).astype(np.int32)
       for k in range(num_folds))
-  return Folds(origins=origins, datasets=datasets, test_starts=test_starts, step=step,
+  return Folds(origins=origins_OR, datasets=datasets, test_starts=test_starts, step=step,
                test_length=test_length)
 
 
@@ -126,15 +126,15 @@ def training_series(dataset: dataset_lib.Dataset, origins: np.ndarray) -> np.nda
 
   Args:
     dataset: the fold's dataset.
-    origins: [num_series] its origins within each series.
+    origins: [R] its origins within each series.
 
   Returns:
-    float32 [T, F + K], a copy of dataset.scaled_TF.
+    float32 [T, F], a copy of dataset.scaled_TF.
   """
-  series = np.array(dataset.scaled_TF, copy=True)
+  series_TF = np.array(dataset.scaled_TF, copy=True)
   for i, origin in enumerate(origins):
-    series[dataset.bounds[i] + origin:dataset.bounds[i + 1]] = np.nan
-  return series
+    series_TF[dataset.bounds[i] + origin:dataset.bounds[i + 1]] = np.nan
+  return series_TF
 
 
 def fold_members(base: ensemble.Members, num_folds: int) -> ensemble.Members:

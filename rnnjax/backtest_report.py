@@ -70,65 +70,66 @@ def score_folds(config, folds: Folds, trainer: train_lib.Trainer, params, diverg
     if refit:
       take = slice(k * base.size, (k + 1) * base.size)
       fold_params = jax.tree.map(lambda a, t=take: a[t], params)
-      alive = ~np.asarray(diverged_M[take], bool)
+      alive_M = ~np.asarray(diverged_M[take], bool)
     else:  # the first fold's members and scalers, at every origin
-      fold_params, alive = params, ~np.asarray(diverged_M, bool)
+      fold_params, alive_M = params, ~np.asarray(diverged_M, bool)
       dataset = folds.datasets[0]
-    scaled = prediction.predict_windows(trainer, fold_params, dataset.scaled_TF, starts,
-                                        config.train.val_batch_size, member_axis=True)
-    forecast_M = dataset.unscale_distribution(scaled, head, starts)  # [M, N, S(, Q or 2)]
+    scaled_M = prediction.predict_windows(trainer, fold_params, dataset.scaled_TF, starts,
+                                          config.train.val_batch_size, member_axis=True)
+    forecast_M = dataset.unscale_distribution(scaled_M, head, starts)  # [M, N, S(, Q or 2)]
     centers_MNS = np.stack([distributions.center(f[None], head, levels) for f in forecast_M])
     result = {'fold': k, 'test_windows': int(len(starts)),
               'train_windows': int(len(dataset.train_starts)),
               'val_windows': int(len(dataset.val_starts)),
-              'members_alive': int(alive.sum())}
+              'members_alive': int(alive_M.sum())}
     result['origin'] = _origin_times(dataset, folds.origins[k])
-    if alive.any():
-      center = distributions.center(forecast_M[alive], head, levels)
-      scores = metrics_lib.forecast_metrics(dataset, starts, center, config.data.season, 'val',
-                                            linear)
+    if alive_M.any():
+      center_NS = distributions.center(forecast_M[alive_M], head, levels)
+      scores = metrics_lib.forecast_metrics(dataset, starts, center_NS, config.data.season,
+                                            'val', linear)
       if head != 'point':  # the naive distribution from the fold's own training windows
         evaluate_lib.merge_scores(scores, distribution_metrics.distribution_scores(
-            dataset, starts, forecast_M[alive], config, train_starts=dataset.train_starts))
+            dataset, starts, forecast_M[alive_M], config, train_starts=dataset.train_starts))
       result.update(_test_scores(scores))
       result['members_rmse'] = [metrics_lib.rmse(f, dataset.targets(starts)) if ok else None
-                                for f, ok in zip(centers_MNS, alive, strict=True)]
+                                for f, ok in zip(centers_MNS, alive_M, strict=True)]
     fold_results.append(result)
     rows.append(_fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, k,
                            folds.origins[k], linear))
   return pd.concat(rows, ignore_index=True), summarize(fold_results, folds, refit)
 
 
-def _origin_times(dataset, origins) -> dict | str:
+def _origin_times(dataset, origins_R) -> dict | str:
   """A fold's origin time, the first its test part forecasts from (by series with several)."""
-  times = {name: str(dataset.timestamps[dataset.bounds[i] + origins[i]])
+  times = {name: str(dataset.timestamps[dataset.bounds[i] + origins_R[i]])
            for i, name in enumerate(dataset.series_ids)}
   return times[''] if list(times) == [''] else times
 
 
-def _fold_rows(config, dataset, starts, forecast_M, centers_MNS, base, fold, origins,
+def _fold_rows(config, dataset, starts_N, forecast_M, centers_MNS, base, fold, origins_R,
                linear: linear_baseline.LinearBaseline) -> pd.DataFrame:
   """backtest.csv's rows of one fold: every member, window and step, with every baseline's
   forecast (`linear`: the fold's fit); a probabilistic head's columns as scripts/predict.py
   writes them (`distribution_columns`)."""
   _, n, num_steps = centers_MNS.shape
-  positions = dataset.target_positions(starts)
-  baselines = metrics_lib.baseline_forecasts(dataset, starts, config.data.season, linear)
-  which = dataset.series_index(starts)
-  origin_times = dataset.timestamps[dataset.bounds[:-1][which] + np.asarray(origins)[which]]
+  positions_NS = dataset.target_positions(starts_N)
+  baselines = metrics_lib.baseline_forecasts(dataset, starts_N, config.data.season, linear)
+  which_N = dataset.series_index(starts_N)
+  origin_times_N = dataset.timestamps[dataset.bounds[:-1][which_N]
+                                      + np.asarray(origins_R)[which_N]]
   window_rows = {
-      'origin': np.repeat(np.asarray(origin_times), num_steps),
-      'input_end': np.repeat(np.asarray(dataset.timestamps[starts + dataset.window - 1]),
+      'origin': np.repeat(np.asarray(origin_times_N), num_steps),
+      'input_end': np.repeat(np.asarray(dataset.timestamps[starts_N + dataset.window - 1]),
                              num_steps),
       'step': np.tile(np.asarray(dataset.steps), n),
-      'target_time': np.asarray(dataset.timestamps[positions.reshape(-1)]),
-      'actual': dataset.targets(starts).reshape(-1),
+      'target_time': np.asarray(dataset.timestamps[positions_NS.reshape(-1)]),
+      'actual': dataset.targets(starts_N).reshape(-1),
       'persistence': baselines['persistence'].reshape(-1),
       'seasonal_naive': baselines['seasonal_naive'].reshape(-1),
       'linear': baselines['linear'].reshape(-1),
   }
   if dataset.series_ids != ('',):
-    window_rows = {'series': np.repeat(np.asarray(dataset.series_ids)[which], num_steps),
+    window_rows = {'series': np.repeat(np.asarray(dataset.series_ids)[which_N], num_steps),
                    **window_rows}
   frames = []
   for m, record in enumerate(base.records()):
@@ -162,9 +163,9 @@ def distribution_columns(config, forecast) -> dict:
     out = {f'q{level:g}': f[..., j].reshape(-1) for j, level in enumerate(levels)}
   else:
     out = {'mean': f[..., 0].reshape(-1), 'scale': f[..., 1].reshape(-1)}
-  bounds = distributions.quantiles_at(f[None], head, levels,
-                                      config_lib.interval_bounds(config.model.interval))
-  out['lower'], out['upper'] = bounds[..., 0].reshape(-1), bounds[..., 1].reshape(-1)
+  bounds_NS2 = distributions.quantiles_at(f[None], head, levels,
+                                          config_lib.interval_bounds(config.model.interval))
+  out['lower'], out['upper'] = bounds_NS2[..., 0].reshape(-1), bounds_NS2[..., 1].reshape(-1)
   return out
 
 
@@ -178,9 +179,9 @@ def summarize(fold_results: list[dict], folds: Folds, refit: bool) -> dict:
   for key in SCORES:
     if not any(key in r for r in scored):
       continue
-    values = np.array([r[key] for r in scored if r.get(key) is not None], float)
-    out['mean'][key] = float(values.mean()) if values.size else None
-    out['std'][key] = float(values.std(ddof=1)) if values.size > 1 else None
+    values_O = np.array([r[key] for r in scored if r.get(key) is not None], float)
+    out['mean'][key] = float(values_O.mean()) if values_O.size else None
+    out['std'][key] = float(values_O.std(ddof=1)) if values_O.size > 1 else None
   for name in metrics_lib.BASELINES:
     out['wins'][name] = sum(r['rmse'] < r[f'baseline_{name}_rmse'] for r in scored)
   if any('crps' in r for r in scored):
@@ -201,6 +202,6 @@ def verdict(results: dict) -> str:
   if 'crps' in mean:
     line += (f'; {results["interval_level"]:.0%} interval coverage {mean["coverage"]:.3f} '
              f'(naive {mean["baseline_naive_coverage"]:.3f}), crps {mean["crps"]:.4g} (naive '
-             f'{mean["baseline_naive_crps"]:.4g}, wins {results["wins"]["naive_distribution_crps"]} '
-             f'of {n} folds)')
+             f'{mean["baseline_naive_crps"]:.4g}, wins '
+             f'{results["wins"]["naive_distribution_crps"]} of {n} folds)')
   return line

@@ -68,43 +68,46 @@ def stock_cell(cell: str, features: int, activation: str) -> nn.RNNCellBase:
 
 
 def _gates(xp, count: int) -> tuple:
-  """Per-gate inputs: a tuple of `count` arrays as given, or split from one [..., count * H]."""
+  """Per-gate inputs [..., H]: a tuple of `count` arrays as given, or split from one
+  [..., G] (G = count * H)."""
   return tuple(xp) if isinstance(xp, (tuple, list)) else tuple(jnp.split(xp, count, axis=-1))
 
 
-def _row(v, like):
-  """A bias [H] shaped to add to `like` [..., H] (rank promotion is off in tests)."""
-  return jnp.reshape(v, (1,) * (like.ndim - 1) + v.shape)
+def _row(b_H, like_BH):
+  """A bias [H] shaped to add to `like_BH` [..., H] (rank promotion is off in tests)."""
+  return jnp.reshape(b_H, (1,) * (like_BH.ndim - 1) + b_H.shape)
 
 
-# The gate arithmetic of each cell, given the recurrent product hp = h @ W_h [..., G*H]. The
-# nn.RNN cells below and the fused layer's custom-VJP scan both call these, so the two
-# implementations share one definition of each cell.
+# The gate arithmetic of each cell, given the per-gate input projections xp (one [B, G] array
+# or a tuple of [B, H]) and the recurrent product hp_BG = h_BH @ W_h. The nn.RNN cells below and
+# the fused layer's custom-VJP scan both call these, so the two implementations share one
+# definition of each cell. Any leading axes may stand in for B.
 
-def gru_gates(h, xp, hp, b_hn, act):
+def gru_gates(h_BH, xp, hp_BG, b_hn_H, act):
   """GRU, gates [r | z | n] as flax's GRUCell: r = sigmoid(xp_r + hp_r),
   z = sigmoid(xp_z + hp_z), n = act(xp_n + r * (hp_n + b_hn)), h' = (1 - z) * n + z * h."""
-  xr, xz, xn = _gates(xp, 3)
-  hr, hz, hn = jnp.split(hp, 3, axis=-1)
-  r = nn.sigmoid(xr + hr)
-  z = nn.sigmoid(xz + hz)
-  n = act(xn + r * (hn + _row(b_hn, hn)))
-  return (1.0 - z) * n + z * h
+  xr_BH, xz_BH, xn_BH = _gates(xp, 3)
+  hr_BH, hz_BH, hn_BH = jnp.split(hp_BG, 3, axis=-1)
+  r_BH = nn.sigmoid(xr_BH + hr_BH)
+  z_BH = nn.sigmoid(xz_BH + hz_BH)
+  n_BH = act(xn_BH + r_BH * (hn_BH + _row(b_hn_H, hn_BH)))
+  return (1.0 - z_BH) * n_BH + z_BH * h_BH
 
 
-def lstm_gates(carry, xp, hp, _, act):
-  """LSTM, gates [i | f | g | o] as flax's LSTMCell; carry (c, h):
+def lstm_gates(carry, xp, hp_BG, _, act):
+  """LSTM, gates [i | f | g | o] as flax's LSTMCell; carry (c_BH, h_BH):
   c' = sigmoid(f) * c + sigmoid(i) * act(g), h' = sigmoid(o) * act(c')."""
-  c, _ = carry
-  i, f, g, o = (x + y for x, y in zip(_gates(xp, 4), jnp.split(hp, 4, axis=-1), strict=True))
-  c = nn.sigmoid(f) * c + nn.sigmoid(i) * act(g)
-  return c, nn.sigmoid(o) * act(c)
+  c_BH, _ = carry
+  i_BH, f_BH, g_BH, o_BH = (x + y for x, y in zip(_gates(xp, 4), jnp.split(hp_BG, 4, axis=-1),
+                                                   strict=True))
+  c_BH = nn.sigmoid(f_BH) * c_BH + nn.sigmoid(i_BH) * act(g_BH)
+  return c_BH, nn.sigmoid(o_BH) * act(c_BH)
 
 
-def simple_gates(h, xp, hp, _, act):
-  """Elman: h' = act(xp + hp)."""
-  (xp,) = _gates(xp, 1)
-  return act(xp + hp)
+def simple_gates(h_BH, xp, hp_BH, _, act):
+  """Elman: h' = act(xp + hp) (G = H: one gate)."""
+  (xp_BH,) = _gates(xp, 1)
+  return act(xp_BH + hp_BH)
 
 
 GATE_FNS = {'gru': gru_gates, 'lstm': lstm_gates, 'simple': simple_gates}
@@ -118,8 +121,8 @@ def carry_output(cell: str) -> Callable:
 class Recurrence(nn.RNNCellBase):
   """The fused layer's cell as an `nn.RNN` cell: inputs are projected, xp = x @ W_i + b_i.
 
-  Same carry and call contract as flax's cells: (carry, xp [..., G*H]) -> (carry, h), with xp
-  one array (as nn.RNN passes it) or a tuple of G per-gate arrays.
+  Same carry and call contract as flax's cells: (carry, xp [..., G]) -> (carry, h [..., H]),
+  with xp one array (as nn.RNN passes it) or a tuple of per-gate [..., H] arrays.
   """
   cell: str
   features: int
@@ -137,13 +140,13 @@ class Recurrence(nn.RNNCellBase):
   @nn.compact
   def __call__(self, carry, xp):
     kernel, bias = RecurrentParams(self.cell, self.features, name='recurrence')()
-    hp = carry_output(self.cell)(carry) @ kernel
-    carry = GATE_FNS[self.cell](carry, xp, hp, bias, activation_fn(self.activation))
+    hp_BG = carry_output(self.cell)(carry) @ kernel
+    carry = GATE_FNS[self.cell](carry, xp, hp_BG, bias, activation_fn(self.activation))
     return carry, carry_output(self.cell)(carry)
 
 
 class RecurrentParams(nn.Module):
-  """The recurrent kernel [H, G*H] and, for a GRU, the reset-gated bias b_hn [H]."""
+  """The recurrent kernel [H, G] and, for a GRU, the reset-gated bias b_hn [H] (else [0])."""
   cell: str
   features: int
 
@@ -169,9 +172,9 @@ def _input_bias_init(cell: str, features: int):
 class FusedRNN(nn.Module):
   """One recurrent layer: the input projection of all steps at once, then the recurrence.
 
-  Maps time-major x [T, B, F] to hidden states [T, B, features]. The projection is split per
-  gate before the scan: XLA:CPU runs a step several times faster when each gate's input is its
-  own scanned array than when the step slices one [B, G*H] slab. The recurrence is
+  Maps time-major x_WBF [W, B, F] to hidden states h_WBH [W, B, H] (H = features). The
+  projection is split per gate before the scan: XLA:CPU runs a step faster when each gate's
+  input is its own scanned array than when the step slices one [B, G] slab. The recurrence is
   `rnnjax.recurrence.scan`, a `lax.scan` whose backward pass forms the recurrent weight
   gradient in one product after the loop (docs/benchmarks.md has the measurements).
   """
@@ -180,14 +183,14 @@ class FusedRNN(nn.Module):
   activation: str = 'tanh'
 
   @nn.compact
-  def __call__(self, x_TBF):
+  def __call__(self, x_WBF):
     gates = GATES[self.cell]
-    xp_TBG = nn.Dense(gates * self.features, kernel_init=KERNEL_INIT,
-                      bias_init=_input_bias_init(self.cell, self.features), name='input')(x_TBF)
-    per_gate = tuple(jnp.split(xp_TBG, gates, axis=-1))
+    xp_WBG = nn.Dense(gates * self.features, kernel_init=KERNEL_INIT,
+                      bias_init=_input_bias_init(self.cell, self.features), name='input')(x_WBF)
+    per_gate = tuple(jnp.split(xp_WBG, gates, axis=-1))
     kernel, bias = RecurrentParams(self.cell, self.features, name='recurrence')()
     step = functools.partial(GATE_FNS[self.cell], act=activation_fn(self.activation))
     carry0 = Recurrence(self.cell, self.features).initialize_carry(
-        None, x_TBF.shape[1:-1] + (self.features,))
-    _, h_TBH = recurrence.scan(step, carry_output(self.cell), kernel, bias, per_gate, carry0)
-    return h_TBH
+        None, x_WBF.shape[1:-1] + (self.features,))
+    _, h_WBH = recurrence.scan(step, carry_output(self.cell), kernel, bias, per_gate, carry0)
+    return h_WBH

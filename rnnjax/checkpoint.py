@@ -95,9 +95,9 @@ _QUIET = _QuietSaveFailures()
 
 @functools.cache
 def orbax():
-  """`orbax.checkpoint`, imported when first needed (0.3 s): a fresh run needs it only for its
-  first save, and `rnnjax.training_loop` imports it in the background while the first chunk
-  trains."""
+  """`orbax.checkpoint`, imported when first needed (a slow import, docs/benchmarks.md): a
+  fresh run needs it only for its first save, and `rnnjax.training_loop` imports it in the
+  background while the first chunk trains."""
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
   return ocp
 

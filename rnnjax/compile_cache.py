@@ -4,7 +4,7 @@ its compiled programs from disk instead of compiling them again.
 The scripts call `enable()` before anything compiles. The cache lives in
 `$XDG_CACHE_HOME/rnnjax/jax` (`~/.cache/rnnjax/jax` when XDG_CACHE_HOME is unset). The
 environment variable RNNJAX_COMPILATION_CACHE moves it (a folder) or turns it off (`off`, `0`,
-`false` or empty); a cache folder already given to JAX itself (JAX_COMPILATION_CACHE_DIR or
+`false`, `no` or empty); a cache folder already given to JAX itself (JAX_COMPILATION_CACHE_DIR or
 `jax_compilation_cache_dir`) is used as it is. A cache must never break a run: a folder that
 cannot be created or written leaves the run uncached, with a warning; an unreadable or corrupt
 entry is a miss (JAX warns and compiles, `jax_raise_persistent_cache_errors` being off).

@@ -35,8 +35,9 @@ def series_from_config(data_config) -> list[Series]:
       raise UserError(f'data.synthetic.num_days must be > 0, got {s.num_days}.')
     if len(columns) != 1:
       raise UserError('the synthetic series has one column; leave data.features empty.')
-    times, values = sources.synthetic_series(s.num_days, s.slope, s.amplitude, s.noise, s.start)
-    return [Series('', times, values[:, None], pd.DataFrame())]
+    times, values_T = sources.synthetic_series(s.num_days, s.slope, s.amplitude, s.noise,
+                                               s.start)
+    return [Series('', times, values_T[:, None], pd.DataFrame())]
   if data_config.source == 'csv':
     return sources.load_series(data_config.path, data_config.time_column, columns,
                                data_config.fill, data_config.id_column,
@@ -126,7 +127,7 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
   Args:
     data_config: the config's data section, with data.lags resolved (`resolve_lags`).
     series: the series, each long enough (see `load`).
-    columns: their F column names.
+    columns: their F column names, target first.
     usable: per series, how many of its first points the windows and the scalers may read
       (a backtest fold's data before its origin); None is every point. Points past it stay in
       the arrays, scaled by the same scalers, and belong to no window. A backtest fold has no
@@ -151,9 +152,9 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
            'target_scalers': []}
   bounds = [0]
   for one, n_points in zip(series, usable, strict=True):
-    train_starts, val_starts, test_starts = part_starts(
+    train_N, val_N, test_N = part_starts(
         n_points, window, horizon, data_config.val_fraction, first=first, **test)
-    fit_end = int(train_starts[-1]) + target_offset(window, horizon) + 1  # past the last target
+    fit_end = int(train_N[-1]) + target_offset(window, horizon) + 1  # past the last target
     # Overflow is checked for below, and named there: numpy's warnings would only add noise.
     with np.errstate(over='ignore', invalid='ignore'):
       scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end])
@@ -164,9 +165,9 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
     check_scaled(scaled_TF, one.times, columns, one.values_TF, one.name)
     parts['scaled'].append(model_inputs(scaled_TF, one.times, calendar, past + known,
                                         num_future))
-    parts['train'].append(train_starts + bounds[-1])
-    parts['val'].append(val_starts + bounds[-1])
-    parts['test'].append(test_starts + bounds[-1])
+    parts['train'].append(train_N + bounds[-1])
+    parts['val'].append(val_N + bounds[-1])
+    parts['test'].append(test_N + bounds[-1])
     parts['scalers'].append(scaler)
     parts['target_scalers'].append(target_scaler)
     bounds.append(bounds[-1] + len(one.values_TF))

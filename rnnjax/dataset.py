@@ -24,10 +24,10 @@ class Dataset:
 
   Attributes:
     timestamps: [T] time of each point.
-    values_TF: [T, F] raw values in the series' own units; column 0 is the target.
-    scaled_TF: [T, F + L + K] float32, the model's inputs (`model_inputs`): the F columns
-      scaled (each series by its own scaler) with the L lag columns before the future features,
-      then K = 2 per calendar input (sin and cos, unscaled).
+    values_TF: [T, len(columns)] raw values in the series' own units; column 0 is the target.
+    scaled_TF: [T, F] float32, the model's inputs (`rnnjax.inputs.model_inputs`): the raw
+      columns scaled (each series by its own scaler) with the lag columns before the future
+      features, then 2 per calendar input (sin and cos, unscaled).
     columns: F column names: the target, past-only features, then future features.
     window: inputs per sample.
     horizon: steps from the last input to the (last) target.
@@ -41,7 +41,7 @@ class Dataset:
     target_scalers: per series, the same kind of scaler fit on the target column alone.
     calendar: calendar input names (rnnjax.config.CALENDAR).
     series_ids: the id of each series ('' for one series without data.id_column).
-    bounds: [num_series + 1] int, where each series starts in the arrays above, then T.
+    bounds: [R + 1] int, where each series starts in the arrays above, then T.
     num_future: trailing columns of `columns` that are known-future features.
     multi_step: one target per step 1..horizon (data.multi_step).
     lags: data.lags as resolved (never 'auto'); their columns follow `rnnjax.config.split_lags`.
@@ -108,7 +108,7 @@ class Dataset:
     return parts
 
   def series_index(self, starts: np.ndarray) -> np.ndarray:
-    """[N] index (into series_ids) of the series each window start lies in."""
+    """[N] index (into series_ids) of the series each window start (starts [N]) lies in."""
     return np.searchsorted(self.bounds, np.asarray(starts), side='right') - 1
 
   def target_positions(self, starts: np.ndarray) -> np.ndarray:
@@ -133,10 +133,10 @@ class Dataset:
     if starts is None:
       raise ValueError('unscale_target needs the window starts when there are several series')
     out = np.empty_like(y)
-    which = self.series_index(starts)
-    for i in np.unique(which):
-      part = y[..., which == i, :]
-      out[..., which == i, :] = self.target_scalers[i].inverse_transform(
+    which_N = self.series_index(starts)
+    for i in np.unique(which_N):
+      part = y[..., which_N == i, :]
+      out[..., which_N == i, :] = self.target_scalers[i].inverse_transform(
           part.reshape(-1, 1)).reshape(part.shape)
     return out
 
@@ -163,12 +163,12 @@ class Dataset:
     if starts is None:
       raise ValueError('unscale_distribution needs the window starts when there are several '
                        'series')
-    which = self.series_index(starts)
-    if y.ndim < 3 or y.shape[-3] != len(which):
-      raise ValueError(f'{head} forecasts of shape {y.shape} for {len(which)} windows: expected '
-                       '[..., N, S, Q or 2]')
+    which_N = self.series_index(starts)
+    if y.ndim < 3 or y.shape[-3] != len(which_N):
+      raise ValueError(f'{head} forecasts of shape {y.shape} for {len(which_N)} windows: '
+                       'expected [..., N, S, Q or 2]')
     out = np.empty_like(y)
-    for i in np.unique(which):
-      out[..., which == i, :, :] = unscale_distribution(y[..., which == i, :, :], head,
-                                                        self.target_scalers[i])
+    for i in np.unique(which_N):
+      out[..., which_N == i, :, :] = unscale_distribution(y[..., which_N == i, :, :], head,
+                                                          self.target_scalers[i])
     return out

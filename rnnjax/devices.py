@@ -49,11 +49,11 @@ def use_every_cpu_core(config, num_members: int | None = None) -> None:
 
   XLA:CPU runs a small recurrent program on one core: its time steps are sequential and each
   step's products are too small to split between threads. Members are independent, so with one
-  CPU device per core the members program gives each core its own members (docs/benchmarks.md:
-  a member of an 8- or 64-member run costs 0.54-0.71 of a single run on 2 cores, against 1.0
-  with one device). Call before JAX first touches a device. Single runs are left alone, and so
-  is a CPU device count the user set (`jax_num_cpu_devices` or XLA_FLAGS). Only CPU devices are
-  affected: where a GPU or TPU is present, `jax.devices()` is still the accelerators.
+  CPU device per core the members program gives each core its own members, and a member costs
+  less than a single run (docs/benchmarks.md). Call before JAX first touches a device. Single
+  runs are left alone, and so is a CPU device count the user set (`jax_num_cpu_devices` or
+  XLA_FLAGS). Only CPU devices are affected: where a GPU or TPU is present, `jax.devices()` is
+  still the accelerators.
   `num_members` counts members the config alone does not show (a backtest's folds).
   """
   if (num_members or 0) <= 1 and not is_ensemble(config):

@@ -49,38 +49,40 @@ def naive_distribution(data: dataset_lib.Dataset, starts: np.ndarray, season: in
     UserError: a series has no training window whose seasonal value lies inside it, or the
       seasonal value of a window at `starts` lies before its series' start.
   """
-  tau = np.asarray(levels, np.float64)
-  train = np.asarray(data.train_starts if train_starts is None else train_starts)
+  tau_L = np.asarray(levels, np.float64)
+  train_N = np.asarray(data.train_starts if train_starts is None else train_starts)
   naive_NS = metrics.baseline_forecasts(data, starts, season)['seasonal_naive']
-  lag = seasonal_lag(season, np.asarray(data.steps))
-  positions = data.target_positions(train)
-  which_train = data.series_index(train)
-  back = positions - lag[None, :]
-  valid = back >= data.bounds[which_train][:, None]
-  target = data.values_TF[:, 0]
-  residuals = np.where(valid, target[positions] - target[np.maximum(back, 0)], np.nan)
-  which = data.series_index(starts)
-  per_series = np.full((len(data.series_ids), len(data.steps), tau.size), np.nan)
-  for i in np.unique(which):
-    rows = residuals[which_train == i]
-    if np.any(np.sum(np.isfinite(rows), axis=0) == 0):
+  lag_S = seasonal_lag(season, np.asarray(data.steps))
+  positions_NS = data.target_positions(train_N)
+  which_train_N = data.series_index(train_N)
+  back_NS = positions_NS - lag_S[None, :]
+  valid_NS = back_NS >= data.bounds[which_train_N][:, None]
+  target_T = data.values_TF[:, 0]
+  residuals_NS = np.where(valid_NS, target_T[positions_NS] - target_T[np.maximum(back_NS, 0)],
+                          np.nan)
+  which_N = data.series_index(starts)
+  per_series_RSL = np.full((len(data.series_ids), len(data.steps), tau_L.size), np.nan)
+  for i in np.unique(which_N):
+    rows_NS = residuals_NS[which_train_N == i]
+    if np.any(np.sum(np.isfinite(rows_NS), axis=0) == 0):
       name = data.series_ids[i]
       series = f'series {name!r}' if name else 'the series'
       raise UserError(f'data.season={season}: no training window of {series} has its seasonal-'
                       'naive value inside the series, so the naive distribution (the seasonal-'
                       'naive forecast plus its training residuals) is undefined; use a shorter '
                       'season or a longer series.')
-    per_series[i] = np.nanquantile(rows, tau, axis=0).T
-  return naive_NS[..., None] + per_series[which]
+    per_series_RSL[i] = np.nanquantile(rows_NS, tau_L, axis=0).T
+  return naive_NS[..., None] + per_series_RSL[which_N]
 
 
-def _distribution_block(lower, upper, q, crps, y, level, levels, prefix: str) -> dict:
-  scores = interval_scores(lower, upper, y, level)
+def _distribution_block(lower_NS, upper_NS, q_NSQ, crps_NS, y_NS, level, levels,
+                        prefix: str) -> dict:
+  scores = interval_scores(lower_NS, upper_NS, y_NS, level)
   return {f'{prefix}_coverage': scores['coverage'],
           f'{prefix}_interval_width': scores['width'],
           f'{prefix}_interval_score': scores['interval_score'],
-          f'{prefix}_pinball': float(np.mean(pinball(q, y, levels))),
-          f'{prefix}_crps': float(np.mean(crps))}
+          f'{prefix}_pinball': float(np.mean(pinball(q_NSQ, y_NS, levels))),
+          f'{prefix}_crps': float(np.mean(crps_NS))}
 
 
 def distribution_scores(data: dataset_lib.Dataset, starts: np.ndarray, forecast, config,
@@ -124,50 +126,51 @@ def distribution_scores(data: dataset_lib.Dataset, starts: np.ndarray, forecast,
   head, levels, level = m.head, tuple(float(q) for q in m.quantiles), float(m.interval)
   if head not in ('quantile', 'gaussian'):
     raise ValueError(f'distribution_scores needs a probabilistic model.head, got {head!r}')
-  f = np.asarray(forecast, np.float64)
-  f = f[None] if f.ndim == 3 else f
+  f_M = np.asarray(forecast, np.float64)
+  f_M = f_M[None] if f_M.ndim == 3 else f_M
   last = len(levels) if head == 'quantile' else 2
   want = (len(starts), len(data.steps), last)
-  if f.ndim != 4 or f.shape[1:] != want:
+  if f_M.ndim != 4 or f_M.shape[1:] != want:
     raise ValueError(f'{head} forecasts have shape {np.shape(forecast)}, expected {want} '
                      '(windows, steps, quantiles or (mean, scale)), or with a leading member '
                      'axis')
-  y = data.targets(starts)
+  y_NS = data.targets(starts)
   bounds = interval_bounds(level)
-  q = distributions.quantiles_at(f, head, levels, levels)
-  lower, upper = np.moveaxis(distributions.quantiles_at(f, head, levels, bounds), -1, 0)
+  q_NSQ = distributions.quantiles_at(f_M, head, levels, levels)
+  lower_NS, upper_NS = np.moveaxis(distributions.quantiles_at(f_M, head, levels, bounds), -1, 0)
   if head == 'gaussian':
-    crps = crps_gaussian_mixture(f[..., 0], f[..., 1], y)
+    crps_NS = crps_gaussian_mixture(f_M[..., 0], f_M[..., 1], y_NS)
   else:
-    crps = crps_from_quantiles(q, y, levels)
-  union = np.unique(np.round(np.concatenate([levels, bounds, NAIVE_LEVELS]), 12))
-  naive = naive_distribution(data, starts, config.data.season, union, train_starts)
+    crps_NS = crps_from_quantiles(q_NSQ, y_NS, levels)
+  union_L = np.unique(np.round(np.concatenate([levels, bounds, NAIVE_LEVELS]), 12))
+  naive_NSL = naive_distribution(data, starts, config.data.season, union_L, train_starts)
 
   def naive_at(wanted):
-    return naive[..., [int(np.argmin(np.abs(union - w))) for w in wanted]]
+    return naive_NSL[..., [int(np.argmin(np.abs(union_L - w))) for w in wanted]]
 
-  n_q, (n_lower, n_upper) = naive_at(levels), np.moveaxis(naive_at(bounds), -1, 0)
-  n_crps = crps_from_quantiles(naive, y, union)
+  n_q_NSQ = naive_at(levels)
+  n_lower_NS, n_upper_NS = np.moveaxis(naive_at(bounds), -1, 0)
+  n_crps_NS = crps_from_quantiles(naive_NSL, y_NS, union_L)
   out = {f'{prefix}_interval_level': level,
-         **_distribution_block(lower, upper, q, crps, y, level, levels, prefix),
-         **_distribution_block(n_lower, n_upper, n_q, n_crps, y, level, levels, 'baseline_naive')}
+         **_distribution_block(lower_NS, upper_NS, q_NSQ, crps_NS, y_NS, level, levels, prefix),
+         **_distribution_block(n_lower_NS, n_upper_NS, n_q_NSQ, n_crps_NS, y_NS, level, levels,
+                               'baseline_naive')}
   out[f'{prefix}_crps_skill_vs_naive'] = metrics.skill(out[f'{prefix}_crps'],
                                                        out['baseline_naive_crps'])
 
   def short(rows, cols=slice(None)):
-    return {f'{prefix}_coverage': float(np.mean((lower[rows, cols] <= y[rows, cols])
-                                                & (y[rows, cols] <= upper[rows, cols]))),
-            f'{prefix}_pinball': float(np.mean(pinball(q[rows, cols], y[rows, cols], levels))),
-            'baseline_naive_coverage': float(np.mean((n_lower[rows, cols] <= y[rows, cols])
-                                                     & (y[rows, cols] <= n_upper[rows, cols]))),
-            'baseline_naive_pinball': float(np.mean(pinball(n_q[rows, cols], y[rows, cols],
-                                                            levels)))}
+    y, lower, upper = y_NS[rows, cols], lower_NS[rows, cols], upper_NS[rows, cols]
+    n_lower, n_upper = n_lower_NS[rows, cols], n_upper_NS[rows, cols]
+    return {f'{prefix}_coverage': float(np.mean((lower <= y) & (y <= upper))),
+            f'{prefix}_pinball': float(np.mean(pinball(q_NSQ[rows, cols], y, levels))),
+            'baseline_naive_coverage': float(np.mean((n_lower <= y) & (y <= n_upper))),
+            'baseline_naive_pinball': float(np.mean(pinball(n_q_NSQ[rows, cols], y, levels)))}
   if data.multi_step:
     out['per_step'] = [{'step': int(step), **short(slice(None), slice(j, j + 1))}
                        for j, step in enumerate(data.steps)]
   if data.series_ids != ('',):
-    which = data.series_index(starts)
-    out['per_series'] = {name: short(which == i) for i, name in enumerate(data.series_ids)}
+    which_N = data.series_index(starts)
+    out['per_series'] = {name: short(which_N == i) for i, name in enumerate(data.series_ids)}
   return out
 
 

@@ -100,8 +100,8 @@ def plan_members(config) -> Members | None:
       probe.train.clip_norm = float(row.get('clip_norm', base['clip_norm']))
       probe.model.dropout = float(row.get('dropout', base['dropout']))
     config_checks.validate(probe)
-  seeds = config.train.seed + np.arange(len(rows))
-  return Members(seeds=seeds, hparams=hparams, swept=tuple(swept))
+  seeds_M = config.train.seed + np.arange(len(rows))
+  return Members(seeds=seeds_M, hparams=hparams, swept=tuple(swept))
 
 
 def single_member(config) -> Members:

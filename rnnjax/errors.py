@@ -89,9 +89,9 @@ def exit_now(code: int = 0):
   """Ends the process with `code`, skipping the interpreter's teardown of its modules.
 
   Runs the atexit handlers (logging, JAX and Orbax clean-ups) and flushes stdout and stderr,
-  then `os._exit`: Python's own shutdown would spend 0.6-0.8 s freeing every imported module
-  (JAX, SciPy, matplotlib...) object by object. Scripts call it when every file they write is
-  closed.
+  then `os._exit`: Python's own shutdown frees every imported module (JAX, SciPy,
+  matplotlib...) object by object, which takes a while (docs/benchmarks.md). Scripts call it
+  when every file they write is closed.
   """
   import atexit
   import os

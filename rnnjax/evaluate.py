@@ -1,6 +1,6 @@
-"""Scores a finished run: one scorer for [members, windows] forecasts; a single run is one member.
+"""Scores a finished run: one scorer for [M, N, S] forecasts; a single run is one member.
 
-`evaluate` forecasts every training and validation window with the reported parameters
+`evaluate` forecasts every training, validation and test window with the reported parameters
 (`train.final_params`), scores the forecast in the series' own units next to the
 baselines (`rnnjax.metrics`), and builds the plot panels and the history table. An ensemble is
 scored on the forecast of its members that did not diverge, and each member on its own; a
@@ -70,20 +70,20 @@ def evaluate(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, stat
   _check_against_training(config, state, history, per_member, diverged_M, members is not None)
   if members is None:
     return results, panels, history_frame(history, None)
-  active = np.asarray(history['active'], bool)
-  best_epoch = devices.to_host(state.best_epoch)[:members.size]
+  active_ME = np.asarray(history['active'], bool)
+  best_epoch_M = devices.to_host(state.best_epoch)[:members.size]
   for k, record in enumerate(members.records()):
     per_member[k] = {**record, **per_member[k], 'diverged': bool(diverged_M[k]),
-                     'epochs_run': int(active[k].sum()), 'best_epoch': int(best_epoch[k])}
+                     'epochs_run': int(active_ME[k].sum()), 'best_epoch': int(best_epoch_M[k])}
   results['members'] = per_member
   results['num_members'] = members.size
   results['diverged_members'] = [int(k) for k in np.flatnonzero(diverged_M)]
   results['ensemble_quantiles'] = [min(config.ensemble_quantiles), max(config.ensemble_quantiles)]
   alive = [m for m, dead in zip(per_member, diverged_M, strict=True) if not dead]
   for key in MEMBER_METRICS + (TEST_MEMBER_METRICS if 'test' in data.parts else ()):
-    values = np.array([m[key] for m in alive])
-    results[f'member_{key}_mean'] = float(values.mean())
-    results[f'member_{key}_std'] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    values_M = np.array([m[key] for m in alive])
+    results[f'member_{key}_mean'] = float(values_M.mean())
+    results[f'member_{key}_std'] = float(values_M.std(ddof=1)) if len(values_M) > 1 else 0.0
   return results, panels, history_frame(history, diverged_M)
 
 
@@ -98,18 +98,18 @@ def _check_against_training(config, state, history: dict, per_member: list[dict]
   has been seen to do so), and the scores written would not be the trained model's.
   """
   if config.train.early_stopping_patience > 0:
-    trained = np.atleast_1d(devices.to_host(state.best_val_loss))
+    trained_M = np.atleast_1d(devices.to_host(state.best_val_loss))
   else:
-    val, active = (np.atleast_2d(np.asarray(history[k])) for k in ('val_loss', 'active'))
-    last = np.maximum(active.astype(int).sum(axis=1) - 1, 0)
-    trained = val[np.arange(len(val)), last]
+    val_ME, active_ME = (np.atleast_2d(np.asarray(history[k])) for k in ('val_loss', 'active'))
+    last_M = np.maximum(active_ME.astype(int).sum(axis=1) - 1, 0)
+    trained_M = val_ME[np.arange(len(val_ME)), last_M]
   # The head's validation loss: the MSE for the point head. The others' (pinball, NLL) sum
   # terms of either sign, so their rounding is judged on an absolute scale as well.
   atol = 1e-7 if config.model.head == 'point' else 1e-5
   for k, member in enumerate(per_member):
     if diverged_M[k]:
       continue
-    here, there = member.get('val_loss_scaled', member['val_mse_scaled']), float(trained[k])
+    here, there = member.get('val_loss_scaled', member['val_mse_scaled']), float(trained_M[k])
     if not np.isclose(here, there, rtol=1e-3, atol=atol):
       who = f'member {k}' if member_axis else 'the model'
       logging.warning('%s: the validation loss of its reported parameters is %.6g when scored, '
@@ -122,8 +122,8 @@ def memory_needed(config, data: dataset_lib.Dataset, num_members: int,
                   trainer: train_lib.Trainer | None = None) -> int:
   """Bytes of memory a run of `num_members` members needs, about: their training states, with a
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
-  the host arrays that scoring their forecasts of every training and validation window takes
-  (the forecasting program itself is bounded separately, by
+  the host arrays that scoring their forecasts of every training, validation and test window
+  takes (the forecasting program itself is bounded separately, by
   `prediction.MEMBER_WINDOWS_PER_CALL`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = sum(len(starts) for starts in data.parts.values())
@@ -222,49 +222,49 @@ def score(config, data: dataset_lib.Dataset, scaled_MNS: dict,
 
   Returns:
     (metrics, panels for plots.plot_predictions, per-member metrics [M]). The panels draw the
-    first series at the last step: {part: (true [n], forecast [n], band or None)}, 'times':
-    {part: [n] target times}, 'xlabel' and 'ylabel' (the target's name), 'band_label' saying
+    first series at the last step: {part: (true [N], forecast [N], band or None)}, 'times':
+    {part: [N] target times}, 'xlabel' and 'ylabel' (the target's name), 'band_label' saying
     what the band is, and with several steps 'lead': the validation RMSE per step of the
     model and every baseline.
   """
-  alive = ~np.asarray(diverged_M, bool)
+  alive_M = ~np.asarray(diverged_M, bool)
   head, levels = config.model.head, tuple(config.model.quantiles)
   point = head == 'point'
   low_q, high_q = min(config.ensemble_quantiles), max(config.ensemble_quantiles)
   trailing = () if point else ((len(levels),) if head == 'quantile' else (2,))
   loss_terms = losses.for_model(config.model)
   results, panels = {}, {}
-  per_member = [dict() for _ in range(len(alive))]
+  per_member = [dict() for _ in range(len(alive_M))]
   num_steps = len(data.steps)
   linear = linear_baseline.fit_linear(data)  # once: every scored part is held against the same fit
   if not point:
     panels['band_label'] = f'{config.model.interval * 100:g}% central interval'
-  elif len(alive) > 1:
+  elif len(alive_M) > 1:
     panels['band_label'] = (f'Spread across seeds (q{low_q:g}-q{high_q:g}), not a predictive '
                             'interval')
   for part, starts in data.parts.items():
-    scaled = np.asarray(scaled_MNS[part])
-    expected = (len(alive), len(starts), num_steps) + trailing
-    if scaled.shape != expected:
-      raise ValueError(f'{part} forecasts have shape {scaled.shape}, expected {expected} '
+    scaled_M = np.asarray(scaled_MNS[part])
+    expected = (len(alive_M), len(starts), num_steps) + trailing
+    if scaled_M.shape != expected:
+      raise ValueError(f'{part} forecasts have shape {scaled_M.shape}, expected {expected} '
                        f'(members, windows, steps{", " + head + " outputs" if trailing else ""})')
-    forecast_M = data.unscale_distribution(scaled, head, starts)
-    true = data.targets(starts)
-    mean = distributions.center(forecast_M[alive], head, levels)
+    forecast_M = data.unscale_distribution(scaled_M, head, starts)
+    true_NS = data.targets(starts)
+    mean_NS = distributions.center(forecast_M[alive_M], head, levels)
     band = None
     if not point:
       band = tuple(np.moveaxis(distributions.quantiles_at(
-          forecast_M[alive], head, levels, config_lib.interval_bounds(config.model.interval)),
+          forecast_M[alive_M], head, levels, config_lib.interval_bounds(config.model.interval)),
           -1, 0))
-    elif len(alive) > 1:
-      band = (np.quantile(forecast_M[alive], low_q, axis=0),
-              np.quantile(forecast_M[alive], high_q, axis=0))
+    elif len(alive_M) > 1:
+      band = (np.quantile(forecast_M[alive_M], low_q, axis=0),
+              np.quantile(forecast_M[alive_M], high_q, axis=0))
     if part == 'test':
-      scores = metrics_lib.forecast_metrics(data, starts, mean, config.data.season, 'val',
+      scores = metrics_lib.forecast_metrics(data, starts, mean_NS, config.data.season, 'val',
                                             linear)
       if not point:
         merge_scores(scores, distribution_metrics.distribution_scores(
-            data, starts, forecast_M[alive], config))
+            data, starts, forecast_M[alive_M], config))
       scores = metrics_lib.renamed(scores, 'test')
       firsts = metrics_lib.first_target_times(data, starts)
       results['test_start'] = min(firsts.values())
@@ -272,37 +272,38 @@ def score(config, data: dataset_lib.Dataset, scaled_MNS: dict,
         entry['test_start'] = firsts.get(name)
       results.update(scores)
     else:
-      results.update(metrics_lib.forecast_metrics(data, starts, mean, config.data.season, part,
-                                                  linear))
+      results.update(metrics_lib.forecast_metrics(data, starts, mean_NS, config.data.season,
+                                                  part, linear))
     if not point and part == 'val':
       merge_scores(results, distribution_metrics.distribution_scores(
-          data, starts, forecast_M[alive], config))
-    first = data.series_index(starts) == 0
-    panels[part] = (true[first, -1], mean[first, -1],
-                    None if band is None else (band[0][first, -1], band[1][first, -1]))
+          data, starts, forecast_M[alive_M], config))
+    first_N = data.series_index(starts) == 0
+    panels[part] = (true_NS[first_N, -1], mean_NS[first_N, -1],
+                    None if band is None else (band[0][first_N, -1], band[1][first_N, -1]))
     panels.setdefault('times', {})[part] = data.timestamps[
-        data.target_positions(starts)[first, -1]]
-    scaled_true = data.scaled_TF[data.target_positions(starts), 0]
-    centers_M = forecast_M if point else np.stack(
-        [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive))])
+        data.target_positions(starts)[first_N, -1]]
+    scaled_true_NS = data.scaled_TF[data.target_positions(starts), 0]
+    centers_MNS = forecast_M if point else np.stack(
+        [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive_M))])
     if part == 'val':
-      scaled_mean = (scaled[alive].mean(0) if point
-                     else distributions.center(scaled[alive], head, levels))
-      results['val_mse_scaled'] = float(np.mean((scaled_mean - scaled_true) ** 2))
-      if len(alive) > 1:
-        results['val_spread_mean'] = float(centers_M[alive].std(axis=0).mean())
+      scaled_mean_NS = (scaled_M[alive_M].mean(0) if point
+                        else distributions.center(scaled_M[alive_M], head, levels))
+      results['val_mse_scaled'] = float(np.mean((scaled_mean_NS - scaled_true_NS) ** 2))
+      if len(alive_M) > 1:
+        results['val_spread_mean'] = float(centers_MNS[alive_M].std(axis=0).mean())
         if point:
-          results['val_band_coverage'] = float(np.mean((true >= band[0]) & (true <= band[1])))
+          results['val_band_coverage'] = float(
+              np.mean((true_NS >= band[0]) & (true_NS <= band[1])))
     for k, member in enumerate(per_member):
-      member[f'{part}_rmse'] = metrics_lib.rmse(centers_M[k], true)
-      member[f'{part}_mae'] = metrics_lib.mae(centers_M[k], true)
+      member[f'{part}_rmse'] = metrics_lib.rmse(centers_MNS[k], true_NS)
+      member[f'{part}_mae'] = metrics_lib.mae(centers_MNS[k], true_NS)
       if part == 'val':
-        scaled_center = scaled[k] if point else distributions.center(scaled[k:k + 1], head,
-                                                                       levels)
-        member['val_mse_scaled'] = float(np.mean((scaled_center - scaled_true) ** 2))
+        scaled_center_NS = (scaled_M[k] if point
+                            else distributions.center(scaled_M[k:k + 1], head, levels))
+        member['val_mse_scaled'] = float(np.mean((scaled_center_NS - scaled_true_NS) ** 2))
         if not point:  # what training reported as val_loss
           member['val_loss_scaled'] = float(np.mean(loss_terms(
-              jnp.asarray(scaled[k]), jnp.asarray(scaled_true, jnp.float32))))
+              jnp.asarray(scaled_M[k]), jnp.asarray(scaled_true_NS, jnp.float32))))
   if 'per_step' in results:
     panels['lead'] = {key: np.array([entry[key] for entry in results['per_step']])
                       for key in ('step', 'val_rmse', 'baseline_persistence_rmse',
@@ -349,14 +350,14 @@ def history_frame(history: dict, diverged_M: np.ndarray | None) -> pd.DataFrame:
   if diverged_M is None:
     frame = pd.DataFrame({'epoch': np.arange(1, len(values['loss']) + 1), **values})
     return frame[np.asarray(history['active'], bool)]
-  active = np.asarray(history['active'], bool)
-  values = {key: np.where(active, value, np.nan) for key, value in values.items()}
-  keep = ~np.asarray(diverged_M, bool)[:, None]
-  columns = {'epoch': np.arange(1, active.shape[1] + 1)}
+  active_ME = np.asarray(history['active'], bool)
+  values = {key: np.where(active_ME, value, np.nan) for key, value in values.items()}
+  keep_M1 = ~np.asarray(diverged_M, bool)[:, None]
+  columns = {'epoch': np.arange(1, active_ME.shape[1] + 1)}
   with warnings.catch_warnings():  # an epoch no kept member trained: NaN, as intended
     warnings.simplefilter('ignore', category=RuntimeWarning)
-    columns.update({key: np.nanmean(np.where(keep, value, np.nan), axis=0)
+    columns.update({key: np.nanmean(np.where(keep_M1, value, np.nan), axis=0)
                     for key, value in values.items()})
-  for k in range(active.shape[0]):
+  for k in range(active_ME.shape[0]):
     columns.update({f'{key}_member{k}': value[k] for key, value in values.items()})
   return pd.DataFrame(columns)

@@ -20,27 +20,27 @@ RIDGE_ALPHA = 0.1
 
 
 def ridge_highway(model: models.Forecaster, data: dataset_lib.Dataset) -> dict:
-  """The highway's kernel [highway, S] and bias [S] fitted by ridge regression on the training
-  windows (model.highway_init='ridge').
+  """The highway's kernel [I, S] and bias [S] fitted by ridge regression on the training
+  windows (model.highway_init='ridge'); I is the highway's inputs (`highway_design`).
 
   It reads what the highway reads (`Forecaster.highway_design`: the last `highway` target
   inputs after the model's normalisation) and fits what the highway must add for the model,
   with a silent network, to forecast the scaled targets: (target - offset) / scale. A backtest
   built on its first fold (`rnnjax.backtest`) starts every fold from that fold's fit.
   """
-  starts = np.asarray(data.train_starts)
-  if len(starts) > RIDGE_WINDOWS:
-    starts = starts[np.linspace(0, len(starts) - 1, RIDGE_WINDOWS).round().astype(int)]
-  x_BWF, y_BS = windows.gather_windows(data.scaled_TF, starts, data.window, data.steps)
-  future = windows.gather_future(data.scaled_TF, starts, data.window, data.steps,
-                                 model.num_known)
-  inputs, offset, scale = (np.asarray(a, np.float64) for a in model.apply(
-      {}, jnp.asarray(x_BWF), None if future is None else jnp.asarray(future),
+  starts_N = np.asarray(data.train_starts)
+  if len(starts_N) > RIDGE_WINDOWS:
+    starts_N = starts_N[np.linspace(0, len(starts_N) - 1, RIDGE_WINDOWS).round().astype(int)]
+  x_NWF, y_NS = windows.gather_windows(data.scaled_TF, starts_N, data.window, data.steps)
+  future_NSK = windows.gather_future(data.scaled_TF, starts_N, data.window, data.steps,
+                                     model.num_known)
+  inputs_NI, offset_NS, scale_N1 = (np.asarray(a, np.float64) for a in model.apply(
+      {}, jnp.asarray(x_NWF), None if future_NSK is None else jnp.asarray(future_NSK),
       method=models.Forecaster.highway_design))
-  fit = linear_model.Ridge(alpha=RIDGE_ALPHA).fit(inputs, (y_BS - offset) / scale)
-  kernel = np.asarray(fit.coef_, np.float32).reshape(y_BS.shape[1], -1).T
-  bias = np.asarray(fit.intercept_, np.float32).reshape(y_BS.shape[1])
-  return {'kernel': jnp.asarray(kernel), 'bias': jnp.asarray(bias)}
+  fit = linear_model.Ridge(alpha=RIDGE_ALPHA).fit(inputs_NI, (y_NS - offset_NS) / scale_N1)
+  kernel_IS = np.asarray(fit.coef_, np.float32).reshape(y_NS.shape[1], -1).T
+  bias_S = np.asarray(fit.intercept_, np.float32).reshape(y_NS.shape[1])
+  return {'kernel': jnp.asarray(kernel_IS), 'bias': jnp.asarray(bias_S)}
 
 
 def naive_spread(config, data: dataset_lib.Dataset) -> float:
@@ -50,12 +50,12 @@ def naive_spread(config, data: dataset_lib.Dataset) -> float:
   Windows whose seasonal value lies before their series' start are left out; with none left,
   the training targets' own standard deviation.
   """
-  scaled = data.scaled_TF[:, 0].astype(np.float64)
-  positions = data.target_positions(data.train_starts)
-  back = positions - config_lib.seasonal_lag(config.data.season, np.asarray(data.steps))
-  valid = back >= data.bounds[data.series_index(data.train_starts)][:, None]
-  if valid.any():
-    spread = np.std((scaled[positions] - scaled[np.maximum(back, 0)])[valid])
+  target_T = data.scaled_TF[:, 0].astype(np.float64)
+  positions_NS = data.target_positions(data.train_starts)
+  back_NS = positions_NS - config_lib.seasonal_lag(config.data.season, np.asarray(data.steps))
+  valid_NS = back_NS >= data.bounds[data.series_index(data.train_starts)][:, None]
+  if valid_NS.any():
+    spread = np.std((target_T[positions_NS] - target_T[np.maximum(back_NS, 0)])[valid_NS])
   else:
-    spread = np.std(scaled[positions])
+    spread = np.std(target_T[positions_NS])
   return float(max(spread, 2 * models.SCALE_FLOOR))

@@ -77,12 +77,12 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
                     f'(data.lags={tuple(d.lags)}) read: give at least {window + first} points, '
                     'the last ones before the forecast.')
   trained_run.check_step(run, times, name)
-  starts = np.arange(first, len(values_TF) - window + 1, dtype=np.int32)
-  target_pos = windows.target_positions(starts, window, steps)
+  starts_N = np.arange(first, len(values_TF) - window + 1, dtype=np.int32)
+  target_pos_NS = windows.target_positions(starts_N, window, steps)
   step = _step(times)
   last = len(times) - 1
   # The timestamps on to the last target: known inputs are known there, values are not.
-  ahead = np.arange(1, int(target_pos.max()) - last + 1)
+  ahead = np.arange(1, int(target_pos_NS.max()) - last + 1)
   future_times = times[last] + pd.TimedeltaIndex(ahead * step)
   all_times = times.append(future_times)
   rows = np.full((len(ahead), values_TF.shape[1]), np.nan)
@@ -96,22 +96,22 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
                       'after the last value). Add rows with those timestamps, an empty target '
                       'and the future features to the CSV.')
     rows[:, -len(d.future_features):] = known.to_numpy()
-  scaled = scaler.transform(np.concatenate([values_TF, rows])).astype(np.float32)
-  scaled[len(times):, :values_TF.shape[1] - len(d.future_features)] = 0.0
+  scaled_TF = scaler.transform(np.concatenate([values_TF, rows])).astype(np.float32)
+  scaled_TF[len(times):, :values_TF.shape[1] - len(d.future_features)] = 0.0
   # Known lags at a target time read values at or before the last input, never the zeros above.
-  series = inputs.model_inputs(scaled, all_times, d.calendar, past_lags + known_lags,
-                               len(d.future_features))
-  scaled_pred = prediction.predict_windows(run, run.params, series, starts, batch_size,
+  series_TF = inputs.model_inputs(scaled_TF, all_times, d.calendar, past_lags + known_lags,
+                                  len(d.future_features))
+  scaled_pred = prediction.predict_windows(run, run.params, series_TF, starts_N, batch_size,
                                            member_axis=run.members is not None)
   head = run.config.model.head
   pred = scaling.unscale_distribution(scaled_pred, head, target_scaler)
-  actual = np.full(target_pos.shape, np.nan)
-  observed = target_pos <= last
-  actual[observed] = values_TF[target_pos[observed], 0]
+  actual_NS = np.full(target_pos_NS.shape, np.nan)
+  observed_NS = target_pos_NS <= last
+  actual_NS[observed_NS] = values_TF[target_pos_NS[observed_NS], 0]
   num_steps = len(steps)
-  frame = pd.DataFrame({'input_end': times[starts + window - 1].repeat(num_steps),
-                        'step': np.tile(steps, len(starts)),
-                        'target_time': all_times[target_pos.ravel()]})
+  frame = pd.DataFrame({'input_end': times[starts_N + window - 1].repeat(num_steps),
+                        'step': np.tile(steps, len(starts_N)),
+                        'target_time': all_times[target_pos_NS.ravel()]})
   if head != 'point':
     for name, column in distribution_columns(run.config, pred, run.members is not None).items():
       frame[name] = column.ravel()
@@ -123,7 +123,7 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
     frame['forecast_std'] = pred.std(axis=0).ravel()
     frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
     frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
-  frame['actual'] = actual.ravel()
+  frame['actual'] = actual_NS.ravel()
   return frame
 
 
@@ -147,18 +147,19 @@ def distribution_columns(config, forecast, member_axis: bool) -> dict:
   """
   m = config.model
   levels = tuple(m.quantiles)
-  members = np.asarray(forecast, np.float64)
-  members = members if member_axis else members[None]
-  lower, upper = np.moveaxis(distributions.quantiles_at(
-      members, m.head, levels, config_lib.interval_bounds(m.interval)), -1, 0)
+  members_M = np.asarray(forecast, np.float64)
+  members_M = members_M if member_axis else members_M[None]
+  lower_NS, upper_NS = np.moveaxis(distributions.quantiles_at(
+      members_M, m.head, levels, config_lib.interval_bounds(m.interval)), -1, 0)
   if m.head == 'quantile':
-    q = distributions.quantiles_at(members, m.head, levels, levels)
-    columns = {'forecast': q[..., distributions.middle_index(levels)]}
-    columns.update({f'q{level:g}': q[..., i] for i, level in enumerate(levels)})
+    q_NSQ = distributions.quantiles_at(members_M, m.head, levels, levels)
+    columns = {'forecast': q_NSQ[..., distributions.middle_index(levels)]}
+    columns.update({f'q{level:g}': q_NSQ[..., i] for i, level in enumerate(levels)})
   else:
-    mean, scale = distributions.gaussian_mixture_moments(members[..., 0], members[..., 1])
-    columns = {'forecast': mean, 'mean': mean, 'scale': scale}
-  columns.update(lower=lower, upper=upper)
+    mean_NS, scale_NS = distributions.gaussian_mixture_moments(members_M[..., 0],
+                                                               members_M[..., 1])
+    columns = {'forecast': mean_NS, 'mean': mean_NS, 'scale': scale_NS}
+  columns.update(lower=lower_NS, upper=upper_NS)
   return columns
 
 

@@ -36,8 +36,8 @@ def calendar_features(times: pd.DatetimeIndex, names: Sequence[str]) -> np.ndarr
   }
   columns = []
   for name in names:
-    angle = 2.0 * np.pi * np.asarray(phases[name], np.float64)
-    columns += [np.sin(angle), np.cos(angle)]
+    angle_T = 2.0 * np.pi * np.asarray(phases[name], np.float64)
+    columns += [np.sin(angle_T), np.cos(angle_T)]
   return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros(
       (len(times), 0), np.float32)
 
@@ -61,7 +61,7 @@ def model_inputs(scaled_TF: np.ndarray, times: pd.DatetimeIndex, calendar: Seque
     num_future: trailing columns of `scaled_TF` that are future features.
 
   Returns:
-    float32 [T, F + len(lags) + 2 * len(calendar)].
+    float32 [T, F + P + 2 * len(calendar)], P = len(lags).
 
   Raises:
     UserError: a scaled value is not finite (`check_scaled`).
@@ -87,12 +87,12 @@ def lagged_targets(target_T: np.ndarray, lags: Sequence[int]) -> np.ndarray:
     lags: steps back, positive.
 
   Returns:
-    [T, len(lags)], the dtype of `target_T`.
+    [T, P] (P = len(lags)), the dtype of `target_T`.
   """
   n = len(target_T)
-  out = np.empty((n, len(lags)), target_T.dtype)
+  lagged_TP = np.empty((n, len(lags)), target_T.dtype)
   for j, lag in enumerate(lags):
     back = min(int(lag), n)
-    out[:back, j] = target_T[0] if n else 0
-    out[back:, j] = target_T[:n - back]
-  return out
+    lagged_TP[:back, j] = target_T[0] if n else 0
+    lagged_TP[back:, j] = target_T[:n - back]
+  return lagged_TP

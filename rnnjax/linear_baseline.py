@@ -19,8 +19,9 @@ from rnnjax import windows
 # milliseconds for a window of 24 values (docs/benchmarks.md, "The linear baseline's fit").
 LINEAR_FIT_WINDOWS = 20_000
 # Its ridge penalty, in scaled units: light against the thousands of windows it is fitted on
-# (close to least squares), enough to settle inputs that are exactly collinear (a calendar column over
-# the window, a constant column). A fixed value: cross-validating it costs several fits.
+# (close to least squares), enough to settle inputs that are exactly collinear (a calendar
+# column over the window, a constant column). A fixed value: cross-validating it costs several
+# fits.
 LINEAR_ALPHA = 0.1
 # Windows forecast per call: bounds the design matrix of a large validation part.
 _LINEAR_CHUNK = 20_000
@@ -47,20 +48,20 @@ def linear_design(data: dataset_lib.Dataset, starts: np.ndarray) -> tuple[np.nda
     starts: [N] window starts.
 
   Returns:
-    (design float64 [N, W * F + S * K]: the window of every one of the F columns of
+    (design_NI float64 [N, I], I = W * F + S * K: the window of every one of the F columns of
      `data.scaled_TF` (target, features, calendar), flattened time-major, then the K =
      `data.num_known` known-future inputs at each of the S target times; last_N1 float64
      [N, 1]: the window's last scaled target value.)
   """
-  starts = np.asarray(starts)
-  x_NWF, _ = windows.gather_windows(data.scaled_TF, starts, data.window, data.steps)
-  future_NSK = windows.gather_future(data.scaled_TF, starts, data.window, data.steps,
+  starts_N = np.asarray(starts)
+  x_NWF, _ = windows.gather_windows(data.scaled_TF, starts_N, data.window, data.steps)
+  future_NSK = windows.gather_future(data.scaled_TF, starts_N, data.window, data.steps,
                                      data.num_known)
-  parts = [x_NWF.reshape(len(starts), -1)]
+  parts = [x_NWF.reshape(len(starts_N), -1)]
   if future_NSK is not None:
-    parts.append(future_NSK.reshape(len(starts), -1))
-  design = np.concatenate(parts, axis=1).astype(np.float64)
-  return design, x_NWF[:, -1:, 0].astype(np.float64)
+    parts.append(future_NSK.reshape(len(starts_N), -1))
+  design_NI = np.concatenate(parts, axis=1).astype(np.float64)
+  return design_NI, x_NWF[:, -1:, 0].astype(np.float64)
 
 
 def fit_linear(data: dataset_lib.Dataset, train_starts: np.ndarray | None = None,
@@ -83,23 +84,24 @@ def fit_linear(data: dataset_lib.Dataset, train_starts: np.ndarray | None = None
   Returns:
     The fit, for `linear_forecast` of any windows (validation, test, a backtest fold's).
   """
-  starts = np.asarray(data.train_starts if train_starts is None else train_starts)
-  if len(starts) > max_windows:
-    starts = starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(int)]
-  design, last_N1 = linear_design(data, starts)
-  change_NS = data.scaled_TF[data.target_positions(starts), 0].astype(np.float64) - last_N1
-  ridge = linear_model.Ridge(alpha=LINEAR_ALPHA).fit(design, change_NS)
-  return LinearBaseline(ridge=ridge, fit_windows=len(starts))
+  starts_N = np.asarray(data.train_starts if train_starts is None else train_starts)
+  if len(starts_N) > max_windows:
+    starts_N = starts_N[np.linspace(0, len(starts_N) - 1, max_windows).round().astype(int)]
+  design_NI, last_N1 = linear_design(data, starts_N)
+  change_NS = data.scaled_TF[data.target_positions(starts_N), 0].astype(np.float64) - last_N1
+  ridge = linear_model.Ridge(alpha=LINEAR_ALPHA).fit(design_NI, change_NS)
+  return LinearBaseline(ridge=ridge, fit_windows=len(starts_N))
 
 
 def linear_forecast(data: dataset_lib.Dataset, starts: np.ndarray,
                     linear: LinearBaseline) -> np.ndarray:
   """[N, S] the linear baseline's forecasts of the windows at `starts`, in the series' units
   (each window unscaled by its own series' target scaler)."""
-  starts = np.asarray(starts)
-  scaled_NS = np.empty((len(starts), len(data.steps)))
-  for i in range(0, len(starts), _LINEAR_CHUNK):
-    chunk = starts[i:i + _LINEAR_CHUNK]
-    design, last_N1 = linear_design(data, chunk)
-    scaled_NS[i:i + len(chunk)] = linear.ridge.predict(design).reshape(len(chunk), -1) + last_N1
-  return data.unscale_target(scaled_NS, starts)
+  starts_N = np.asarray(starts)
+  scaled_NS = np.empty((len(starts_N), len(data.steps)))
+  for i in range(0, len(starts_N), _LINEAR_CHUNK):
+    chunk_N = starts_N[i:i + _LINEAR_CHUNK]
+    design_NI, last_N1 = linear_design(data, chunk_N)
+    scaled_NS[i:i + len(chunk_N)] = (linear.ridge.predict(design_NI).reshape(len(chunk_N), -1)
+                                     + last_N1)
+  return data.unscale_target(scaled_NS, starts_N)

@@ -37,9 +37,9 @@ def pinball(pred_BSQ: jax.Array, y_BS: jax.Array, quantiles: Sequence[float]) ->
     y_BS: [B, S] targets.
     quantiles: the Q levels, in the order of the last axis.
   """
-  tau = jnp.asarray(quantiles, pred_BSQ.dtype).reshape(1, 1, -1)
-  error = y_BS[..., None] - pred_BSQ
-  return jnp.mean(jnp.maximum(tau * error, (tau - 1.0) * error), axis=(-2, -1))
+  tau_11Q = jnp.asarray(quantiles, pred_BSQ.dtype).reshape(1, 1, -1)
+  error_BSQ = y_BS[..., None] - pred_BSQ
+  return jnp.mean(jnp.maximum(tau_11Q * error_BSQ, (tau_11Q - 1.0) * error_BSQ), axis=(-2, -1))
 
 
 def gaussian_nll(pred_BS2: jax.Array, y_BS: jax.Array) -> jax.Array:
@@ -51,9 +51,9 @@ def gaussian_nll(pred_BS2: jax.Array, y_BS: jax.Array) -> jax.Array:
     pred_BS2: [B, S, 2] (mean, scale), scale > 0.
     y_BS: [B, S] targets.
   """
-  mean, scale = pred_BS2[..., 0], pred_BS2[..., 1]
-  z = (y_BS - mean) / scale
-  return jnp.mean(jnp.log(scale) + 0.5 * z * z + _HALF_LOG_2PI, axis=-1)
+  mean_BS, scale_BS = pred_BS2[..., 0], pred_BS2[..., 1]
+  z_BS = (y_BS - mean_BS) / scale_BS
+  return jnp.mean(jnp.log(scale_BS) + 0.5 * z_BS * z_BS + _HALF_LOG_2PI, axis=-1)
 
 
 def for_model(model_config) -> Callable[[jax.Array, jax.Array], jax.Array]:

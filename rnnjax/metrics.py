@@ -78,19 +78,19 @@ def baseline_forecasts(data: dataset_lib.Dataset, starts: np.ndarray, season: in
   Raises:
     UserError: the seasonal-naive value of a window lies before the start of its series.
   """
-  positions = data.target_positions(starts)
-  steps = np.asarray(data.steps)
-  lag = seasonal_lag(season, steps)
-  which = data.series_index(starts)
-  before = np.any(positions - lag[None, :] < data.bounds[which][:, None], axis=1)
-  if before.any():
-    name = data.series_ids[which[np.flatnonzero(before)[0]]]
+  positions_NS = data.target_positions(starts)
+  steps_S = np.asarray(data.steps)
+  lag_S = seasonal_lag(season, steps_S)
+  which_N = data.series_index(starts)
+  before_N = np.any(positions_NS - lag_S[None, :] < data.bounds[which_N][:, None], axis=1)
+  if before_N.any():
+    name = data.series_ids[which_N[np.flatnonzero(before_N)[0]]]
     series = f'series {name!r}' if name else 'the series'
     raise UserError(f'data.season={season} reaches before the start of {series} for its first '
                     'validation window; use a shorter season.')
-  target = data.values_TF[:, 0]
-  out = {'persistence': persistence_forecast(target, positions, steps),
-         'seasonal_naive': seasonal_naive_forecast(target, positions, season, steps)}
+  target_T = data.values_TF[:, 0]
+  out = {'persistence': persistence_forecast(target_T, positions_NS, steps_S),
+         'seasonal_naive': seasonal_naive_forecast(target_T, positions_NS, season, steps_S)}
   if linear is not None:
     out['linear'] = linear_baseline.linear_forecast(data, starts, linear)
   return out
@@ -132,28 +132,28 @@ def forecast_metrics(data: dataset_lib.Dataset, starts: np.ndarray, forecast: np
       (`linear_baseline.fit_linear`), to score several window sets with one fit; None fits it
       here.
   """
-  true = data.targets(starts)
-  out = {f'{prefix}_rmse': rmse(forecast, true), f'{prefix}_mae': mae(forecast, true)}
+  true_NS = data.targets(starts)
+  out = {f'{prefix}_rmse': rmse(forecast, true_NS), f'{prefix}_mae': mae(forecast, true_NS)}
   if prefix == 'train':
     return out
   linear = linear_baseline.fit_linear(data) if linear is None else linear
   baselines = baseline_forecasts(data, starts, season, linear)
-  out.update(_scores(forecast, true, baselines, prefix))
+  out.update(_scores(forecast, true_NS, baselines, prefix))
   for name in BASELINES:
     out[f'{prefix}_rmse_skill_vs_{name}'] = skill(out[f'{prefix}_rmse'],
                                                   out[f'baseline_{name}_rmse'])
   out['baseline_linear_fit_windows'] = linear.fit_windows
   if data.multi_step:
     out['per_step'] = [
-        {'step': int(step), **_scores(forecast[:, j], true[:, j],
+        {'step': int(step), **_scores(forecast[:, j], true_NS[:, j],
                                       {k: v[:, j] for k, v in baselines.items()}, prefix,
                                       keys=True)}
         for j, step in enumerate(data.steps)]
   if data.series_ids != ('',):
-    which = data.series_index(starts)
+    which_N = data.series_index(starts)
     out['per_series'] = {
-        name: _scores(forecast[which == i], true[which == i],
-                      {k: v[which == i] for k, v in baselines.items()}, prefix, keys=True)
+        name: _scores(forecast[which_N == i], true_NS[which_N == i],
+                      {k: v[which_N == i] for k, v in baselines.items()}, prefix, keys=True)
         for i, name in enumerate(data.series_ids)}
   return out
 
@@ -186,15 +186,16 @@ def renamed(scores: dict, prefix: str) -> dict:
 def first_target_times(data: dataset_lib.Dataset, starts: np.ndarray) -> dict[str, str]:
   """{series id: the time of the first target of the windows at `starts` in that series}, as
   ISO text; for a dataset's test part, where each series' test part begins."""
-  positions = data.target_positions(starts).min(axis=1)
-  which = data.series_index(starts)
-  return {data.series_ids[i]: data.timestamps[int(positions[which == i].min())].isoformat()
-          for i in np.unique(which)}
+  first_N = data.target_positions(starts).min(axis=1)
+  which_N = data.series_index(starts)
+  return {data.series_ids[i]: data.timestamps[int(first_N[which_N == i].min())].isoformat()
+          for i in np.unique(which_N)}
 
 
 def _scores(forecast, true, baselines: dict, prefix: str, keys: bool = False) -> dict:
   """RMSE and MAE of the forecast (as {prefix}_rmse, {prefix}_mae when `keys`) and of each
-  baseline."""
+  baseline; `forecast`, `true` and the baselines' values share one shape ([N, S], or [N] for
+  one step)."""
   out = ({f'{prefix}_rmse': rmse(forecast, true), f'{prefix}_mae': mae(forecast, true)}
          if keys else {})
   for name, base in baselines.items():

@@ -141,9 +141,10 @@ class Forecaster(nn.Module):
 
   def highway_design(self, x_BWF, future_BSK=None):
     """(inputs [B, highway + S * known lags], offset [B, S], scale [B, 1]) of the linear path:
-    its forecast is offset + scale * (inputs @ kernel + bias); what `rnnjax.train` fits a ridge
-    regression to for model.highway_init='ridge'. With highway_columns='all' the scale is 1
-    and the inputs are [B, highway * F + S * K], see `_highway_inputs`."""
+    its forecast is offset + scale * (inputs @ kernel + bias); what
+    `rnnjax.fitted_init.ridge_highway` fits a ridge regression to for
+    model.highway_init='ridge'. With highway_columns='all' the scale is 1 and the inputs are
+    [B, highway * F + S * K], see `_highway_inputs`."""
     raw_BWF, raw_BSK = x_BWF, future_BSK
     x_BWF, future_BSK, anchor_BS, scale_B1 = self.normalized(x_BWF, future_BSK)
     batch = x_BWF.shape[0]

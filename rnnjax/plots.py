@@ -1,9 +1,9 @@
 """The tutorial's figures: the loss per epoch, and observed vs forecast values in the series' own
 units against the target time.
 
-Matplotlib is imported when a figure is first drawn (0.5 s), through `pyplot()`;
-`rnnjax.training_loop` calls it in the background while training runs. The Agg backend writes
-files and never needs a display.
+Matplotlib is imported when a figure is first drawn, through `pyplot()`: its import takes a
+while (docs/benchmarks.md), and `rnnjax.training_loop` calls it in the background while
+training runs. The Agg backend writes files and never needs a display.
 """
 from __future__ import annotations
 
@@ -38,12 +38,12 @@ def plot_loss(history: dict, path: str, ylabel: str = 'MSE (scaled)') -> None:
   fig, ax = plt.subplots(figsize=(6, 4))
   fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)  # no second draw to fit
   for key, label in (('loss', 'Loss'), ('val_loss', 'Val loss')):
-    curve = np.atleast_2d(np.asarray(history[key], np.float64))
-    epochs = np.arange(1, curve.shape[1] + 1)
-    mean = np.nanmean(curve, axis=0)
-    line, = ax.plot(epochs, mean, label=f'{label}: {mean[-1]:.4f}')
-    if curve.shape[0] > 1:
-      ax.fill_between(epochs, np.nanmin(curve, 0), np.nanmax(curve, 0), alpha=0.2,
+    curve_ME = np.atleast_2d(np.asarray(history[key], np.float64))
+    epochs_E = np.arange(1, curve_ME.shape[1] + 1)
+    mean_E = np.nanmean(curve_ME, axis=0)
+    line, = ax.plot(epochs_E, mean_E, label=f'{label}: {mean_E[-1]:.4f}')
+    if curve_ME.shape[0] > 1:
+      ax.fill_between(epochs_E, np.nanmin(curve_ME, 0), np.nanmax(curve_ME, 0), alpha=0.2,
                       color=line.get_color())
   ax.set(title='Loss per epoch', xlabel='Epoch', ylabel=ylabel)
   ax.legend(loc='upper right')
@@ -86,15 +86,13 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
 
   Args:
     panels: {'train': (real [N], pred [N], band or None), 'val': (...)}, and 'test': (...)
-      with a test part; a band is
-      (low [N], high [N]) in original units: a probabilistic head's central interval, or the
-      spread of a point ensemble's members. Optional: 'times', {part: [N] target times (or any
-      x values)}, else the window's index; 'xlabel' and 'ylabel', the axes' names (the target
-      column's name); 'band_label', what the band is (e.g.
-      '80% central interval'); 'label', what the panels show (e.g. 'series a, step 24');
-      'lead', {'step', 'val_rmse',
-      'baseline_persistence_rmse', 'baseline_seasonal_naive_rmse', 'baseline_linear_rmse'}: [S]
-      arrays, and 'title'.
+      with a test part; a band is (low [N], high [N]) in original units: a probabilistic
+      head's central interval, or the spread of a point ensemble's members. Optional: 'times',
+      {part: [N] target times (or any x values)}, else the window's index; 'xlabel' and
+      'ylabel', the axes' names (the target column's name); 'band_label', what the band is
+      (e.g. '80% central interval'); 'label', what the panels show (e.g. 'series a, step 24');
+      'lead', {'step', 'val_rmse', 'baseline_persistence_rmse',
+      'baseline_seasonal_naive_rmse', 'baseline_linear_rmse'}: [S] arrays, and 'title'.
     path: PNG to write.
     last: targets in the zoomed panels.
   """
@@ -119,21 +117,21 @@ def plot_predictions(panels: dict, path: str, last: int = 500) -> None:
   times = panels.get('times', {})
   xlabel, ylabel = panels.get('xlabel', 'Window'), panels.get('ylabel', 'Value')
   for ax, (part, name, most) in zip(axes[:len(specs)], specs, strict=True):
-    real, pred, band = panels[part]
-    n = len(real)
+    real_N, pred_N, band = panels[part]
+    n = len(real_N)
     shown = min(most, n)
-    x = np.asarray(times[part]) if part in times else np.arange(n)
-    x, real, pred = x[-shown:], real[-shown:], pred[-shown:]
+    x_N = np.asarray(times[part]) if part in times else np.arange(n)
+    x_N, real_N, pred_N = x_N[-shown:], real_N[-shown:], pred_N[-shown:]
     band = None if band is None else (band[0][-shown:], band[1][-shown:])
     which = f'all {n:,} targets' if shown == n else f'the last {shown:,} of {n:,} targets'
-    ax.plot(x, real, label='Observed')
-    ax.plot(x, pred, label='Forecast')
+    ax.plot(x_N, real_N, label='Observed')
+    ax.plot(x_N, pred_N, label='Forecast')
     if band is not None:
-      ax.fill_between(x, band[0], band[1], alpha=0.3, color='C1',
+      ax.fill_between(x_N, band[0], band[1], alpha=0.3, color='C1',
                       label=panels.get('band_label', 'Band'))
-    ax.set(title=f'{name}: {which}{_span(x)}{suffix}', xlabel=xlabel, ylabel=ylabel)
-    ax.set_xlim(x[0], x[-1])
-    if _is_time(x):
+    ax.set(title=f'{name}: {which}{_span(x_N)}{suffix}', xlabel=xlabel, ylabel=ylabel)
+    ax.set_xlim(x_N[0], x_N[-1])
+    if _is_time(x_N):
       _time_axis(ax)
     ax.legend(loc='upper left')
   if lead is not None:
@@ -305,18 +303,18 @@ def plot_search(curves: list, frame, params, path: str) -> None:
   best = int(done.loc[done['value'].idxmin(), 'trial']) if len(done) else None
   lowest = {}  # trial -> its best validation loss so far
   for number, curve, state in curves:
-    y = np.array([np.nan if v is None else v for v in curve], np.float64)
-    if np.isfinite(y).any():
-      lowest[number] = np.nanmin(y)
-    x = np.arange(1, len(y) + 1)
+    y_E = np.array([np.nan if v is None else v for v in curve], np.float64)
+    if np.isfinite(y_E).any():
+      lowest[number] = np.nanmin(y_E)
+    x_E = np.arange(1, len(y_E) + 1)
     if number == best:
-      axes[0].plot(x, y, color='black', lw=2, zorder=3, label=f'best: trial {number}')
+      axes[0].plot(x_E, y_E, color='black', lw=2, zorder=3, label=f'best: trial {number}')
     elif state == 'PRUNED':
-      axes[0].plot(x, y, color='0.6', lw=0.8)
-      if len(y):
-        axes[0].plot(x[-1], y[-1], 'x', color='0.4', ms=4)
+      axes[0].plot(x_E, y_E, color='0.6', lw=0.8)
+      if len(y_E):
+        axes[0].plot(x_E[-1], y_E[-1], 'x', color='0.4', ms=4)
     else:
-      axes[0].plot(x, y, lw=0.8)
+      axes[0].plot(x_E, y_E, lw=0.8)
   axes[0].set(title='Validation loss per trial (x: pruned)', xlabel='Epoch',
               ylabel='Validation loss (scaled)')
   positive = [v for v in lowest.values() if v > 0]

@@ -34,9 +34,9 @@ def window_predictor(model: models.Forecaster, window: int, steps,
   window near the end reads the known inputs at its targets, past the data).
   """
   def predict(params, series_TF: Array, starts_B: Array) -> Array:
-    x, _ = gather_windows(series_TF, starts_B, window, steps)
-    future = gather_future(series_TF, starts_B, window, steps, num_known)
-    return model.apply({'params': params}, x, future)
+    x_BWF, _ = gather_windows(series_TF, starts_B, window, steps)
+    future_BSK = gather_future(series_TF, starts_B, window, steps, num_known)
+    return model.apply({'params': params}, x_BWF, future_BSK)
   return predict
 
 
@@ -51,7 +51,7 @@ def predict_windows(trainer, params, series_TF, starts: np.ndarray,
     starts: [N] window starts.
     batch_size: windows per compiled call; with `member_axis`, at most
       MEMBER_WINDOWS_PER_CALL // M, so that memory does not grow with the members.
-    member_axis: params carry a leading member axis; the result is then [M, N].
+    member_axis: params carry a leading member axis of M members; so does the result.
 
   Returns:
     [N, S] (or [M, N, S]) forecasts, scaled units; a probabilistic head adds its last axis
@@ -63,9 +63,9 @@ def predict_windows(trainer, params, series_TF, starts: np.ndarray,
     batch_size = min(batch_size, max(1, MEMBER_WINDOWS_PER_CALL // num_members))
   n = len(starts)
   batch = max(1, min(batch_size, n))
-  padded = np.zeros(math.ceil(n / batch) * batch, np.int32)
-  padded[:n] = starts
-  out = [np.asarray(fn(params, series_TF, jnp.asarray(padded[i:i + batch])))
-         for i in range(0, len(padded), batch)]
+  padded_N = np.zeros(math.ceil(n / batch) * batch, np.int32)
+  padded_N[:n] = starts
+  out = [np.asarray(fn(params, series_TF, jnp.asarray(padded_N[i:i + batch])))
+         for i in range(0, len(padded_N), batch)]
   windows = 1 if member_axis else 0
   return np.concatenate(out, axis=windows)[(slice(None),) * windows + (slice(0, n),)]

@@ -34,8 +34,7 @@ from rnnjax import train_data
 
 # Members vmapped together on a CPU device when ensemble_vmap_size is 0. On a CPU a member
 # trains fastest alone: vmapping batches the small products without making them cheaper, and
-# a large group overflows the caches (16 members on 2 cores: 0.25 s per member-epoch one at a
-# time, 0.30 in groups of 4, 0.31 in groups of 8; docs/benchmarks.md).
+# a large group overflows the caches (docs/benchmarks.md has the timings by group size).
 CPU_VMAP_SIZE = 1
 
 
@@ -43,7 +42,8 @@ CPU_VMAP_SIZE = 1
 class Program:
   """One run or one ensemble behind one interface; its XLA programs compile when first needed.
 
-  init() -> state; run(state, num_epochs) -> (state, history of [n] or [M, n] arrays);
+  init() -> state; run(state, num_epochs) -> (state, history of [E] or [M, E] arrays, E =
+  num_epochs);
   abstract_state: shapes/shardings of a saved state; to_saved / from_saved: between the
   running state and the saved one (an ensemble drops its padding members); members: None for a
   single run, else the ensemble's member plan. The builders below give `lower_init` () -> the
@@ -107,18 +107,18 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
   num_devices = mesh.devices.size
   size = members.size
   padded = math.ceil(size / num_devices) * num_devices
-  take = np.minimum(np.arange(padded), size - 1)  # pad with copies of the last member
+  take_M = np.minimum(np.arange(padded), size - 1)  # pad with copies of the last member
   shard = NamedSharding(mesh, P(devices.MEMBERS_AXIS))
   replicated = NamedSharding(mesh, P())
-  keys = devices.global_array(ensemble.member_keys(members.seeds)[take], shard)
-  hparams = {k: devices.global_array(v[take], shard) for k, v in members.hparams.items()}
+  keys_M = devices.global_array(ensemble.member_keys(members.seeds)[take_M], shard)
+  hparams = {k: devices.global_array(v[take_M], shard) for k, v in members.hparams.items()}
   spec = P(devices.MEMBERS_AXIS)
   if member_data is None:
     device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a), replicated),
                                trainer.device_data)
     data_spec = P()
   else:
-    device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a)[take], shard),
+    device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a)[take_M], shard),
                                member_data)
     data_spec = spec
   # shard_map: each device runs the vmapped program on its own members. Members never talk to
@@ -126,7 +126,7 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
   sinit = jax.shard_map(jax.vmap(trainer.init), mesh=mesh, in_specs=(spec, spec),
                         out_specs=spec, check_vma=False)
   start = time.perf_counter()  # tracing the init for its shapes counts as compiling
-  shapes = jax.eval_shape(sinit, keys, hparams)
+  shapes = jax.eval_shape(sinit, keys_M, hparams)
   trace_seconds = time.perf_counter() - start
   running_state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=shard),
                                shapes)
@@ -146,9 +146,9 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
     return state, jax.tree.map(lambda h: h[:size], history)
 
   return Program(
-      lower_init=lambda: jax.jit(sinit).lower(keys, hparams),
+      lower_init=lambda: jax.jit(sinit).lower(keys_M, hparams),
       lower_run=lower_run,
-      call_init=lambda compiled: compiled(keys, hparams),
+      call_init=lambda compiled: compiled(keys_M, hparams),
       call_run=call_run,
       abstract_state=jax.tree.map(  # the saved state: no padding members
           lambda s: jax.ShapeDtypeStruct((size,) + s.shape[1:], s.dtype, sharding=replicated),
@@ -156,7 +156,7 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
       members=members, compile_seconds=trace_seconds,
       to_saved=lambda state: jax.tree.map(lambda a: a[:size], state),
       from_saved=lambda state: jax.tree.map(
-          lambda a: jax.device_put(jnp.asarray(a)[take], shard), state))
+          lambda a: jax.device_put(jnp.asarray(a)[take_M], shard), state))
 
 
 def make_program(trainer: train_lib.Trainer, config,
@@ -191,14 +191,14 @@ def compiler_options(runs_once: bool = False) -> dict:
   """XLA options for rnnjax's programs on the default backend, only those this XLA knows.
 
   On a CPU (`CPU_OPTIONS`), LLVM optimisation level 1 instead of XLA's default 3: the tutorial's
-  training program compiles about 1 s faster and runs no slower (`scripts/benchmark.py
-  --only=xla_opt`, in docs/benchmarks.md). A program that runs once for microseconds
-  (`runs_once`: the init) gets level 0 and, where XLA:CPU still has it (jaxlib 0.10; gone by
-  0.12), its older elemental kernel emitter, which compiles the tutorial's init in 0.3 s instead
-  of 1.3 s. Passed per compilation, so the process's other JAX programs keep theirs; an option
-  set in XLA_FLAGS is left to apply, and an option this XLA does not know is dropped (see
-  `option_supported`), so every version compiles with its defaults where rnnjax's choice does
-  not exist.
+  training program compiles faster and runs no slower. A program that runs once for
+  microseconds (`runs_once`: the init) gets level 0 and, where XLA:CPU still has it (jaxlib
+  0.10; gone by 0.12), its older elemental kernel emitter, which compiles the tutorial's init
+  several times faster (both measured by `scripts/benchmark.py --only=xla_opt`, in
+  docs/benchmarks.md). Passed per compilation, so the process's other JAX programs keep
+  theirs; an option set in XLA_FLAGS is left to apply, and an option this XLA does not know is
+  dropped (`option_supported`), so every version compiles with its defaults where rnnjax's
+  choice does not exist.
   """
   backend = jax.default_backend()
   if backend != 'cpu':

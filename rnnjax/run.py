@@ -1,10 +1,8 @@
 """`train_and_evaluate(config, workdir)`: one run (or one ensemble) from config to artifacts.
 
-The thin orchestration of the other modules: data (`rnnjax.data`), the compiled programs
-(`rnnjax.program`), the workdir (`rnnjax.workdir`), the chunk loop with its checkpoints and
-signals (`rnnjax.training_loop`), scoring (`rnnjax.evaluate`) and figures (`rnnjax.plots`). This
-module checks the config and data, builds the program, hands it to the chunk loop, then scores
-and draws the trained run. Everything the workdir receives:
+Checks the config and data (`rnnjax.data`), builds the program (`rnnjax.program`), hands it to
+the chunk loop (`rnnjax.training_loop`), then scores (`rnnjax.evaluate`) and draws
+(`rnnjax.plots`) the trained run. Everything the workdir receives:
 
   config.json      the config of the run (a different config there is refused)
   checkpoints/     Orbax checkpoints of the whole training state (see rnnjax.checkpoint)

@@ -38,9 +38,9 @@ def check_scaler(scaler, values_TF: np.ndarray, times: pd.DatetimeIndex, columns
 
   Args:
     scaler: fitted on `values_TF[:fit_end]`, on the first columns of `values_TF`.
-    values_TF: [T, F] the series' raw values.
+    values_TF: [T, len(columns)] the series' raw values.
     times: [T] their timestamps.
-    columns: F column names.
+    columns: the raw columns' names.
     fit_end: points the scaler was fitted on.
     name: the series' id, for the message.
 
@@ -49,14 +49,14 @@ def check_scaler(scaler, values_TF: np.ndarray, times: pd.DatetimeIndex, columns
   """
   fitted = {k: np.asarray(v, np.float64) for k, v in vars(scaler).items()
             if k.endswith('_') and np.ndim(v) == 1}
-  for key, param in fitted.items():
-    bad = np.flatnonzero(~np.isfinite(param))
-    if len(bad):
-      j = int(bad[0])
+  for key, param_F in fitted.items():
+    finite_F = np.isfinite(param_F)
+    if not finite_F.all():
+      j = int(np.argmin(finite_F))
       row = int(np.argmax(np.abs(values_TF[:fit_end, j])))
       raise UserError(f'{_series(name)}column {columns[j]!r} cannot be scaled: its value '
                       f'{values_TF[row, j]:g} at {times[row]} makes the fitted '
-                      f'{type(scaler).__name__}\'s {key} {param[j]:g}. {_TOO_LARGE}')
+                      f'{type(scaler).__name__}\'s {key} {param_F[j]:g}. {_TOO_LARGE}')
 
 
 def check_scaled(scaled_TF: np.ndarray, times: pd.DatetimeIndex,
@@ -67,23 +67,24 @@ def check_scaled(scaled_TF: np.ndarray, times: pd.DatetimeIndex,
   A finite value far outside the training range scales past float32's 3.4e38 to inf.
 
   Args:
-    scaled_TF: [T, F'] scaled values (F' >= F: calendar inputs may follow).
+    scaled_TF: [T, F] scaled values (lag and calendar columns may follow the raw ones).
     times: [T] their timestamps.
-    columns: the names of the first F columns; None names them by position.
-    values_TF: [T, F] the raw values, shown when given.
+    columns: the names of the first len(columns) columns (the raw ones); None names them by
+      position.
+    values_TF: [T, len(columns)] the raw values, shown when given.
     name: the series' id, for the message.
   """
-  bad = ~np.isfinite(scaled_TF)
-  if not bad.any():
+  bad_TF = ~np.isfinite(scaled_TF)
+  if not bad_TF.any():
     return
-  row, j = (int(i) for i in np.argwhere(bad)[0])
+  row, j = (int(i) for i in np.argwhere(bad_TF)[0])
   if columns is not None and j < len(columns):
     column = f'column {columns[j]!r}'
   else:
     column = 'the target column' if j == 0 else f'input column {j}'
   raw = f'its value {values_TF[row, j]:g}' if values_TF is not None else 'its value'
   raise UserError(f'{_series(name)}{column} cannot be scaled: {raw} at {times[row]} scales to '
-                  f'{scaled_TF[row, j]} ({bad.sum()} values in all do not scale to a finite '
+                  f'{scaled_TF[row, j]} ({bad_TF.sum()} values in all do not scale to a finite '
                   f'number). {_TOO_LARGE}')
 
 

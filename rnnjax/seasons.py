@@ -151,22 +151,22 @@ def seasonal_naive_errors(data: Dataset, seasons: Sequence[int]) -> dict[int, fl
   Returns:
     {season: error} of the seasons scored, in the order of `seasons`.
   """
-  target = np.asarray(data.scaled_TF[:, 0], np.float64)
+  target_T = np.asarray(data.scaled_TF[:, 0], np.float64)
   positions_NS = data.target_positions(data.train_starts)
-  which = data.series_index(data.train_starts)
-  starts_N1 = data.bounds[which][:, None]
-  present = np.unique(which)
+  which_N = data.series_index(data.train_starts)
+  starts_N1 = data.bounds[which_N][:, None]
+  present = np.unique(which_N)
   inside = {}
   for season in seasons:
     back_NS = positions_NS - config_lib.seasonal_lag(season, np.asarray(data.steps))[None, :]
     ok_N = np.all(back_NS >= starts_N1, axis=1)
-    if all(ok_N[which == i].any() for i in present):
+    if all(ok_N[which_N == i].any() for i in present):
       inside[season] = (ok_N, back_NS)
   if not inside:
     return {}
-  common_N = np.logical_and.reduce([ok for ok, _ in inside.values()])
-  truth = target[positions_NS[common_N]]
-  return {season: float(np.mean((truth - target[back_NS[common_N]]) ** 2))
+  common_N = np.logical_and.reduce([ok_N for ok_N, _ in inside.values()])
+  truth_N = target_T[positions_NS[common_N]]
+  return {season: float(np.mean((truth_N - target_T[back_NS[common_N]]) ** 2))
           for season, (_, back_NS) in inside.items()}
 
 

@@ -35,10 +35,11 @@ def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float
     (timestamps [T], values float64 [T]) with T = 24 * num_days.
   """
   n = num_days * 24
-  x = np.linspace(0, num_days * 2 * np.pi, n)
-  trend = np.linspace(0, slope * n, n)
-  values = trend + amplitude * np.sin(x) + np.random.RandomState(seed).normal(0, noise, n)
-  return pd.date_range(start=start, periods=n, freq='h'), values
+  phase_T = np.linspace(0, num_days * 2 * np.pi, n)
+  trend_T = np.linspace(0, slope * n, n)
+  values_T = (trend_T + amplitude * np.sin(phase_T)
+              + np.random.RandomState(seed).normal(0, noise, n))
+  return pd.date_range(start=start, periods=n, freq='h'), values_T
 
 
 def _duration(step: pd.Timedelta) -> str:
@@ -215,41 +216,41 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str
   times = read_times(where, time_column, raw_times, time_unit, dayfirst)
   values = frame[list(columns)].apply(pd.to_numeric, errors='coerce').astype(np.float64)
   values = values.mask(np.isinf(values))
-  duplicated = times.duplicated(keep=False).to_numpy()
-  if duplicated.any():
+  duplicated_T = times.duplicated(keep=False).to_numpy()
+  if duplicated_T.any():
     raise UserError(f'{where}: duplicate timestamps in {time_column!r} at '
-                    f'{first_rows(duplicated, raw_times)}. Keep one row per timestamp.')
-  order = np.argsort(times.to_numpy(), kind='stable')
+                    f'{first_rows(duplicated_T, raw_times)}. Keep one row per timestamp.')
+  order_T = np.argsort(times.to_numpy(), kind='stable')
   future = pd.DataFrame(columns=list(future_columns), dtype=np.float64)
   if future_columns:
-    target = values.iloc[order, 0].to_numpy()
-    observed = np.flatnonzero(np.isfinite(target))
+    target_T = values.iloc[order_T, 0].to_numpy()
+    observed = np.flatnonzero(np.isfinite(target_T))
     last = observed[-1] + 1 if len(observed) else 0
-    future = values.iloc[order[last:]][list(future_columns)].set_axis(
-        pd.DatetimeIndex(times.iloc[order[last:]]))
-    order = order[:last]
-  empty = [c for c in columns if values.iloc[order][c].isna().all()] if len(order) else []
-  if future_columns and len(raw_times) and not len(order):
+    future = values.iloc[order_T[last:]][list(future_columns)].set_axis(
+        pd.DatetimeIndex(times.iloc[order_T[last:]]))
+    order_T = order_T[:last]
+  empty = [c for c in columns if values.iloc[order_T][c].isna().all()] if len(order_T) else []
+  if future_columns and len(raw_times) and not len(order_T):
     empty = list(columns[:1])  # no finite target leaves no observed row
   if empty:
     raise UserError(f'{where}: column(s) {empty} hold no finite number at all, so no data.fill '
                     'has anything to fill them from. Choose other columns or fix the file.')
-  bad = np.zeros(len(raw_times), bool)
-  bad[order] = values.iloc[order].isna().any(axis=1).to_numpy()
-  if bad.any() and fill == 'none':
-    counts = values.iloc[order].isna().sum()
+  bad_T = np.zeros(len(raw_times), bool)
+  bad_T[order_T] = values.iloc[order_T].isna().any(axis=1).to_numpy()
+  if bad_T.any() and fill == 'none':
+    counts = values.iloc[order_T].isna().sum()
     named = ', '.join(f'{c!r} ({counts[c]})' for c in columns if counts[c])
     raise UserError(f'{where}: missing or non-numeric values (inf and -inf count as missing) in '
-                    f'{named} at {first_rows(bad, raw_times)} ({bad.sum()} rows in all). '
+                    f'{named} at {first_rows(bad_T, raw_times)} ({bad_T.sum()} rows in all). '
                     'Fix the file, or pass --config.data.fill=ffill or '
                     '--config.data.fill=interpolate.')
-  index = pd.DatetimeIndex(times.iloc[order])
-  values = values.iloc[order].set_axis(index)
-  grid = _regular_grid(where, time_column, index, order, raw_times, fill)
+  index = pd.DatetimeIndex(times.iloc[order_T])
+  values = values.iloc[order_T].set_axis(index)
+  grid = _regular_grid(where, time_column, index, order_T, raw_times, fill)
   if grid is not None:
     values = values.reindex(grid)
-  if bad.any() or grid is not None:
-    _check_fill_share(where, fill, len(values) - len(index), int(bad.sum()), len(values),
+  if bad_T.any() or grid is not None:
+    _check_fill_share(where, fill, len(values) - len(index), int(bad_T.sum()), len(values),
                       max_fill_fraction)
     values = values.ffill() if fill == 'ffill' else values.interpolate(method='time')
     values = values.bfill()  # a gap at the very start has nothing before it
@@ -281,12 +282,12 @@ def _check_fill_share(where: str, fill: str, added: int, missing: int, total: in
   logging.warning('%s: data.fill=%r filled %s.', where, fill, counts)
 
 
-def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order: np.ndarray,
+def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order_T: np.ndarray,
                   raw_times: pd.Series, fill: str, limit: int = 5) -> pd.DatetimeIndex | None:
   """The full grid when `index` (sorted) has missing steps and `fill` fills them, else None.
 
   Raises UserError for timestamps off the grid, and for missing steps when fill is 'none'.
-  `order[i]` is the position in `raw_times` of `index[i]`.
+  `order_T[i]` is the position in `raw_times` of `index[i]`.
   """
   step = infer_step(index)
   if step is None:
@@ -296,25 +297,26 @@ def _regular_grid(where: str, time_column: str, index: pd.DatetimeIndex, order: 
     return None
   offsets = (index - index[0]) % step
   # The grid's phase is the one most timestamps share, so a stray first row is the one named.
-  off_grid = np.asarray(offsets != _most_common(offsets))
-  if off_grid.any():
-    rows = order[np.flatnonzero(off_grid)]
-    on_grid_row = order[np.flatnonzero(~off_grid)[0]]
+  off_grid_T = np.asarray(offsets != _most_common(offsets))
+  if off_grid_T.any():
+    rows = order_T[np.flatnonzero(off_grid_T)]
+    on_grid_row = order_T[np.flatnonzero(~off_grid_T)[0]]
     lines = ', '.join(file_line(r, raw_times) for r in rows[:limit])
     raise UserError(f'{where}: timestamps off the series\' {_duration(step)} grid in '
-                    f'{time_column!r} at {lines} ({off_grid.sum()} rows in all): the step is the '
-                    'most common difference between consecutive timestamps and the grid runs '
+                    f'{time_column!r} at {lines} ({off_grid_T.sum()} rows in all): the step is '
+                    'the most common difference between consecutive timestamps and the grid runs '
                     f'through {file_line(on_grid_row, raw_times)}. Remove these rows or move them '
                     'onto the grid; data.fill cannot place them.')
-  positions = np.asarray((index - index[0]) // step)
-  n_missing = int(positions[-1]) + 1 - len(index)
+  positions_T = np.asarray((index - index[0]) // step)
+  n_missing = int(positions_T[-1]) + 1 - len(index)
   if n_missing == 0:
     return None
   if fill == 'none':
-    gaps = np.flatnonzero(np.diff(positions) > 1)
+    gaps = np.flatnonzero(np.diff(positions_T) > 1)
     described = '; '.join(
-        f'{positions[g + 1] - positions[g] - 1} missing between {file_line(order[g], raw_times)} '
-        f'and {file_line(order[g + 1], raw_times)}' for g in gaps[:limit])
+        f'{positions_T[g + 1] - positions_T[g] - 1} missing between '
+        f'{file_line(order_T[g], raw_times)} and {file_line(order_T[g + 1], raw_times)}'
+        for g in gaps[:limit])
     more = f'; and {len(gaps) - limit} more gaps' if len(gaps) > limit else ''
     raise UserError(f'{where}: timestamps are missing: the series steps by {_duration(step)} '
                     f'(the most common difference between consecutive timestamps) and '

@@ -10,10 +10,8 @@ The step of every value is its epoch, 1-based, as in history.csv.
 A killed run resumes from its checkpoint, which can hold fewer epochs than were logged before
 the kill, so `EventLog.start` writes the history the run resumes with to a new file whole,
 renames it into place and then removes every other file of the folder; each chunk's epochs are
-appended to that file. The folder then holds each epoch once, however the run was stopped. (A
-kill between the rename and the removal leaves the older file too, until the next start
-removes it; TensorBoard reads such a pair correctly as well: a step going back purges what
-came after it.)
+appended to that file. The folder then holds each epoch once, however the run was stopped (an
+older file a kill left behind is removed at the next start, and read correctly meanwhile).
 """
 from __future__ import annotations
 
@@ -47,20 +45,21 @@ def epoch_learning_rates(config, learning_rate_M, batches_per_epoch_M,
       longest fold's); None: each member's own.
 
   Returns:
-    float64 [M, train.epochs].
+    float64 [M, E], E = train.epochs.
   """
-  rates = np.asarray(learning_rate_M, np.float64).reshape(-1)
-  batches = np.broadcast_to(np.asarray(batches_per_epoch_M, int).reshape(-1), rates.shape)
+  rates_M = np.asarray(learning_rate_M, np.float64).reshape(-1)
+  batches_M = np.broadcast_to(np.asarray(batches_per_epoch_M, int).reshape(-1), rates_M.shape)
   epochs = config.train.epochs
-  out = np.empty((len(rates), epochs))
-  for k, (rate, n) in enumerate(zip(rates, batches, strict=True)):
+  out_ME = np.empty((len(rates_M), epochs))
+  for k, (rate, n) in enumerate(zip(rates_M, batches_M, strict=True)):
     schedule = train_lib.lr_factor(config, n if schedule_batches is None else schedule_batches)
     if schedule is None:
-      out[k] = rate
+      out_ME[k] = rate
       continue
-    factor = np.asarray(schedule(np.arange(epochs * n)), np.float64).reshape(epochs, n)
-    out[k] = rate * factor.mean(axis=1)
-  return out
+    # The schedule's factor at each of the epoch's n steps, averaged per epoch.
+    out_ME[k] = rate * np.asarray(schedule(np.arange(epochs * n)), np.float64).reshape(
+        epochs, n).mean(axis=1)
+  return out_ME
 
 
 def scalars(history: dict, first_epoch: int, learning_rate_ME=None,
@@ -79,17 +78,17 @@ def scalars(history: dict, first_epoch: int, learning_rate_ME=None,
   Returns:
     Rows ordered by epoch, then member, then tag.
   """
-  active = np.atleast_2d(np.asarray(history['active'], bool))
-  num_members, num_epochs = active.shape
+  active_ME = np.atleast_2d(np.asarray(history['active'], bool))
+  num_members, num_epochs = active_ME.shape
   values = {key: np.atleast_2d(np.asarray(history[key], np.float64))
             for key in ('loss', 'val_loss', 'grad_norm') if key in history}
   if learning_rate_ME is not None:
-    rates = np.atleast_2d(np.asarray(learning_rate_ME, np.float64))
-    values['learning_rate'] = rates[:, first_epoch - 1:first_epoch - 1 + num_epochs]
+    rates_ME = np.atleast_2d(np.asarray(learning_rate_ME, np.float64))
+    values['learning_rate'] = rates_ME[:, first_epoch - 1:first_epoch - 1 + num_epochs]
   rows = []
   for e in range(num_epochs):
     for k in range(num_members):
-      if not active[k, e]:
+      if not active_ME[k, e]:
         continue
       for key, tag in TAGS.items():
         if key not in values or (key == 'grad_norm' and np.isnan(values[key][k, e])):
@@ -143,7 +142,7 @@ class EventLog:
       raise
 
   def append(self, chunk: dict, first_epoch: int) -> None:
-    """Appends a chunk's epochs ([n] or [M, n] arrays, from `first_epoch`) and flushes.
+    """Appends a chunk's epochs ([E] or [M, E] arrays, from `first_epoch`) and flushes.
 
     Raises:
       errors.WriteError: the disk refused a write (the next start rewrites the file whole).

@@ -12,7 +12,8 @@ from rnnjax.errors import UserError
 
 
 def first_rows(mask: np.ndarray, times: pd.Series, limit: int = 5) -> str:
-  """The file lines of the first `limit` rows `mask` marks, for an error message."""
+  """The file lines of the first `limit` rows `mask` ([T] bool over `times` [T]) marks, for an
+  error message."""
   return ', '.join(file_line(r, times) for r in np.flatnonzero(mask)[:limit])
 
 
@@ -47,20 +48,21 @@ def _parse_times(where: str, time_column: str, raw_times: pd.Series,
     except (ValueError, TypeError, OverflowError):
       stamps[value] = pd.NaT
   each = [stamps[value] for value in text]
-  aware = np.array([t is not pd.NaT and t.tz is not None for t in each])
-  if times is not None and not aware.any():
-    unparsed = times.isna().to_numpy()
+  aware_T = np.array([t is not pd.NaT and t.tz is not None for t in each])
+  if times is not None and not aware_T.any():
+    unparsed_T = times.isna().to_numpy()
   else:
-    unparsed = np.array([t is pd.NaT for t in each])
-  if unparsed.any():
+    unparsed_T = np.array([t is pd.NaT for t in each])
+  if unparsed_T.any():
     raise UserError(f'{where}: column {time_column!r} has values that are not timestamps at '
-                    f'{first_rows(unparsed, raw_times)}.')
-  if not aware.all():
-    naive = ~aware
-    minority, kind = (naive, 'none') if naive.sum() <= aware.sum() else (aware, 'one')
+                    f'{first_rows(unparsed_T, raw_times)}.')
+  if not aware_T.all():
+    naive_T = ~aware_T
+    minority_T, kind = ((naive_T, 'none') if naive_T.sum() <= aware_T.sum()
+                        else (aware_T, 'one'))
     raise UserError(f'{where}: column {time_column!r} mixes timestamps with and without a UTC '
-                    f'offset: {minority.sum()} of {len(raw_times)} have {kind}, at '
-                    f'{first_rows(minority, raw_times)}. Give every timestamp an offset '
+                    f'offset: {minority_T.sum()} of {len(raw_times)} have {kind}, at '
+                    f'{first_rows(minority_T, raw_times)}. Give every timestamp an offset '
                     '(e.g. 2025-03-30 03:00:00+02:00) or none.')
   return pd.to_datetime(pd.Series(each, index=raw_times.index), utc=True)
 
@@ -97,16 +99,16 @@ def read_times(where: str, time_column: str, raw_times: pd.Series, time_unit: st
   """
   if time_unit:
     return _unix_times(where, time_column, raw_times, time_unit)
-  present = raw_times.notna().to_numpy()
+  present_T = raw_times.notna().to_numpy()
   # The first value tells the column's form (numbers, day/month dates, other dates): parsing
   # every value as each form costs seconds per million rows. Values of another form than the
   # first fail to parse and are named.
-  first = raw_times[present].iloc[:1]
-  numbers = (pd.to_numeric(raw_times[present], errors='coerce')
+  first = raw_times[present_T].iloc[:1]
+  numbers = (pd.to_numeric(raw_times[present_T], errors='coerce')
              if len(first) and pd.to_numeric(first, errors='coerce').notna().all() else None)
   if numbers is not None and numbers.notna().all():
     raise UserError(f'{where}: column {time_column!r} holds numbers (e.g. '
-                    f'{first_rows(present, raw_times, 1)}), not dates, and rnnjax does not '
+                    f'{first_rows(present_T, raw_times, 1)}), not dates, and rnnjax does not '
                     'guess what they count. If they are Unix time (counted from 1970-01-01 UTC), '
                     'set data.time_unit to their unit: --config.data.time_unit=s for seconds '
                     f'(or ms, us, ns, D){_unit_readings(float(numbers.iloc[0]))}. Dates '
@@ -114,27 +116,28 @@ def read_times(where: str, time_column: str, raw_times: pd.Series, time_unit: st
   if not first.astype(str).str.match(_DAY_MONTH).any():
     return _parse_times(where, time_column, raw_times)
   parts = raw_times.astype(str).str.extract(_DAY_MONTH)
-  matched = parts[0].notna().to_numpy()
+  matched_T = parts[0].notna().to_numpy()
   month_first, day_first = (_day_month_dates(parts, first_is_day) for first_is_day in (False, True))
   flag = {True: '--config.data.dayfirst=true', False: '--config.data.dayfirst=false'}
   if not dayfirst:
     raise UserError(f'{where}: column {time_column!r} writes dates with the day and the month as '
-                    f'their first two numbers (e.g. {first_rows(matched, raw_times, 1)}), which '
+                    f'their first two numbers (e.g. {first_rows(matched_T, raw_times, 1)}), which '
                     'read either way round, and rnnjax does not guess the order. '
-                    f'{_which_order(matched, month_first, day_first, raw_times)} Say which: '
+                    f'{_which_order(matched_T, month_first, day_first, raw_times)} Say which: '
                     f'{flag[True]} (day/month/year: 13/01/2025 is 13 January) or '
                     f'{flag[False]} (month/day/year: 01/13/2025 is 13 January).')
   is_day_first = dayfirst.lower() == 'true'
   chosen, other = (day_first, month_first) if is_day_first else (month_first, day_first)
-  impossible = matched & chosen.isna().to_numpy()
-  if impossible.any():
+  impossible_T = matched_T & chosen.isna().to_numpy()
+  if impossible_T.any():
     order = 'day/month/year' if is_day_first else 'month/day/year'
     hint = (f' Read the other way round they all are: {flag[not is_day_first]}.'
-            if other[matched].notna().all() else '')
+            if other[matched_T].notna().all() else '')
     raise UserError(f'{where}: column {time_column!r} has values that are not dates read '
-                    f'{order} (data.dayfirst={dayfirst!r}) at {first_rows(impossible, raw_times)}'
-                    f' ({impossible.sum()} rows in all).{hint}')
-  iso = (chosen.dt.strftime('%Y-%m-%d') + parts[4]).where(matched, raw_times.astype(str))
+                    f'{order} (data.dayfirst={dayfirst!r}) at '
+                    f'{first_rows(impossible_T, raw_times)} ({impossible_T.sum()} rows in all).'
+                    f'{hint}')
+  iso = (chosen.dt.strftime('%Y-%m-%d') + parts[4]).where(matched_T, raw_times.astype(str))
   return _parse_times(where, time_column, raw_times, iso)
 
 
@@ -144,17 +147,17 @@ def _unix_times(where: str, time_column: str, raw_times: pd.Series,
   unit = _UNIT_NAMES[time_unit]
   numbers = pd.to_numeric(raw_times, errors='coerce')
   if not numbers.notna().any():
-    present = raw_times.notna().to_numpy()
-    example = f' (e.g. {first_rows(present, raw_times, 1)})' if present.any() else ''
+    present_T = raw_times.notna().to_numpy()
+    example = f' (e.g. {first_rows(present_T, raw_times, 1)})' if present_T.any() else ''
     raise UserError(f'{where}: data.time_unit={time_unit!r} says column {time_column!r} holds '
                     f'numbers of {unit} since 1970-01-01, but it holds no number{example}. For a '
                     "column of dates leave data.time_unit empty: --config.data.time_unit=''.")
   times = pd.to_datetime(numbers, unit=time_unit, origin='unix', utc=True, errors='coerce')
-  bad = times.isna().to_numpy()
-  if bad.any():
+  bad_T = times.isna().to_numpy()
+  if bad_T.any():
     raise UserError(f'{where}: column {time_column!r} has values that are not numbers of {unit} '
                     f'since 1970-01-01 (data.time_unit={time_unit!r}), or are out of range, at '
-                    f'{first_rows(bad, raw_times)} ({bad.sum()} rows in all).')
+                    f'{first_rows(bad_T, raw_times)} ({bad_T.sum()} rows in all).')
   return times
 
 
@@ -178,9 +181,9 @@ def _day_month_dates(parts: pd.DataFrame, first_is_day: bool) -> pd.Series:
   day, month = (parts[0], parts[2]) if first_is_day else (parts[2], parts[0])
   year = parts[3]
   text = day + '/' + month + '/' + year
-  four_digits = year.str.len() == 4
-  return pd.to_datetime(text.where(four_digits), format='%d/%m/%Y', errors='coerce').fillna(
-      pd.to_datetime(text.where(~four_digits), format='%d/%m/%y', errors='coerce'))
+  four_digits_T = year.str.len() == 4
+  return pd.to_datetime(text.where(four_digits_T), format='%d/%m/%Y', errors='coerce').fillna(
+      pd.to_datetime(text.where(~four_digits_T), format='%d/%m/%y', errors='coerce'))
 
 
 def _date(stamp: pd.Timestamp) -> str:
@@ -188,20 +191,20 @@ def _date(stamp: pd.Timestamp) -> str:
   return f'{stamp.day} {stamp:%B %Y}'
 
 
-def _which_order(matched: np.ndarray, month_first: pd.Series, day_first: pd.Series,
+def _which_order(matched_T: np.ndarray, month_first: pd.Series, day_first: pd.Series,
                  raw_times: pd.Series) -> str:
-  """A sentence on which order of day and month reads every date `matched` marks."""
-  fails = {name: matched & dates.isna().to_numpy()
+  """A sentence on which order of day and month reads every date `matched_T` ([T] bool) marks."""
+  fails = {name: matched_T & dates.isna().to_numpy()
            for name, dates in (('month first', month_first), ('day first', day_first))}
-  reads = [name for name, bad in fails.items() if not bad.any()]
+  reads = [name for name, bad_T in fails.items() if not bad_T.any()]
   if len(reads) == 2:
-    differ = np.flatnonzero(matched & (month_first != day_first).to_numpy())
+    differ = np.flatnonzero(matched_T & (month_first != day_first).to_numpy())
     example = (f': {file_line(differ[0], raw_times)} is {_date(month_first.iloc[differ[0]])} month '
                f'first, {_date(day_first.iloc[differ[0]])} day first' if len(differ) else '')
     return f'Every date here reads both ways{example}.'
-  described = '; '.join(f'read {name}, {bad.sum()} are not dates (e.g. '
-                        f'{first_rows(bad, raw_times, 1)})' for name, bad in fails.items()
-                        if bad.any())
+  described = '; '.join(f'read {name}, {bad_T.sum()} are not dates (e.g. '
+                        f'{first_rows(bad_T, raw_times, 1)})' for name, bad_T in fails.items()
+                        if bad_T.any())
   if reads:
     return f'Only {reads[0]} reads them all: {described}.'
   return f'Neither order reads them all: {described}.'

@@ -82,7 +82,7 @@ class Trainer(NamedTuple):
 
   init(key, hparams=None) -> TrainState; hparams: some of `default_hparams`' keys, the rest
     from the config (`complete_hparams`)
-  run_epochs(state, device_data, num_epochs) -> (state, history: dict of [num_epochs] arrays)
+  run_epochs(state, device_data, num_epochs) -> (state, history: dict of [E] arrays, E = num_epochs)
   predict(params, series_TF, starts_B) -> [B, S] scaled forecasts ([B, S, Q] or [B, S, 2]
     for a probabilistic head)
   predict_jit, predict_members_jit: `predict` jitted, for one model and for stacked members.
@@ -152,7 +152,7 @@ def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
   `optax.inject_hyperparams` keeps learning rate, weight decay and clip norm in the optimizer
   state, so each member of a vmapped run carries its own values through the same program.
   `optax.flatten` runs the update on one vector of all parameters instead of one small array per
-  layer: the same arithmetic in fewer ops, which cut the tutorial's compile time by about 1 s.
+  layer: the same arithmetic in fewer ops, which compile faster (docs/benchmarks.md).
   A `schedule` (see `lr_factor`) scales each update, weight decay included, by its factor at
   that step, so the effective learning rate is learning_rate * schedule(step).
   """

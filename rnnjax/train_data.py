@@ -35,11 +35,11 @@ class DeviceData(NamedTuple):
 def device_data(data: dataset_lib.Dataset, num_train: int | None = None,
                 num_val: int | None = None) -> DeviceData:
   """`data` on the device; with `num_train`/`num_val`, its starts padded to those lengths."""
-  def padded(starts, size):
-    size = len(starts) if size is None else size
-    out = np.zeros(size, np.int32)
-    out[:len(starts)] = starts
-    return jnp.asarray(out)
+  def padded(starts_N, size):
+    size = len(starts_N) if size is None else size
+    padded_N = np.zeros(size, np.int32)
+    padded_N[:len(starts_N)] = starts_N
+    return jnp.asarray(padded_N)
   return DeviceData(jnp.asarray(data.scaled_TF), padded(data.train_starts, num_train),
                     padded(data.val_starts, num_val), jnp.int32(len(data.train_starts)),
                     jnp.int32(len(data.val_starts)))
@@ -59,10 +59,11 @@ def epoch_order(key: Array, size: int, num_valid) -> Array:
     num_valid: int or int32 scalar <= size: how many indices are real.
 
   Returns:
-    int32 [size].
+    int32 [N], N = size.
   """
-  index = jnp.arange(size, dtype=jnp.int32)
-  bits = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(key, i)))(index)
+  index_N = jnp.arange(size, dtype=jnp.int32)
+  bits_N = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(key, i)))(index_N)
   # Real indices sort by their 31 high bits, padding after all of them (ties keep index order).
-  sort_key = jnp.where(index < num_valid, bits >> 1, jnp.uint32(2**31) + index.astype(jnp.uint32))
-  return jnp.argsort(sort_key, stable=True).astype(jnp.int32)
+  sort_key_N = jnp.where(index_N < num_valid, bits_N >> 1,
+                         jnp.uint32(2**31) + index_N.astype(jnp.uint32))
+  return jnp.argsort(sort_key_N, stable=True).astype(jnp.int32)

@@ -112,13 +112,13 @@ def alive_members(diverged_M, workdir: str) -> np.ndarray:
   Raises:
     UserError: every member diverged.
   """
-  alive = ~np.asarray(diverged_M, bool)
-  if not alive.any():
+  alive_M = ~np.asarray(diverged_M, bool)
+  if not alive_M.any():
     raise UserError(f'every member of the ensemble in {workdir!r} diverged during training '
                     '(non-finite loss), so there is no member to forecast with. Retrain with a '
                     'lower train.learning_rate or with train.clip_norm set (in another --workdir, '
                     'or pass --overwrite).')
-  return alive
+  return alive_M
 
 
 def load_run(workdir: str, member: int | None = None) -> TrainedRun:
@@ -144,7 +144,7 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
   early = config.train.early_stopping_patience > 0
   params = state['best_params'] if early else state['params']
   members = meta['members']
-  alive = None if members is None else alive_members(state['diverged'], workdir)
+  alive_M = None if members is None else alive_members(state['diverged'], workdir)
   if member is not None:
     if members is None:
       raise UserError(f'{workdir!r} holds a single model, not an ensemble: drop --member.')
@@ -154,7 +154,7 @@ def load_run(workdir: str, member: int | None = None) -> TrainedRun:
     params = jax.tree.map(lambda a: np.asarray(a)[member], params)
     members = None
   elif members is not None:  # diverged members take no part in the ensemble's forecast
-    params = jax.tree.map(lambda a: np.asarray(a)[alive], params)
+    params = jax.tree.map(lambda a: np.asarray(a)[alive_M], params)
   model = models.from_config(config)
   predict = prediction.window_predictor(model, meta['window'], config_lib.target_steps(config.data),
                                         model.num_known)

@@ -131,9 +131,8 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
   First removes what a killed run left in the workdir (`workdir.remove_leftovers`). After each
   compiled chunk: the progress bar, history, the TensorBoard event file (`rnnjax.tensorboard`),
   divergence, early stopping, SIGTERM / SIGINT, and a checkpoint every train.checkpoint_every
-  epochs (saved in the background while the next chunk
-  trains). The block under `with` gets a `Trained` and runs while the last
-  checkpoint is written; leaving it waits for every save.
+  epochs (saved in the background while the next chunk trains). The block under `with` gets a
+  `Trained` and runs while the last checkpoint is written; leaving it waits for every save.
 
   Args:
     config: the run's config (train.epochs, checkpoint_every, max_to_keep, ...).
@@ -143,8 +142,8 @@ def training(config, workdir: str, program: program_lib.Program, seconds: dict,
     progress: show a progress bar.
     meta: (history, epochs_done, train_seconds) -> the JSON-able metadata of a checkpoint.
     warm_up: work to overlap with the first chunk (e.g. compiling the scoring programs).
-    learning_rates: [M, train.epochs] (M = 1 for a single run) each member's learning rate per
-      epoch, for the event file (`tensorboard.epoch_learning_rates`); None logs none.
+    learning_rates: [M, E] (E = train.epochs; M = 1 for a single run) each member's learning
+      rate per epoch, for the event file (`tensorboard.epoch_learning_rates`); None logs none.
 
   Raises:
     Diverged: a single run's loss went non-finite, or every member's did.
@@ -282,8 +281,8 @@ def _in_background(fn) -> threading.Thread:
 
 
 def _import_in_background() -> None:
-  """Imports Orbax and matplotlib (0.8 s here) while the first chunk trains: the first save and
-  the plots need them."""
+  """Imports Orbax and matplotlib (slow imports, docs/benchmarks.md) while the first chunk
+  trains: the first save and the plots need them."""
   _in_background(lambda: (ckpt_lib.orbax(), plots.pyplot()))
 
 
@@ -302,9 +301,9 @@ def _joined(history: dict) -> dict:
 
 
 def _divergence_message(config, workdir: str, history: dict, checkpointer) -> str:
-  loss = np.concatenate(history['loss'])
-  val = np.concatenate(history['val_loss'])
-  epoch = int(np.flatnonzero(~(np.isfinite(loss) & np.isfinite(val)))[0]) + 1
+  loss_E = np.concatenate(history['loss'])
+  val_E = np.concatenate(history['val_loss'])
+  epoch = int(np.flatnonzero(~(np.isfinite(loss_E) & np.isfinite(val_E)))[0]) + 1
   steps = checkpointer.steps()
   kept = (f'the last good checkpoint is epoch {max(steps)} in '
           f'{os.path.join(workdir, ckpt_lib.LATEST_DIR)}' if steps else 'no checkpoint was saved')

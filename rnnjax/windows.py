@@ -39,13 +39,15 @@ def window_starts(n_points: int, window: int, horizon: int, first: int = 0) -> n
       series.
 
   Returns:
-    int32 array [n_samples]; sample i uses x[s:s+window] and y[s+window-1+horizon].
+    int32 array [N]; window i reads series[s : s + window], s = its start, and its target
+    series[s + window - 1 + horizon].
   """
   return np.arange(first, max(n_points - window - horizon + 1, first), dtype=np.int32)
 
 
 def split_starts(starts: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-  """Chronological split: the first floor(n * (1 - val_fraction)) windows train, the rest validate."""
+  """Chronological split of `starts` [N]: the first floor(N * (1 - val_fraction)) windows train,
+  the rest validate."""
   n_train = math.floor(len(starts) * (1.0 - val_fraction))
   return starts[:n_train], starts[n_train:]
 
@@ -76,12 +78,12 @@ def part_starts(n_points: int, window: int, horizon: int, val_fraction: float,
   Returns:
     int32 ([N_train], [N_val], [N_test]) window starts, in time order.
   """
-  starts = window_starts(n_points, window, horizon, first)
+  starts_N = window_starts(n_points, window, horizon, first)
   boundary = test_boundary(n_points, test_fraction)
-  first_target = starts + window - 1 + (horizon if first_step is None else first_step)
-  last_target = starts + window - 1 + horizon
-  train, val = split_starts(starts[last_target < boundary], val_fraction)
-  return train, val, starts[first_target >= boundary]
+  first_target_N = starts_N + window - 1 + (horizon if first_step is None else first_step)
+  last_target_N = starts_N + window - 1 + horizon
+  train_N, val_N = split_starts(starts_N[last_target_N < boundary], val_fraction)
+  return train_N, val_N, starts_N[first_target_N >= boundary]
 
 
 def gather_windows(series_TF, starts_B, window: int, steps, target_index: int = 0):
@@ -96,10 +98,10 @@ def gather_windows(series_TF, starts_B, window: int, steps, target_index: int = 
     target_index: feature column that holds the target.
 
   Returns:
-    (x_BWF [B, window, F], y_BS [B, S]).
+    (x_BWF [B, W, F], y_BS [B, S]); W = window.
   """
-  offsets = np.arange(window, dtype=np.int32)
-  x_BWF = series_TF[starts_B[:, None] + offsets[None, :]]
+  offsets_W = np.arange(window, dtype=np.int32)
+  x_BWF = series_TF[starts_B[:, None] + offsets_W[None, :]]
   y_BS = series_TF[target_positions(starts_B, window, steps), target_index]
   return x_BWF, y_BS
 
@@ -112,10 +114,11 @@ def target_positions(starts_B, window: int, steps):
 
 
 def gather_future(series_TF, starts_B, window: int, steps, num_known: int):
-  """The known-in-advance inputs (the last `num_known` columns) at each window's target times.
+  """The known-in-advance inputs (the last K = `num_known` columns of series_TF [T, F]) at the
+  target times of the windows at starts_B [B].
 
   Returns:
-    [B, S, num_known], or None when `num_known` is 0.
+    [B, S, K], or None when `num_known` is 0.
   """
   if not num_known:
     return None
