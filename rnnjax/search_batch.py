@@ -32,9 +32,10 @@ from rnnjax.errors import Interrupted
 BATCH_DIR = 'batch'
 
 
-def best_so_far(val_loss) -> float:
-  """The lowest finite validation loss of a trial's epochs so far; NaN when none is finite."""
-  finite = np.asarray(val_loss, np.float64)
+def best_so_far(val_loss_E) -> float:
+  """The lowest finite validation loss of a trial's epochs so far ([E]); NaN when none is
+  finite."""
+  finite = np.asarray(val_loss_E, np.float64)
   finite = finite[np.isfinite(finite)]
   return float(finite.min()) if finite.size else float('nan')
 
@@ -84,7 +85,7 @@ class Batches:
     return self._trainers[key]
 
   def _plan(self, config, numbers: list[int]) -> ensemble.Members:
-    """One member per trial: seed train.seed, the trial's member values."""
+    """One member per trial: seed train.seed, the trial's member values ([M] each)."""
     trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
     base = {k: float(v) for k, v in train_lib.default_hparams(config).items()}
     by_name = {p.key: p for p in self.params if p.member}
@@ -123,10 +124,10 @@ class Batches:
             break
           if kept != alive:  # the survivors go on in a program of their own
             host = to_host(program.to_saved(state))
-            rows = np.array([alive.index(n) for n in kept])
+            rows_M = np.array([alive.index(n) for n in kept])  # the survivors' members
             self.compile_seconds += program.compile_seconds
             program = self._program(trainer, config, kept)
-            state = program.from_saved(_rows(host, rows))
+            state = program.from_saved(_rows(host, rows_M))
             alive = kept
         start = time.perf_counter()
         compiled_before = program.compile_seconds
@@ -135,8 +136,9 @@ class Batches:
         chunk = to_host(chunk)
         spent = time.perf_counter() - start - (program.compile_seconds - compiled_before)
         done += self.chunk
+        val_loss_ME = np.asarray(chunk['val_loss'])
         for i, n in enumerate(alive):
-          history[n] = history[n] + [float(v) for v in np.asarray(chunk['val_loss'])[i]]
+          history[n] = history[n] + [float(v) for v in val_loss_ME[i]]
           seconds[n] += spent / len(alive)
         checkpointer.save(done, program.to_saved(state),
                           {'group': group, 'alive': alive, 'epochs_done': done,
@@ -215,9 +217,10 @@ class Batches:
       self.on_end(ended.number, ended.state.name)
 
 
-def _rows(tree, rows: np.ndarray):
+def _rows(tree, rows_M: np.ndarray):
+  """Rows `rows_M` of every [M, ...] leaf of `tree`."""
   import jax  # pylint: disable=import-outside-toplevel
-  return jax.tree.map(lambda a: np.asarray(a)[rows], tree)
+  return jax.tree.map(lambda a: np.asarray(a)[rows_M], tree)
 
 
 def _optuna():
