@@ -123,11 +123,14 @@ def _json_value(value):
 
 def summary_lines(summary: dict) -> list[str]:
   """What scripts/search.py prints: the best trial, its values, its run's verdict, JSON."""
-  values = ', '.join(f'{k}={v!r}' for k, v in summary['params'].items())
+  values = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v!r}'
+                     for k, v in summary['params'].items())
   states = ', '.join(f'{n} {s.lower()}' for s, n in summary['states'].items())
   return [f'best trial {summary["best_trial"]} ({states}): val_loss '
           f'{summary["val_loss"]:.6g}; {values}',
           f'best_config.py trained in {summary["best_run"]}/: {summary["verdict"]}',
           json.dumps(workdir_lib.finite_json(
-              {'best_trial': summary['best_trial'], 'val_loss': summary['val_loss'],
-               **summary['scores'], 'member_epochs': summary['member_epochs']}))]
+              {'best_trial': summary['best_trial'],
+               **{k: float(f'{v:.6g}') for k, v in (('val_loss', summary['val_loss']),
+                                                    *summary['scores'].items())},
+               'member_epochs': summary['member_epochs']}))]
