@@ -52,6 +52,7 @@ class Batches:
     self.chunk = search_space.chunk_epochs(self.points)
     self._data_by_json = {config.data.to_json(): data}
     self._trainers = {}
+    self._compiled = {}  # (trainer, members) -> compiled executables, by piece (Program.compiled)
     self.compile_seconds = 0.0
 
   def run(self, numbers: list[int], decisions: dict, save_decisions) -> None:
@@ -99,7 +100,12 @@ class Batches:
                             swept=tuple(search_space.MEMBER_KEYS[k] for k in by_name))
 
   def _program(self, trainer, config, numbers: list[int]):
-    return program_lib.members_program(trainer, config, self._plan(config, numbers))
+    """The members program of trials `numbers`. Programs of one group with as many members
+    share their compiled executables (they differ only in their arguments): a later batch, or
+    the survivors of a rung, do not trace, lower and compile them again."""
+    program = program_lib.members_program(trainer, config, self._plan(config, numbers))
+    program.compiled = self._compiled.setdefault((id(trainer), len(numbers)), {})
+    return program
 
   def _run_group(self, key: tuple, group: list[int], decisions: dict, save_decisions) -> None:
     trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
