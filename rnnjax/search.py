@@ -112,6 +112,7 @@ def check(config, storage: str | None = None):
   Returns:
     (space params, the dataset of the config as given, the opened storage or None).
   """
+  optuna()  # a missing install is said before anything is written
   config_checks.validate(config)
   params = search_space.check(config)
   data = data_lib.prepare(config.data)
