@@ -286,3 +286,12 @@ def test_another_config_in_the_workdir_is_refused(searched):
   with pytest.raises(UserError, match='different config'):
     search.run_search(search_config(**{'search.seed': 1}), workdir, progress=False)
   assert file_tree(workdir) == before
+
+
+def test_without_optuna_the_search_says_how_to_install_it_and_writes_nothing(
+    monkeypatch, tmp_path):
+  import sys
+  monkeypatch.setitem(sys.modules, 'optuna', None)  # `import optuna` raises ImportError
+  with pytest.raises(UserError, match=r"pip install -e '\.\[search\]'"):
+    search.run_search(search_config(), str(tmp_path / 'w'), progress=False)
+  assert not (tmp_path / 'w').exists()
