@@ -27,6 +27,9 @@ NORMALIZATIONS = ('none', 'last', 'mean', 'last_scale')
 HIGHWAY_INITS = ('zeros', 'ridge')
 HIGHWAY_COLUMNS = ('target', 'all')
 LR_SCHEDULES = ('constant', 'cosine')
+# data.sample: how drawn batches (train.steps_per_epoch > 0) pick windows: uniformly over the
+# training windows, or over the series first, then over that series' windows.
+SAMPLES = ('window', 'series')
 # What the model forecasts per target step: one value, quantiles, or a normal distribution.
 HEADS = ('point', 'quantile', 'gaussian')
 ACTIVATIONS = ('tanh', 'swish', 'silu', 'relu', 'gelu', 'sigmoid', 'elu', 'softplus', 'linear')
@@ -69,6 +72,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Long-format CSV of several series: the column naming each row's series ('' is one series).
   c.data.id_column = ''
   c.data.val_fraction = 0.2          # last fraction of the windows, in time order
+  # How batches drawn with train.steps_per_epoch > 0 pick their windows: 'window' uniformly over
+  # every training window (a series weighs by its windows), 'series' a series uniformly, then a
+  # window of it uniformly (each series weighs the same). Needs train.steps_per_epoch > 0.
+  c.data.sample = 'window'
   # The last floor(test_fraction * n) steps of each series (n points) are a test part: windows
   # whose targets all lie there are scored once, after every choice (epoch, checkpoint) was
   # made on validation; training and validation windows have every target before it. 0: none.
@@ -134,6 +141,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 30
   c.train.batch_size = 32
+  # 0: an epoch is every training window once, in a fresh order (the last batch padded). N > 0:
+  # an epoch is N batches of batch_size windows drawn independently, with replacement, as
+  # data.sample says (rnnjax.train_data.batch_draws): for panels too large to visit whole.
+  c.train.steps_per_epoch = 0
   c.train.learning_rate = 1e-3       # Adam, as Keras' default
   c.train.weight_decay = 0.0         # decoupled (AdamW); 0 is plain Adam
   # 'constant', or 'cosine': linear warm-up over warmup_epochs, then cosine decay to zero at
@@ -144,6 +155,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.seed = 0
   c.train.epochs_per_chunk = 0       # epochs per compiled call; 0 picks checkpoint_every or all
   c.train.val_batch_size = 4096      # windows per validation batch
+  # The per-epoch val_loss (early stopping, the best epoch) reads this many validation windows,
+  # drawn once from train.seed (rnnjax.train_data.val_subset); 0, or at least their number, reads
+  # them all. The final scores (metrics.json) always read every validation window.
+  c.train.val_windows = 0
   c.train.checkpoint_every = 5       # epochs between checkpoints (chunk boundaries)
   c.train.max_to_keep = 2            # recent checkpoints kept (the best is kept besides)
   c.train.early_stopping_patience = 0  # epochs without a better val_loss; 0 is off

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 from rnnjax.config import (ACTIVATIONS, AUTO, CALENDAR, CELLS, DAYFIRST, FILLS, HEADS,
-                           HIGHWAY_COLUMNS, HIGHWAY_INITS, LR_SCHEDULES, NORMALIZATIONS, SKIPS,
-                           TIME_UNITS, interval_bounds, skip_lags)
+                           HIGHWAY_COLUMNS, HIGHWAY_INITS, LR_SCHEDULES, NORMALIZATIONS, SAMPLES,
+                           SKIPS, TIME_UNITS, interval_bounds, skip_lags)
 from rnnjax.errors import UserError
 
 
@@ -35,6 +35,7 @@ def validate(config) -> None:
   if t.early_stopping_patience < 0:
     raise UserError(f'train.early_stopping_patience must be >= 0 (0 is off), '
                     f'got {t.early_stopping_patience}.')
+  _check_epoch_steps(config)
   if t.score_start and not t.early_stopping_patience:
     raise UserError('train.score_start lets early stopping keep the starting parameters; '
                     'turn early stopping on with train.early_stopping_patience > 0.')
@@ -157,6 +158,50 @@ def validate(config) -> None:
   for q in config.ensemble_quantiles:
     if not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
       raise UserError(f'ensemble_quantiles must lie strictly between 0 and 1, got {q}.')
+
+
+def _check_epoch_steps(config) -> None:
+  """train.steps_per_epoch, train.val_windows and data.sample (see default_config)."""
+  t = config.train
+  for name, value, meaning in (
+      ('train.steps_per_epoch', t.steps_per_epoch,
+       'batches drawn per epoch; 0 trains on every window each epoch'),
+      ('train.val_windows', t.val_windows,
+       'validation windows the per-epoch val_loss reads; 0 reads them all')):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+      raise UserError(f'{name} must be an integer >= 0 ({meaning}), got {value!r}: e.g. '
+                      f'--config.{name}=1000, or 0.')
+  sample = config.data.sample
+  if sample not in SAMPLES:
+    raise UserError(f'data.sample={sample!r} is not one of {SAMPLES}.')
+  if sample == 'series' and not t.steps_per_epoch:
+    raise UserError('data.sample="series" draws each batch series by series, but '
+                    'train.steps_per_epoch=0 trains on every window each epoch, which draws '
+                    'nothing: set --config.train.steps_per_epoch=N (batches per epoch), or '
+                    'data.sample="window".')
+
+
+def check_draws(config, num_train_windows: int) -> None:
+  """train.batch_size against the training windows when batches are drawn
+  (train.steps_per_epoch > 0): a batch drawn from fewer windows than it holds repeats some of
+  them in every step. With steps_per_epoch 0 an epoch visits each window once, in one batch at
+  most (`rnnjax.run` warns).
+
+  Args:
+    config: the run's config.
+    num_train_windows: the training windows of the run (a backtest's: its first fold's, the
+      fewest).
+
+  Raises:
+    UserError: batch_size larger than num_train_windows, naming both and the fix.
+  """
+  t = config.train
+  if t.steps_per_epoch and t.batch_size > num_train_windows:
+    raise UserError(f'train.batch_size={t.batch_size} is more windows than the '
+                    f'{num_train_windows} training windows that train.steps_per_epoch='
+                    f'{t.steps_per_epoch} draws its batches from: every batch would repeat '
+                    f'windows. Use --config.train.batch_size={num_train_windows} or less, or '
+                    'train.steps_per_epoch=0 (every window once per epoch).')
 
 
 def _check_season(season) -> None:
