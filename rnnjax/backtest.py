@@ -90,8 +90,8 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     capacity = (max(len(d.train_starts) for d in folds.datasets),
                 max(len(d.val_starts) for d in folds.datasets))
     trainer = train_lib.make_trainer(config, folds.datasets[0], capacity)
-    program = program_lib.members_program(trainer, config, members,
-                                           backtest_folds.member_data(folds, capacity, base.size))
+    program = program_lib.members_program(trainer, config, members, backtest_folds.member_data(
+        folds, capacity, base.size, config.train.val_windows, config.train.seed))
   else:
     members = base
     trainer = train_lib.make_trainer(config, folds.datasets[0])
@@ -104,12 +104,12 @@ def learning_rates(bt: Backtest) -> np.ndarray:
   (`tensorboard.epoch_learning_rates`): with refit a member steps through its own fold's batches
   along the schedule the program was built with, the longest fold's."""
   config, folds, members = bt.config, bt.folds, bt.members
-  batch_size = config.train.batch_size
+  batch_size, drawn = config.train.batch_size, config.train.steps_per_epoch
   if not config.backtest.refit:
     return tensorboard.epoch_learning_rates(
         config, members.hparams['learning_rate'],
-        tensorboard.batches_per_epoch(len(folds.datasets[0].train_starts), batch_size))
-  batches = [tensorboard.batches_per_epoch(len(d.train_starts), batch_size)
+        tensorboard.batches_per_epoch(len(folds.datasets[0].train_starts), batch_size, drawn))
+  batches = [tensorboard.batches_per_epoch(len(d.train_starts), batch_size, drawn)
              for d in folds.datasets]
   return tensorboard.epoch_learning_rates(
       config, members.hparams['learning_rate'], np.asarray(batches)[members.folds],

@@ -109,7 +109,7 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
   metrics_lib.baseline_forecasts(data, data.val_starts, config.data.season)
   if config.model.head != 'point':  # and so does one the naive distribution cannot be made of
     distribution_metrics.naive_distribution(data, data.val_starts, config.data.season, (0.5,))
-  if config.train.batch_size > len(data.train_starts):
+  if not config.train.steps_per_epoch and config.train.batch_size > len(data.train_starts):
     logging.warning('train.batch_size=%d is larger than the %d training windows: every epoch is '
                     'one step over all of them. A smaller batch_size takes more steps per epoch.',
                     config.train.batch_size, len(data.train_starts))
@@ -122,7 +122,8 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
            else members.hparams['learning_rate'])
   learning_rates = tensorboard.epoch_learning_rates(
       config, rates, tensorboard.batches_per_epoch(len(data.train_starts),
-                                                   config.train.batch_size))
+                                                   config.train.batch_size,
+                                                   config.train.steps_per_epoch))
   seconds['prepare'] = time.perf_counter() - start
   with training_loop.training(config, workdir, program, seconds, progress,
                               meta=lambda history, done, train_seconds: _meta(

@@ -15,7 +15,6 @@ older file a kill left behind is removed at the next start, and read correctly m
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -24,6 +23,7 @@ import numpy as np
 
 from rnnjax import errors
 from rnnjax import train as train_lib
+from rnnjax import train_data
 
 FOLDER = 'tensorboard'
 # The scalars written for each epoch: history key -> tag. The learning rate is the config's.
@@ -181,6 +181,7 @@ def _event(wall_time: float, step: int, summary, **fields):
   return Event(wall_time=wall_time, step=step, **fields)
 
 
-def batches_per_epoch(num_windows: int, batch_size: int) -> int:
-  """Optimizer steps in an epoch over `num_windows` training windows (the last one ragged)."""
-  return math.ceil(num_windows / batch_size)
+def batches_per_epoch(num_windows: int, batch_size: int, steps_per_epoch: int = 0) -> int:
+  """Optimizer steps in an epoch over `num_windows` training windows (the last one ragged), or
+  `steps_per_epoch` (train.steps_per_epoch) when > 0."""
+  return train_data.epoch_steps(num_windows, batch_size, steps_per_epoch)

@@ -1,8 +1,9 @@
 """Training state, loss, the jitted epoch and `make_train(config, data) -> train(key)`.
 
 Everything inside an epoch runs on the device: a minibatch is a vector of window start indices
-from a fresh permutation, and windows are gathered from the device-resident scaled series inside
-the step, so memory stays O(series length). Epochs are `lax.scan`s over minibatches; a chunk of
+(from a fresh permutation of every window, or drawn: train.steps_per_epoch), and windows are
+gathered from the device-resident scaled series inside the step, so memory stays O(series
+length). Epochs are `lax.scan`s over minibatches; a chunk of
 epochs is a `lax.scan` over epochs, one compiled call. `rnnjax.training_loop` drives chunks
 from Python.
 The device-resident data and the epoch's window order are `rnnjax.train_data`'s, the forecasts
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rnnjax import config_checks
 from rnnjax import dataset as dataset_lib
 from rnnjax import errors
 from rnnjax import fitted_init
@@ -27,7 +29,7 @@ from rnnjax import models
 from rnnjax import prediction
 from rnnjax import seasons
 from rnnjax import windows as windows_lib
-from rnnjax.train_data import DeviceData, device_data, epoch_order
+from rnnjax.train_data import DeviceData, batch_draws, device_data, epoch_order, epoch_steps
 
 Array = jax.Array
 # Adam as Keras builds it: its epsilon is 1e-7 (optax's default is 1e-8).
@@ -69,7 +71,8 @@ class Batch(NamedTuple):
 
   x_BWF [B, W, F] input windows; future_BSK [B, S, K] known-future inputs at the target times
   (None when the model reads none); y_BS [B, S] scaled targets; mask_B [B] bool, false for the
-  padding that fills the last batch of an epoch.
+  padding that fills the last batch of an epoch (drawn batches, train.steps_per_epoch > 0, are
+  full).
   """
   x_BWF: Array
   future_BSK: Array | None
@@ -134,7 +137,8 @@ def lr_factor(config, steps_per_epoch: int) -> optax.Schedule | None:
   """The learning-rate schedule of `config` as a factor of train.learning_rate per step.
 
   None for 'constant'. 'cosine' rises linearly from 0 over `train.warmup_epochs` and decays
-  along a cosine to 0 at the last step of `train.epochs`.
+  along a cosine to 0 at the last step of `train.epochs`. `steps_per_epoch`: the optimizer
+  steps an epoch takes (`rnnjax.train_data.epoch_steps`).
   """
   t = config.train
   if t.lr_schedule == 'constant':
@@ -235,6 +239,10 @@ def make_trainer(config, data: dataset_lib.Dataset,
     capacity: (training, validation) windows of the longest member when members train on sets
       of different sizes (backtest folds): each member's DeviceData holds that many starts,
       its own count of real ones first. None: exactly data's windows.
+
+  Raises:
+    UserError: train.batch_size more than data's training windows while batches are drawn
+      (`rnnjax.config_checks.check_draws`).
   """
   config = seasons.resolved_config(config, data)  # data.lags and data.season as data read them
   model = models.from_config(
@@ -242,9 +250,16 @@ def make_trainer(config, data: dataset_lib.Dataset,
       None if config.model.head == 'point' else fitted_init.naive_spread(config, data))
   window, steps = data.window, data.steps
   batch_size = config.train.batch_size
+  config_checks.check_draws(config, len(data.train_starts))
+  drawn = config.train.steps_per_epoch > 0
+  sample = config.data.sample
   ragged = capacity is not None
-  n_train, n_val = capacity or (len(data.train_starts), len(data.val_starts))
-  num_batches = math.ceil(n_train / batch_size)
+  own_data = device_data(data, *(capacity or (None, None)),
+                         val_windows=config.train.val_windows, seed=config.train.seed)
+  # Capacities: every member's DeviceData holds this many starts (the val ones possibly fewer
+  # than the data's: train.val_windows).
+  n_train, n_val = len(own_data.train_starts), len(own_data.val_starts)
+  num_batches = epoch_steps(n_train, batch_size, config.train.steps_per_epoch)
   val_batch = min(config.train.val_batch_size, n_val)
   patience = config.train.early_stopping_patience
   skip_nonfinite = config.train.skip_nonfinite_updates
@@ -291,19 +306,32 @@ def make_trainer(config, data: dataset_lib.Dataset,
     total, _ = jax.lax.scan(body, jnp.float32(0.0), batches)
     return total / dd.num_val
 
-  def train_epoch(state: TrainState, dd: DeviceData) -> tuple[TrainState, dict]:
-    perm_key, dropout_key = jax.random.split(jax.random.fold_in(state.key, state.epoch))
+  def minibatches(perm_key: Array, dd: DeviceData) -> Callable:
+    """`batch(s) -> (idx_B, mask_B)`: the indices into dd.train_starts of the epoch's step s's
+    global batch [B] and its mask [B] (false for padding)."""
+    if drawn:
+      positions_B = jnp.arange(batch_size, dtype=jnp.int32)
+      return lambda s: batch_draws(perm_key, s, positions_B, dd, sample)
+    # Keras semantics: every window every epoch; the ragged last batch is padded and masked.
     order = epoch_order(perm_key, n_train, dd.num_train)
     order = jnp.concatenate([order, jnp.zeros(num_batches * batch_size - n_train, order.dtype)])
-    # Keras semantics: every window every epoch; the ragged last batch is padded and masked.
-    batch_mask = jnp.arange(num_batches * batch_size) < dd.num_train
-    batches = (order.reshape(num_batches, batch_size),
-               batch_mask.reshape(num_batches, batch_size),
-               jax.random.split(dropout_key, num_batches))
 
-    def step(carry, batch):
+    def batch(s):
+      first = s * batch_size
+      return (jax.lax.dynamic_slice(order, (first,), (batch_size,)),
+              first + jnp.arange(batch_size) < dd.num_train)
+    return batch
+
+  def train_epoch(state: TrainState, dd: DeviceData) -> tuple[TrainState, dict]:
+    perm_key, dropout_key = jax.random.split(jax.random.fold_in(state.key, state.epoch))
+    batch = minibatches(perm_key, dd)
+    steps_and_keys = (jnp.arange(num_batches, dtype=jnp.int32),
+                      jax.random.split(dropout_key, num_batches))
+
+    def step(carry, step_and_key):
       params, opt_state = carry
-      idx_B, mask_B, key = batch
+      s, key = step_and_key
+      idx_B, mask_B = batch(s)
       starts_B = dd.train_starts[idx_B]
       x_BWF, y_BS = windows_lib.gather_windows(dd.series_TF, starts_B, window, steps)
       future_BSK = windows_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
@@ -321,7 +349,8 @@ def make_trainer(config, data: dataset_lib.Dataset,
       return new, (jnp.where(count > 0, loss * count, 0.0), count,
                    jnp.where(count > 0, grad_norm * count, 0.0))
 
-    (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state), batches)
+    (params, opt_state), weighted = jax.lax.scan(step, (state.params, state.opt_state),
+                                                 steps_and_keys)
     # Mean over windows, as Keras reports it (over the windows of applied steps when
     # non-finite steps are skipped; no applied step at all gives NaN and stops the run).
     loss = jnp.sum(weighted[0]) / jnp.sum(weighted[1])
@@ -346,7 +375,7 @@ def make_trainer(config, data: dataset_lib.Dataset,
   return Trainer(init=init, run_epochs=run_epochs, predict=predict,
                  predict_jit=jax.jit(predict),
                  predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
-                 model=model, device_data=device_data(data, *(capacity or (None, None))))
+                 model=model, device_data=own_data)
 
 
 def _select(pred, on_true, on_false):
