@@ -33,6 +33,7 @@ from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import prediction
 from rnnjax import train as train_lib
+from rnnjax import train_data
 from rnnjax.errors import UserError
 
 # Bytes `score` holds per member, window, step and head output: the float32 forecast, its
@@ -67,7 +68,9 @@ def evaluate(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, stat
   scaled = {part: member_forecasts(config, data, trainer, params, members is not None, starts)
             for part, starts in data.parts.items()}
   results, panels, per_member = score(config, data, scaled, diverged_M)
-  _check_against_training(config, state, history, per_member, diverged_M, members is not None)
+  _check_against_training(config, state, history, _as_trained(config, data, scaled['val'],
+                                                              per_member),
+                          diverged_M, members is not None)
   if members is None:
     return results, panels, history_frame(history, None)
   active_ME = np.asarray(history['active'], bool)
@@ -85,6 +88,26 @@ def evaluate(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, stat
     results[f'member_{key}_mean'] = float(values_M.mean())
     results[f'member_{key}_std'] = float(values_M.std(ddof=1)) if len(values_M) > 1 else 0.0
   return results, panels, history_frame(history, diverged_M)
+
+
+def _as_trained(config, data: dataset_lib.Dataset, scaled_val_MN: np.ndarray,
+                per_member: list[dict]) -> list[dict]:
+  """`per_member`, or with train.val_windows reading fewer validation windows than there are,
+  each member's loss over those windows alone (as 'val_loss_scaled' and 'val_mse_scaled'): what
+  its training's val_loss was, for `_check_against_training`.
+
+  Args:
+    scaled_val_MN: [M, N_val, S(, Q or 2)] the members' scaled forecasts of data.val_starts.
+  """
+  read_N = train_data.val_subset(data.val_starts, config.train.val_windows, config.train.seed)
+  if len(read_N) == len(data.val_starts):
+    return per_member
+  keep_N = np.isin(data.val_starts, read_N)
+  y_NS = jnp.asarray(data.scaled_TF[data.target_positions(read_N), 0], jnp.float32)
+  loss_terms = losses.for_model(config.model)
+  losses_M = [float(np.mean(loss_terms(jnp.asarray(scaled_NS[keep_N]), y_NS)))
+              for scaled_NS in scaled_val_MN]
+  return [{'val_loss_scaled': loss, 'val_mse_scaled': loss} for loss in losses_M]
 
 
 def _check_against_training(config, state, history: dict, per_member: list[dict],
