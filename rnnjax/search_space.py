@@ -36,9 +36,9 @@ FIXED = ('data.source', 'data.path', 'data.time_column', 'data.target', 'data.id
          'data.horizon', 'data.multi_step', 'data.val_fraction', 'data.test_fraction',
          'data.scaler', 'data.fill', 'data.max_fill_fraction', 'data.time_unit',
          'data.dayfirst', 'data.synthetic.', 'model.head', 'model.quantiles', 'model.interval',
-         'train.epochs', 'train.seed', 'train.val_batch_size', 'train.checkpoint_every',
-         'train.max_to_keep', 'train.epochs_per_chunk', 'num_seeds', 'sweep.', 'search.',
-         'backtest.', 'ensemble_quantiles', 'ensemble_vmap_size')
+         'train.epochs', 'train.seed', 'train.val_batch_size', 'train.val_windows',
+         'train.checkpoint_every', 'train.max_to_keep', 'train.epochs_per_chunk', 'num_seeds',
+         'sweep.', 'search.', 'backtest.', 'ensemble_quantiles', 'ensemble_vmap_size')
 
 
 @dataclasses.dataclass(frozen=True)
