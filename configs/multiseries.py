@@ -8,7 +8,9 @@ The file has one row per series and timestamp (`station,time,temperature,...`); 
 sorted, checked and scaled on its own (its scaler fit on its own training part), windows never
 cross from one series into another, and the validation part is the last 20% of every series'
 windows. A series too short for a training and a validation window is left out with a warning.
-Minibatches draw uniformly over the windows of all series, so a longer series weighs more.
+Minibatches draw uniformly over the windows of all series, so a longer series weighs more
+(`--config.train.steps_per_epoch=N --config.data.sample=series` weighs every series alike; the
+README's "Large panels" says more).
 The model and training are configs/multistep.py's; metrics.json adds `per_series`.
 """
 from rnnjax.config import default_config

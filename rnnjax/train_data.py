@@ -7,8 +7,8 @@ each holds its own count of real starts, and its own order of them, the same wha
 padding.
 
 Drawn batches (train.steps_per_epoch > 0) are independent uniform draws, with replacement: a
-window may come twice in an epoch, or in a batch (of k draws among N windows about k / 2N of
-them repeat an earlier one, so rarely while an epoch is a small part of the data, which is what
+window may come twice in an epoch, or in a batch (of k draws among N windows a share of about
+k / 2N repeats an earlier one: rare while an epoch is a small part of the data, which is what
 the setting is for). Each draw is a function of the epoch's key, the step s and the position b
 in the global batch alone, `fold_in(fold_in(key, s), b)`, so any slice of a batch's positions
 (one device's share) draws exactly the windows the whole batch holds there, and a member padded
