@@ -3,9 +3,8 @@
 Everything inside an epoch runs on the device: a minibatch is a vector of window start indices
 (from a fresh permutation of every window, or drawn: train.steps_per_epoch), and windows are
 gathered from the device-resident scaled series inside the step, so memory stays O(series
-length). Epochs are `lax.scan`s over minibatches; a chunk of
-epochs is a `lax.scan` over epochs, one compiled call. `rnnjax.training_loop` drives chunks
-from Python.
+length). Epochs are `lax.scan`s over minibatches; a chunk of epochs is a `lax.scan` over
+epochs, one compiled call. `rnnjax.training_loop` drives chunks from Python.
 The device-resident data and the epoch's window order are `rnnjax.train_data`'s, the forecasts
 of windows `rnnjax.prediction`'s, and what training starts from, fitted to the data,
 `rnnjax.fitted_init`'s.
