@@ -89,13 +89,17 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     members = backtest_folds.fold_members(base, folds.num_folds)
     capacity = (max(len(d.train_starts) for d in folds.datasets),
                 max(len(d.val_starts) for d in folds.datasets))
-    trainer = train_lib.make_trainer(config, folds.datasets[0], capacity)
+    mesh = devices.training_mesh(config, members.size)
+    trainer = train_lib.make_trainer(config, folds.datasets[0], capacity,
+                                     devices.data_shards(mesh))
     program = program_lib.members_program(trainer, config, members, backtest_folds.member_data(
-        folds, capacity, base.size, config.train.val_windows, config.train.seed))
+        folds, capacity, base.size, config.train.val_windows, config.train.seed), mesh)
   else:
     members = base
-    trainer = train_lib.make_trainer(config, folds.datasets[0])
-    program = program_lib.members_program(trainer, config, members)
+    mesh = devices.training_mesh(config, members.size)
+    trainer = train_lib.make_trainer(config, folds.datasets[0],
+                                     data_shards=devices.data_shards(mesh))
+    program = program_lib.members_program(trainer, config, members, mesh=mesh)
   return Backtest(config, folds, base, members, trainer, program)
 
 

@@ -212,6 +212,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.search.sampler = 'tpe'            # 'tpe' (Optuna's TPESampler) or 'random'
   c.search.seed = 0                   # the sampler's seed
 
+  # How a run's devices are split (rnnjax.devices.training_mesh): `data` devices share each
+  # model's minibatch (its gradients averaged across them), `members` devices split an
+  # ensemble's members; data x members must be the device count. 0 picks: every device for the
+  # data of a single model, for the members of an ensemble. A single model with data 1 trains
+  # on one device.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = 0
+  c.mesh.members = 0
+
   c.lock()
   return c
 

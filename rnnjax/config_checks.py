@@ -30,6 +30,11 @@ def validate(config) -> None:
   _positive_int('train.checkpoint_every', t.checkpoint_every)
   _positive_int('train.max_to_keep', t.max_to_keep)
   _positive_int('num_seeds', config.num_seeds)
+  for key in ('data', 'members'):
+    value = config.mesh[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+      raise UserError(f'mesh.{key} must be an integer >= 0 (0 picks for the run), '
+                      f'got {value!r}.')
   if t.epochs_per_chunk < 0:
     raise UserError(f'train.epochs_per_chunk must be >= 0, got {t.epochs_per_chunk}.')
   if t.early_stopping_patience < 0:

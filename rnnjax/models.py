@@ -17,13 +17,23 @@ from rnnjax import config as config_lib
 from rnnjax import distributions
 
 
-def dropout(x, rate, key):
+def dropout(x, rate, key, batch_axis: int = 0, batch_slice=None):
   """Inverted dropout whose rate may be a traced value (a per-member sweep).
 
   flax's nn.Dropout branches on the rate in Python, so it needs a concrete one.
+  batch_slice: None, or (offset, global_batch) when `x` holds windows offset .. offset + B of
+  a global batch of `global_batch` split over devices (data parallelism): the mask is drawn for
+  the global batch and this part of it kept, so a window's mask is the one a single device
+  drawing the whole batch would give it, whatever the device count.
   """
   keep = 1.0 - jnp.asarray(rate, x.dtype)
-  mask = jax.random.bernoulli(key, keep, x.shape)
+  if batch_slice is None:
+    mask = jax.random.bernoulli(key, keep, x.shape)
+  else:
+    offset, global_batch = batch_slice
+    shape = x.shape[:batch_axis] + (global_batch,) + x.shape[batch_axis + 1:]
+    mask = jax.lax.dynamic_slice_in_dim(jax.random.bernoulli(key, keep, shape), offset,
+                                        x.shape[batch_axis], batch_axis)
   return jnp.where(mask, x / keep, 0.0)
 
 
@@ -173,7 +183,8 @@ class Forecaster(nn.Module):
     return jnp.concatenate([inputs_BK, lags_BSL.reshape(lags_BSL.shape[0], -1)], axis=-1)
 
   @nn.compact
-  def __call__(self, x_BWF, future_BSK=None, *, train: bool = False, dropout_rate=None):
+  def __call__(self, x_BWF, future_BSK=None, *, train: bool = False, dropout_rate=None,
+               batch_slice=None):
     """Forecasts `num_steps` values per window.
 
     Args:
@@ -182,6 +193,8 @@ class Forecaster(nn.Module):
         when `num_known` is 0.
       train: apply dropout (needs a 'dropout' rng).
       dropout_rate: overrides `self.dropout`; may be a traced scalar.
+      batch_slice: (offset, global batch) when the B windows are part of a batch split over
+        devices; dropout then masks them as the whole batch on one device would (`dropout`).
 
     Returns:
       Forecasts in scaled units: [B, S] (point head), [B, S, Q] quantiles (quantile head) or
@@ -197,7 +210,7 @@ class Forecaster(nn.Module):
       for i, size in enumerate(self.hidden_sizes):
         h_WBH = cells.FusedRNN(self.cell, size, self.activation, name=f'rnn_{i}')(h_WBH)
         if i < last and use_dropout:
-          h_WBH = dropout(h_WBH, rate, self.make_rng('dropout'))
+          h_WBH = dropout(h_WBH, rate, self.make_rng('dropout'), 1, batch_slice)
       h_BH = h_WBH[-1]  # only the last step feeds the head (Keras' return_sequences=False)
     else:
       h_BWH = x_BWF
@@ -205,10 +218,10 @@ class Forecaster(nn.Module):
         h_BWH = nn.RNN(cells.stock_cell(self.cell, size, self.activation), unroll=self.unroll,
                        name=f'rnn_{i}')(h_BWH)
         if i < last and use_dropout:
-          h_BWH = dropout(h_BWH, rate, self.make_rng('dropout'))
+          h_BWH = dropout(h_BWH, rate, self.make_rng('dropout'), 0, batch_slice)
       h_BH = h_BWH[:, -1]
     if use_dropout:
-      h_BH = dropout(h_BH, rate, self.make_rng('dropout'))
+      h_BH = dropout(h_BH, rate, self.make_rng('dropout'), 0, batch_slice)
     h_BI = h_BH
     if self.num_known:
       h_BI = jnp.concatenate([h_BH, future_BSK.reshape(future_BSK.shape[0], -1)], axis=-1)

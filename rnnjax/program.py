@@ -1,16 +1,19 @@
 """The compiled programs of a run: init and n-epoch chunks, for one model or sharded members.
 
-`Program` is one interface for both: `single_program` jits one model's init and chunk;
-`members_program` vmaps them over an ensemble's members and splits the member axis over every
-device with `shard_map`. Each program compiles when first used, with `compiler_options`, which
-passes XLA only the options the running XLA knows.
+`Program` is one interface for all: `single_program` jits one model's init and chunk on one
+device; `data_program` splits one model's minibatches over the 'data' axis of a mesh;
+`members_program` vmaps the init and chunk over an ensemble's members and splits the member
+axis over the mesh's 'members' axis, each member's minibatches over its 'data' axis, with
+`shard_map`. Each program compiles when first used, with `compiler_options`, which passes XLA
+only the options the running XLA knows.
 
 Members program: every local device of a host, and every host after
-`jax.distributed.initialize()`, runs the vmapped program on its own members, with no
-communication between them. A member count that the device count does not divide is padded
-with copies of the last member, which are dropped from every result and never saved. Inside a
-device, members train in vmapped groups of `ensemble_vmap_size` (all at once on a GPU or TPU,
-one at a time on a CPU, see `vmap_group_size`).
+`jax.distributed.initialize()`, runs the vmapped program on its own members; devices along
+'data' sum each member's gradients (`rnnjax.train.train_step`), members never talk to each
+other. A member count that the members axis does not divide is padded with copies of the last
+member, which are dropped from every result and never saved. Inside a device, members train in
+vmapped groups of `ensemble_vmap_size` (all at once on a GPU or TPU, one at a time on a CPU,
+see `vmap_group_size`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from rnnjax import devices
 from rnnjax import ensemble
@@ -95,16 +98,51 @@ def single_program(trainer: train_lib.Trainer, config) -> Program:
       compile_seconds=time.perf_counter() - start)
 
 
+def data_program(trainer: train_lib.Trainer, config, mesh: Mesh) -> Program:
+  """One model whose minibatches are split over the mesh's 'data' axis (`trainer` built with
+  `data_shards` = its size): every device holds the state and the series, draws the same
+  global batch, trains on its part and sums the gradients with the others."""
+  replicated = NamedSharding(mesh, P())
+  key = devices.global_array(np.asarray(jax.random.PRNGKey(config.train.seed)), replicated)
+  device_data = jax.tree.map(lambda a: devices.global_array(np.asarray(a), replicated),
+                             trainer.device_data)
+  start = time.perf_counter()
+  abstract_state = jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+      jax.eval_shape(trainer.init, key))  # traces the init: counted as compiling
+
+  def lower_run(n):
+    run = jax.shard_map(lambda state, dd: trainer.run_epochs(state, dd, n), mesh=mesh,
+                        in_specs=(P(), P()), out_specs=P(), check_vma=False)
+    return jax.jit(run, donate_argnums=0).lower(abstract_state, device_data)
+
+  return Program(
+      lower_init=lambda: jax.jit(trainer.init, out_shardings=replicated).lower(key),
+      lower_run=lower_run,
+      call_init=lambda compiled: compiled(key),
+      call_run=lambda compiled, state: compiled(state, device_data),
+      abstract_state=abstract_state, members=None,
+      compile_seconds=time.perf_counter() - start,
+      from_saved=lambda state: jax.device_put(state, replicated))
+
+
 def members_program(trainer: train_lib.Trainer, config, members: ensemble.Members,
-                    member_data: train_data.DeviceData | None = None) -> Program:
+                    member_data: train_data.DeviceData | None = None,
+                    mesh: Mesh | None = None) -> Program:
   """The vmapped, member-sharded programs, with the same interface as a single run's.
 
   Members read `trainer.device_data`, or with `member_data` (every leaf [M, ...], e.g. backtest
   folds: each its own scaled series and window starts) their own row of it, split over the
-  devices with the members.
+  devices with the members. mesh: a ('members', 'data') mesh (`rnnjax.devices.training_mesh`,
+  `trainer` built with `data_shards` = its data axis' size); None: every device on 'members'.
   """
-  mesh = devices.member_mesh()
-  num_devices = mesh.devices.size
+  if mesh is None:
+    mesh = Mesh(np.array(jax.devices()).reshape(-1, 1),
+                (devices.MEMBERS_AXIS, devices.DATA_AXIS))
+  if devices.data_shards(mesh) != trainer.data_shards:
+    raise ValueError(f'the trainer splits batches over {trainer.data_shards} devices, the '
+                     f'mesh over {devices.data_shards(mesh)}: build both from one mesh.')
+  num_devices = mesh.shape[devices.MEMBERS_AXIS]
   size = members.size
   padded = math.ceil(size / num_devices) * num_devices
   take_M = np.minimum(np.arange(padded), size - 1)  # pad with copies of the last member
@@ -159,12 +197,14 @@ def members_program(trainer: train_lib.Trainer, config, members: ensemble.Member
           lambda a: jax.device_put(jnp.asarray(a)[take_M], shard), state))
 
 
-def make_program(trainer: train_lib.Trainer, config,
-                 members: ensemble.Members | None) -> Program:
-  """`single_program` for a single run (members None), else `members_program`."""
+def make_program(trainer: train_lib.Trainer, config, members: ensemble.Members | None,
+                 mesh: Mesh | None = None) -> Program:
+  """The program of a run on `mesh` (`rnnjax.devices.training_mesh`): for a single run
+  (members None) `single_program` without a mesh, else `data_program`; `members_program` for
+  an ensemble."""
   if members is None:
-    return single_program(trainer, config)
-  return members_program(trainer, config, members)
+    return single_program(trainer, config) if mesh is None else data_program(trainer, config, mesh)
+  return members_program(trainer, config, members, mesh=mesh)
 
 
 def vmap_group_size(config, members_per_device: int) -> int:

@@ -29,6 +29,7 @@ from rnnjax import config as config_lib
 from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import dataset as dataset_lib
+from rnnjax import devices
 from rnnjax import distribution_metrics
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
@@ -113,11 +114,12 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
     logging.warning('train.batch_size=%d is larger than the %d training windows: every epoch is '
                     'one step over all of them. A smaller batch_size takes more steps per epoch.',
                     config.train.batch_size, len(data.train_starts))
-  trainer = train_lib.make_trainer(config, data)
+  mesh = devices.training_mesh(config, None if members is None else members.size)
+  trainer = train_lib.make_trainer(config, data, data_shards=devices.data_shards(mesh))
   evaluate_lib.check_memory(config, data, 1 if members is None else members.size, trainer)
   workdir_lib.prepare(workdir, config, overwrite)
 
-  program = program_lib.make_program(trainer, config, members)
+  program = program_lib.make_program(trainer, config, members, mesh)
   rates = ([config.train.learning_rate] if members is None
            else members.hparams['learning_rate'])
   learning_rates = tensorboard.epoch_learning_rates(

@@ -21,6 +21,7 @@ import optax
 
 from rnnjax import config_checks
 from rnnjax import dataset as dataset_lib
+from rnnjax import devices
 from rnnjax import errors
 from rnnjax import fitted_init
 from rnnjax import losses
@@ -88,6 +89,7 @@ class Trainer(NamedTuple):
   predict(params, series_TF, starts_B) -> [B, S] scaled forecasts ([B, S, Q] or [B, S, 2]
     for a probabilistic head)
   predict_jit, predict_members_jit: `predict` jitted, for one model and for stacked members.
+  data_shards: devices each minibatch is split over (`make_trainer`).
   """
   init: Callable
   run_epochs: Callable
@@ -96,6 +98,7 @@ class Trainer(NamedTuple):
   predict_members_jit: Callable
   model: models.Forecaster
   device_data: DeviceData
+  data_shards: int = 1
 
 
 def default_hparams(config) -> dict:
@@ -172,8 +175,8 @@ def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
 
 def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
                loss_terms: Callable, params, opt_state, batch: Batch, key: Array, dropout,
-               fixed_highway: bool = False):
-  """One optimizer step on one minibatch.
+               fixed_highway: bool = False, data_axis: str | None = None, batch_slice=None):
+  """One optimizer step on one minibatch, or on this device's part of it.
 
   Args:
     model: the forecaster.
@@ -184,18 +187,28 @@ def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
     key: the step's dropout key.
     dropout: dropout rate (may be traced).
     fixed_highway: leave the 'highway' parameters as they are (model.highway_fixed).
+    data_axis: the mesh axis of the devices that share the minibatch (data parallelism), or
+      None. Each device holds its part of it (`batch_slice`: (offset, global batch size)); the
+      loss is the mean over the whole minibatch's real windows and the gradients are summed
+      over the axis, so every device takes the same step.
 
   Returns:
     (params, opt_state, {'loss', 'grad_norm'}): after the step; the mean loss over the batch's
     real windows before it (NaN for a batch of padding only) and the gradients' global norm
     (before clipping, which acts on the updates).
   """
+  count = jnp.sum(batch.mask_B)
+  if data_axis is not None:
+    count = jax.lax.psum(count, data_axis)
+
   def loss_fn(p):
     pred = model.apply({'params': p}, batch.x_BWF, batch.future_BSK, train=True,
-                       dropout_rate=dropout, rngs={'dropout': key})
-    return losses.masked_sum(loss_terms(pred, batch.y_BS), batch.mask_B) / jnp.sum(batch.mask_B)
+                       dropout_rate=dropout, rngs={'dropout': key}, batch_slice=batch_slice)
+    return losses.masked_sum(loss_terms(pred, batch.y_BS), batch.mask_B) / count
 
   loss, grads = jax.value_and_grad(loss_fn)(params)
+  if data_axis is not None:  # the whole minibatch's mean loss and its gradients
+    loss, grads = jax.lax.psum((loss, grads), data_axis)
   grad_norm = optax.tree_utils.tree_norm(grads)
   updates, opt_state = tx.update(grads, opt_state, params)
   if fixed_highway:  # the fitted ridge stays as it is; the network learns the rest
@@ -229,7 +242,7 @@ def end_epoch(state: TrainState, params, opt_state, loss, v_loss, patience: int)
 
 
 def make_trainer(config, data: dataset_lib.Dataset,
-                 capacity: tuple[int, int] | None = None) -> Trainer:
+                 capacity: tuple[int, int] | None = None, data_shards: int = 1) -> Trainer:
   """Builds the pure training functions for `config` on `data`; reads the config, never writes it.
 
   Args:
@@ -238,6 +251,10 @@ def make_trainer(config, data: dataset_lib.Dataset,
     capacity: (training, validation) windows of the longest member when members train on sets
       of different sizes (backtest folds): each member's DeviceData holds that many starts,
       its own count of real ones first. None: exactly data's windows.
+    data_shards: devices that share each minibatch and validation batch (data parallelism,
+      `rnnjax.devices.DATA_AXIS`); above 1, `run_epochs` must run inside a `shard_map` over
+      that axis (`rnnjax.program`). Every device draws the same global batch and trains on its
+      own part of it, so the run takes the steps one device would, up to the order of sums.
 
   Raises:
     UserError: train.batch_size more than data's training windows while batches are drawn
@@ -260,6 +277,15 @@ def make_trainer(config, data: dataset_lib.Dataset,
   n_train, n_val = len(own_data.train_starts), len(own_data.val_starts)
   num_batches = epoch_steps(n_train, batch_size, config.train.steps_per_epoch)
   val_batch = min(config.train.val_batch_size, n_val)
+  val_batch = math.ceil(val_batch / data_shards) * data_shards  # each device an equal part
+  data_axis = devices.DATA_AXIS if data_shards > 1 else None
+
+  def my_part(a_B):
+    """This device's part of a global batch along axis 0 (all of it on one device)."""
+    if data_axis is None:
+      return a_B
+    size = a_B.shape[0] // data_shards
+    return jax.lax.dynamic_slice_in_dim(a_B, jax.lax.axis_index(data_axis) * size, size)
   patience = config.train.early_stopping_patience
   skip_nonfinite = config.train.skip_nonfinite_updates
   schedule = lr_factor(config, num_batches)
@@ -297,12 +323,14 @@ def make_trainer(config, data: dataset_lib.Dataset,
     batches = (starts.reshape(num_val_batches, val_batch), mask.reshape(num_val_batches, val_batch))
 
     def body(total, batch):
-      starts_b, mask_b = batch
+      starts_b, mask_b = map(my_part, batch)
       _, y = windows_lib.gather_windows(dd.series_TF, starts_b, window, steps)
       pred = predict(params, dd.series_TF, starts_b)
       return total + losses.masked_sum(loss_terms(pred, y), mask_b), None
 
     total, _ = jax.lax.scan(body, jnp.float32(0.0), batches)
+    if data_axis is not None:
+      total = jax.lax.psum(total, data_axis)
     return total / dd.num_val
 
   def minibatches(perm_key: Array, dd: DeviceData) -> Callable:
@@ -330,13 +358,17 @@ def make_trainer(config, data: dataset_lib.Dataset,
     def step(carry, step_and_key):
       params, opt_state = carry
       s, key = step_and_key
-      idx_B, mask_B = batch(s)
-      starts_B = dd.train_starts[idx_B]
-      x_BWF, y_BS = windows_lib.gather_windows(dd.series_TF, starts_B, window, steps)
-      future_BSK = windows_lib.gather_future(dd.series_TF, starts_B, window, steps, num_known)
+      idx_B, mask_B = batch(s)  # the global batch; this device trains on its part
+      starts_b = dd.train_starts[my_part(idx_B)]
+      x_bWF, y_bS = windows_lib.gather_windows(dd.series_TF, starts_b, window, steps)
+      future_bSK = windows_lib.gather_future(dd.series_TF, starts_b, window, steps, num_known)
+      part = None
+      if data_axis is not None:
+        part = (jax.lax.axis_index(data_axis) * (batch_size // data_shards), batch_size)
       params, opt_state, out = train_step(
-          model, tx, loss_terms, params, opt_state, Batch(x_BWF, future_BSK, y_BS, mask_B),
-          key, state.dropout, fixed_highway)
+          model, tx, loss_terms, params, opt_state,
+          Batch(x_bWF, future_bSK, y_bS, my_part(mask_B)), key, state.dropout, fixed_highway,
+          data_axis, part)
       loss, grad_norm = out['loss'], out['grad_norm']
       count = jnp.sum(mask_B)
       if skip_nonfinite:  # skipped batches are left out of the epoch's loss as well
@@ -374,7 +406,7 @@ def make_trainer(config, data: dataset_lib.Dataset,
   return Trainer(init=init, run_epochs=run_epochs, predict=predict,
                  predict_jit=jax.jit(predict),
                  predict_members_jit=jax.jit(jax.vmap(predict, in_axes=(0, None, None))),
-                 model=model, device_data=own_data)
+                 model=model, device_data=own_data, data_shards=data_shards)
 
 
 def _select(pred, on_true, on_false):

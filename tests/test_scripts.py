@@ -152,6 +152,10 @@ def test_predict_script_writes_one_row_per_window(trained, tmp_path):
 # Every case also runs tiny (30 days, GRU 8/8, 1 epoch) in case its check is missing.
 BAD_INPUTS = {
     'unknown_config_key': (['--config.train.epoch=5'], 'epoch'),
+    'batch_not_split_by_mesh_data': (['--config.mesh.data=3'], 'a multiple of 3'),
+    'mesh_members_of_one_model': (['--config.mesh.members=2'], 'mesh.members=2'),
+    'mesh_members_not_dividing_devices': (['--config.num_seeds=2', '--config.mesh.members=7'],
+                                          'mesh.members=7'),
     'window_zero': (['--config.data.window=0'], 'data.window'),
     'unknown_cell': (['--config.model.cell=transformer'], 'model.cell'),
     'csv_missing_file': (['--config.data.source=csv', '--config.data.path={dir}/absent.csv'],
