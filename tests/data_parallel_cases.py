@@ -49,11 +49,13 @@ def one_model_on_four_devices_equals_one_device():
 
 
 def members_on_a_two_by_two_mesh_equal_single_runs():
-  """Two seeds, each split over 2 devices: each member equals its seed trained alone."""
-  both, history, mesh = trained(**{'num_seeds': 2, 'mesh.members': 2, 'mesh.data': 2})
+  """Two seeds, each split over 2 devices, with drawn epochs and a validation subset: each
+  member equals its seed trained alone."""
+  drawn = {'train.steps_per_epoch': 3, 'train.val_windows': 50}
+  both, history, mesh = trained(**{'num_seeds': 2, 'mesh.members': 2, 'mesh.data': 2, **drawn})
   assert dict(mesh.shape) == {'members': 2, 'data': 2}, f'mesh: {mesh}'
   for k in range(2):
-    alone, alone_history, _ = trained(**{'mesh.data': 1, 'train.seed': k})
+    alone, alone_history, _ = trained(**{'mesh.data': 1, 'train.seed': k, **drawn})
     member = jax.tree.map(lambda a, k=k: a[k], both)
     conftest.assert_trees_close(member, alone, f'member {k} of the 2 x 2 mesh: state', RTOL, ATOL)
     conftest.assert_trees_close(jax.tree.map(lambda a, k=k: a[k], history), alone_history,
