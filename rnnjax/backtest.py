@@ -93,7 +93,7 @@ def make_backtest(config, series: list[Series] | None = None) -> Backtest:
     trainer = train_lib.make_trainer(config, folds.datasets[0], capacity,
                                      devices.data_shards(mesh))
     program = program_lib.members_program(trainer, config, members, backtest_folds.member_data(
-        folds, capacity, base.size, config.train.val_windows, config.train.seed), mesh)
+        folds, capacity, base.size, config.train.val_windows), mesh)
   else:
     members = base
     mesh = devices.training_mesh(config, members.size)

@@ -147,12 +147,12 @@ def fold_members(base: ensemble.Members, num_folds: int) -> ensemble.Members:
 
 
 def member_data(folds: Folds, capacity: tuple[int, int], members_per_fold: int,
-                val_windows: int = 0, seed: int = 0):
+                val_windows: int = 0):
   """[M, ...] DeviceData: each member its fold's training series and padded window starts;
-  val_windows, seed: train.val_windows and train.seed (`train_data.device_data`)."""
+  val_windows: train.val_windows (`train_data.device_data`)."""
   rows = []
   for dataset, origins in zip(folds.datasets, folds.origins, strict=True):
-    dd = train_data.device_data(dataset, *capacity, val_windows=val_windows, seed=seed)
+    dd = train_data.device_data(dataset, *capacity, val_windows=val_windows)
     rows += [dd._replace(series_TF=training_series(dataset, origins))] * members_per_fold
   return jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *rows)
 

@@ -271,7 +271,7 @@ def make_trainer(config, data: dataset_lib.Dataset,
   sample = config.data.sample
   ragged = capacity is not None
   own_data = device_data(data, *(capacity or (None, None)),
-                         val_windows=config.train.val_windows, seed=config.train.seed)
+                         val_windows=config.train.val_windows)
   # Capacities: every member's DeviceData holds this many starts (the val ones possibly fewer
   # than the data's: train.val_windows).
   n_train, n_val = len(own_data.train_starts), len(own_data.val_starts)

@@ -51,23 +51,22 @@ class DeviceData(NamedTuple):
 
 
 def device_data(data: dataset_lib.Dataset, num_train: int | None = None,
-                num_val: int | None = None, val_windows: int = 0,
-                seed: int = 0) -> DeviceData:
+                num_val: int | None = None, val_windows: int = 0) -> DeviceData:
   """`data` on the device.
 
   Args:
     data: the dataset.
     num_train, num_val: capacities (backtest folds: the longest fold's counts): the starts are
       padded to those lengths; None: data's own counts.
-    val_windows, seed: train.val_windows and train.seed: the validation windows kept
-      (`val_subset`); their capacity is min(num_val, val_windows).
+    val_windows: train.val_windows: the validation windows kept (`val_subset`); their
+      capacity is min(num_val, val_windows).
   """
   def padded(starts_N, size):
     size = len(starts_N) if size is None else size
     padded_N = np.zeros(size, np.int32)
     padded_N[:len(starts_N)] = starts_N
     return jnp.asarray(padded_N)
-  val_N = val_subset(data.val_starts, val_windows, seed)
+  val_N = val_subset(data.val_starts, val_windows)
   if num_val is not None and val_windows:
     num_val = min(num_val, val_windows)
   bounds = train_series_bounds(data)
@@ -89,17 +88,22 @@ def train_series_bounds(data: dataset_lib.Dataset) -> np.ndarray:
   return np.concatenate([[0], np.cumsum(counts_R[counts_R > 0])]).astype(np.int32)
 
 
-def val_subset(val_starts_N: np.ndarray, val_windows: int, seed: int) -> np.ndarray:
+# The validation subset's generator seed: fixed, so models of any train.seed (an ensemble's
+# members, the runs a search or a comparison sets side by side) are scored on the same windows.
+VAL_SUBSET_SEED = 0
+
+
+def val_subset(val_starts_N: np.ndarray, val_windows: int) -> np.ndarray:
   """The validation windows the per-epoch val_loss reads (early stopping, the best epoch).
 
   All of them when `val_windows` is 0 or at least their number; else `val_windows` of them
-  drawn without replacement by `np.random.default_rng(seed)` and kept in their order: a choice
-  of the host, so every epoch, every member and a resumed run read the same ones.
+  drawn without replacement by `np.random.default_rng(VAL_SUBSET_SEED)` and kept in their
+  order: a choice of the host, so every epoch, every member, every seed and a resumed run read
+  the same ones.
 
   Args:
     val_starts_N: [N] validation window starts.
     val_windows: train.val_windows.
-    seed: train.seed.
 
   Returns:
     int32 [min(N, val_windows)] (or [N]) window starts.
@@ -107,7 +111,7 @@ def val_subset(val_starts_N: np.ndarray, val_windows: int, seed: int) -> np.ndar
   val_starts_N = np.asarray(val_starts_N, np.int32)
   if not val_windows or val_windows >= len(val_starts_N):
     return val_starts_N
-  chosen = np.random.default_rng(seed).choice(len(val_starts_N), val_windows, replace=False)
+  chosen = np.random.default_rng(VAL_SUBSET_SEED).choice(len(val_starts_N), val_windows, replace=False)
   return val_starts_N[np.sort(chosen)]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import assert_trees_close, assert_trees_equal, panel_config, panel_csv, tiny_config
 from rnnjax import backtest as backtest_lib
+from rnnjax import config as config_lib
 from rnnjax import config_checks
 from rnnjax import data as data_lib
 from rnnjax import evaluate
@@ -245,18 +246,21 @@ def test_series_sampling_trains_on_a_panel(tmp_path):
 
 def test_val_loss_reads_the_fixed_subset_and_the_scores_read_every_window(caplog):
   """With train.val_windows=25 each epoch's val_loss is NumPy's MSE over the 25 windows
-  `val_subset` draws from train.seed (the same on every call), and evaluate's val_mse_scaled
+  `val_subset` draws (the same on every call and for every train.seed), and evaluate's
+  val_mse_scaled
   NumPy's over every validation window; the two programs agree, so nothing is warned."""
   config = tiny_config(**{'train.val_windows': 25, 'train.epochs': 2,
                           'train.steps_per_epoch': 3})
   data = data_lib.prepare(config.data)
-  subset = train_data.val_subset(data.val_starts, 25, config.train.seed)
+  subset = train_data.val_subset(data.val_starts, 25)
   assert len(subset) == 25 and len(np.unique(subset)) == 25 and np.isin(
       subset, data.val_starts).all(), f'the subset is not 25 validation windows: {subset}'
-  np.testing.assert_array_equal(train_data.val_subset(data.val_starts, 25, config.train.seed),
-                                subset, err_msg='the subset moved between two calls')
-  assert not np.array_equal(train_data.val_subset(data.val_starts, 25, 1), subset), (
-      'another train.seed drew the same subset')
+  np.testing.assert_array_equal(train_data.val_subset(data.val_starts, 25), subset,
+                                err_msg='the subset moved between two calls')
+  other_seed = train_lib.make_trainer(
+      config_lib.replaced(config, **{'train.seed': 3}), data).device_data
+  np.testing.assert_array_equal(np.asarray(other_seed.val_starts)[:int(other_seed.num_val)],
+                                subset, err_msg='another train.seed validates on other windows')
   trainer = train_lib.make_trainer(config, data)
   dd = trainer.device_data
   np.testing.assert_array_equal(np.asarray(dd.val_starts)[:int(dd.num_val)], subset,
