@@ -99,7 +99,7 @@ def _as_trained(config, data: dataset_lib.Dataset, scaled_val_MN: np.ndarray,
   Args:
     scaled_val_MN: [M, N_val, S(, Q or 2)] the members' scaled forecasts of data.val_starts.
   """
-  read_N = train_data.val_subset(data.val_starts, config.train.val_windows, config.train.seed)
+  read_N = train_data.val_subset(data.val_starts, config.train.val_windows)
   if len(read_N) == len(data.val_starts):
     return per_member
   keep_N = np.isin(data.val_starts, read_N)

@@ -37,6 +37,8 @@ Sections:
             building, compiling, training) as one program (rnnjax.backtest) and as a loop of
             one run per fold (each fold's seeds one ensemble program, as train.py would
             train it), alternating, and their ratio per repeat.
+  panel, dataparallel   one model over a large panel, and over several devices: see
+            scripts/benchmark_scaling.py.
 Shrinking the task (for smoke runs; each default keeps the tutorial's own value):
   --num_days      days of the synthetic hourly series (the tutorial's 200) in every section but
                   memory.
@@ -71,16 +73,15 @@ from rnnjax import prediction
 from rnnjax import program as program_lib
 from rnnjax import windows
 
+import benchmark_scaling  # scripts/, beside this file
+
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt',
-            'backtest')
+            'backtest', 'panel', 'dataparallel')
 flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
 flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).',
                      lower_bound=1)
 flags.DEFINE_integer('seed_epochs', 3, 'Epochs per repeat in the seeds section.', lower_bound=1)
 flags.DEFINE_list('seed_counts', ['1', '8', '64'], 'Member counts in the seeds section.')
-flags.register_validator('seed_counts',
-                         lambda counts: all(c.isdigit() and int(c) > 0 for c in counts),
-                         message='--seed_counts takes positive whole numbers, e.g. 1,8,64')
 flags.DEFINE_list('cells', list(config_lib.CELLS), 'Cells in the cells section.')
 flags.register_validator('cells',
                          lambda cells: bool(cells) and set(cells) <= set(config_lib.CELLS),
@@ -112,6 +113,22 @@ flags.DEFINE_integer('backtest_epochs', 10, 'Epochs per member in the backtest s
                      lower_bound=1)
 flags.DEFINE_string('backtest_csv', '', 'A CSV file (time, temperature columns) to backtest '
                     'with configs/hourly.py besides the tutorial\'s series.')
+flags.DEFINE_list('panel_series', ['10', '100', '1000'], 'Series counts in the panel section.')
+flags.DEFINE_integer('panel_steps', 50, 'train.steps_per_epoch in the panel section.',
+                     lower_bound=1)
+flags.DEFINE_integer('panel_val_windows', 2048, 'train.val_windows in the panel section.',
+                     lower_bound=1)
+flags.DEFINE_list('panel_lengths', ['2190', '8760'], 'Series lengths (hours) of the panel '
+                  'section\'s memory figures, each in a fresh process.')
+flags.DEFINE_string('panel_child', '', 'Internal: SERIES,LENGTH: train a panel one epoch and '
+                    'print the peak memory.')
+flags.DEFINE_list('dp_batches', ['64', '256', '1024', '4096'], 'Batch sizes in the '
+                  'dataparallel section.')
+flags.DEFINE_integer('dp_steps', 20, 'Steps per timed epoch in the dataparallel section.',
+                     lower_bound=1)
+for _name in ('seed_counts', 'panel_series', 'panel_lengths', 'dp_batches'):
+  flags.register_validator(_name, lambda counts: all(c.isdigit() and int(c) > 0 for c in counts),
+                           message=f'--{_name} takes positive whole numbers, e.g. 1,8,64')
 FLAGS = flags.FLAGS
 
 
@@ -340,6 +357,11 @@ def main(argv):
   if FLAGS.memory_child:
     memory_child(FLAGS.memory_child, FLAGS.memory_horizon)
     return
+  if FLAGS.panel_child:
+    num_series, length = map(int, FLAGS.panel_child.split(','))
+    print(json.dumps(benchmark_scaling.panel_memory_child(
+        num_series, length, FLAGS.panel_steps, FLAGS.panel_val_windows)))
+    return
   jax.config.update('jax_num_cpu_devices', FLAGS.cpu_devices or len(os.sched_getaffinity(0)))
   unknown = set(FLAGS.only) - set(SECTIONS)
   if unknown:
@@ -434,6 +456,19 @@ def main(argv):
       report('memory', {'target_steps': rows[0]['target_steps'], 'bytes_per_extra_point': slope,
                         'bytes_per_point_if_windows_materialised':
                             (24 + rows[0]['target_steps']) * 4})
+  if 'panel' in FLAGS.only:
+    for row in benchmark_scaling.panel_rows(list(map(int, FLAGS.panel_series)), FLAGS.panel_steps,
+                                            FLAGS.panel_val_windows, r):
+      report('panel', row)
+    for row in benchmark_scaling.panel_memory_rows(
+        __file__, max(map(int, FLAGS.panel_series)), list(map(int, FLAGS.panel_lengths)),
+        FLAGS.panel_steps, FLAGS.panel_val_windows):
+      report('panel', row)
+  if 'dataparallel' in FLAGS.only:
+    for row in benchmark_scaling.data_parallel_rows(list(map(int, FLAGS.dp_batches)),
+                                                    FLAGS.dp_steps, r,
+                                                    tuple(map(int, FLAGS.hidden_sizes))):
+      report('dataparallel', row)
   print(tables(results))
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   with open(FLAGS.out, 'w') as f:

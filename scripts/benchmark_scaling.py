@@ -1,0 +1,166 @@
+"""The scaling sections of scripts/benchmark.py: one model over a large panel, and one model's
+minibatches split over devices.
+
+  panel         a synthetic panel of 10, 100 and 1,000 hourly series of a year each, one model
+                (GRU 24/50/24, batch 32) with train.steps_per_epoch and train.val_windows
+                fixed: seconds per epoch against the number of series (the work per epoch is
+                the same, so the cost should be); then the peak resident memory of a fresh
+                process that builds such a panel of 1,000 series and trains it one epoch, at two
+                series lengths, and the bytes each extra point costs (the slope).
+  dataparallel  the same model on the tutorial's task made long enough, one epoch of
+                --dp_steps steps at batch sizes --dp_batches on 1, 2, 4, ... devices
+                (`rnnjax.program.data_program` over the first n devices): windows per second,
+                and the ratio to one device at the same batch size.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pandas as pd
+from jax.sharding import Mesh
+
+from rnnjax import config as config_lib
+from rnnjax import data as data_lib
+from rnnjax import devices
+from rnnjax import program as program_lib
+from rnnjax import train
+from rnnjax.sources import Series
+
+HOURS_PER_YEAR = 8760
+
+
+def synthetic_panel(num_series: int, length: int, seed: int = 0) -> list[Series]:
+  """`num_series` hourly series of `length` points: a daily cycle of its own amplitude and
+  phase, a level and noise."""
+  rng = np.random.default_rng(seed)
+  times = pd.date_range('2024-01-01', periods=length, freq='h')
+  hour_T = np.arange(length, dtype=np.float64)
+  series = []
+  for r in range(num_series):
+    amplitude, phase, level = rng.uniform(1, 10), rng.uniform(0, 2 * np.pi), rng.normal(0, 20)
+    values_T = (level + amplitude * np.sin(2 * np.pi * hour_T / 24 + phase)
+                + rng.normal(0, 0.5, length))
+    series.append(Series(f's{r}', times, values_T[:, None], pd.DataFrame()))
+  return series
+
+
+def panel_config(steps_per_epoch: int, val_windows: int, **overrides):
+  """The tutorial's model and batch on a panel, drawn epochs of `steps_per_epoch` steps and a
+  validation subset of `val_windows` windows."""
+  config = config_lib.default_config()
+  config.data.source = 'csv'  # the panel is built in memory; the key only names its kind
+  config.data.id_column = 'series'
+  config.train.steps_per_epoch = steps_per_epoch
+  config.train.val_windows = val_windows
+  return config_lib.override(config, overrides)
+
+
+def panel_dataset(config, num_series: int, length: int):
+  return data_lib.assemble(config.data, synthetic_panel(num_series, length),
+                           data_lib.input_columns(config.data))
+
+
+def epoch_seconds(program: program_lib.Program, repeats: int) -> dict:
+  """Compile seconds and the median seconds of a one-epoch chunk of `program`."""
+  state = program.init()
+  start = time.perf_counter()
+  state, history = program.run(state, 1)
+  jax.block_until_ready(history)
+  first = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    state, history = program.run(state, 1)
+    jax.block_until_ready(history)
+    times.append(time.perf_counter() - start)
+  return {'compile_and_first_epoch_seconds': first, 'seconds_per_epoch': float(np.median(times)),
+          'seconds_per_epoch_all': [round(t, 4) for t in times]}
+
+
+def panel_rows(series_counts, steps_per_epoch: int, val_windows: int, repeats: int):
+  """Seconds per epoch of one model against the panel's number of series."""
+  rows = []
+  for num_series in series_counts:
+    config = panel_config(steps_per_epoch, val_windows)
+    start = time.perf_counter()
+    data = panel_dataset(config, num_series, HOURS_PER_YEAR)
+    prepare = time.perf_counter() - start
+    trainer = train.make_trainer(config, data)
+    row = {'series': num_series, 'points': len(data.scaled_TF),
+           'train_windows': len(data.train_starts), 'steps_per_epoch': steps_per_epoch,
+           'val_windows': val_windows, 'prepare_seconds': prepare,
+           **epoch_seconds(program_lib.single_program(trainer, config), repeats)}
+    rows.append(row)
+  first = rows[0]['seconds_per_epoch']
+  for row in rows:
+    row['epoch_cost_vs_fewest_series'] = row['seconds_per_epoch'] / first
+  return rows
+
+
+def panel_memory_child(num_series: int, length: int, steps_per_epoch: int,
+                       val_windows: int) -> dict:
+  """Builds a panel and trains one model one epoch; the process's peak resident memory."""
+  config = panel_config(steps_per_epoch, val_windows)
+  data = panel_dataset(config, num_series, length)
+  trainer = train.make_trainer(config, data)
+  program = program_lib.single_program(trainer, config)
+  state, history = program.run(program.init(), 1)
+  jax.block_until_ready(history)
+  return {'series': num_series, 'length': length, 'points': len(data.scaled_TF),
+          'peak_rss_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+          'loss': float(np.asarray(history['loss'])[-1])}
+
+
+def panel_memory_rows(script: str, num_series: int, lengths, steps_per_epoch: int,
+                      val_windows: int):
+  """`panel_memory_child` in a fresh process per length, then the slope: bytes per point."""
+  rows = []
+  for length in lengths:
+    proc = subprocess.run([sys.executable, script, f'--panel_child={num_series},{length}',
+                           f'--panel_steps={steps_per_epoch}',
+                           f'--panel_val_windows={val_windows}'],
+                          capture_output=True, text=True, check=True)
+    rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+  slope = (rows[-1]['peak_rss_bytes'] - rows[0]['peak_rss_bytes']) / (
+      rows[-1]['points'] - rows[0]['points'])
+  rows.append({'series': num_series, 'bytes_per_extra_point': slope,
+               'peak_rss_bytes_per_point_at_longest': rows[-2]['peak_rss_bytes']
+                                                      / rows[-2]['points']})
+  return rows
+
+
+def data_parallel_rows(batches, steps: int, repeats: int, hidden_sizes=()):
+  """Windows per second of one model at each batch size on 1, 2, 4, ... devices."""
+  available = jax.devices()
+  counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= len(available)]
+  overrides = {'data.synthetic.num_days': max(200, max(batches) // 15 + 10),
+               'train.steps_per_epoch': steps, 'train.val_windows': 256}
+  if hidden_sizes:
+    overrides['model.hidden_sizes'] = tuple(hidden_sizes)
+  rows = []
+  for batch in batches:
+    single = None
+    for n in counts:
+      config = config_lib.override(config_lib.default_config(),
+                                   {**overrides, 'train.batch_size': batch})
+      data = data_lib.prepare(config.data)
+      trainer = train.make_trainer(config, data, data_shards=n)
+      if n == 1:
+        program = program_lib.single_program(trainer, config)
+      else:
+        mesh = Mesh(np.array(available[:n]).reshape(1, n), (devices.MEMBERS_AXIS,
+                                                             devices.DATA_AXIS))
+        program = program_lib.data_program(trainer, config, mesh)
+      row = {'batch': batch, 'devices': n, 'steps_per_epoch': steps,
+             **epoch_seconds(program, repeats)}
+      row['windows_per_second'] = steps * batch / row['seconds_per_epoch']
+      single = single or row['windows_per_second']
+      row['speedup_vs_one_device'] = row['windows_per_second'] / single
+      rows.append(row)
+  return rows
