@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from rnnjax import errors
-from rnnjax import train as train_lib
+from rnnjax import optimizer
 from rnnjax import train_data
 
 FOLDER = 'tensorboard'
@@ -35,7 +35,7 @@ _TMP_PREFIX = '.tmp-'  # a file TensorBoard does not read (no 'tfevents' in its 
 def epoch_learning_rates(config, learning_rate_M, batches_per_epoch_M,
                          schedule_batches: int | None = None) -> np.ndarray:
   """Each member's learning rate in each epoch of `config`: its train.learning_rate times the
-  mean of the schedule (`rnnjax.train.lr_factor`) over that epoch's optimizer steps.
+  mean of the schedule (`rnnjax.optimizer.lr_factor`) over that epoch's optimizer steps.
 
   Args:
     config: the run's config (train.epochs, train.lr_schedule, train.warmup_epochs).
@@ -52,7 +52,7 @@ def epoch_learning_rates(config, learning_rate_M, batches_per_epoch_M,
   epochs = config.train.epochs
   out_ME = np.empty((len(rates_M), epochs))
   for k, (rate, n) in enumerate(zip(rates_M, batches_M, strict=True)):
-    schedule = train_lib.lr_factor(config, n if schedule_batches is None else schedule_batches)
+    schedule = optimizer.lr_factor(config, n if schedule_batches is None else schedule_batches)
     if schedule is None:
       out_ME[k] = rate
       continue

@@ -22,20 +22,17 @@ import optax
 from rnnjax import config_checks
 from rnnjax import dataset as dataset_lib
 from rnnjax import devices
-from rnnjax import errors
 from rnnjax import fitted_init
 from rnnjax import losses
 from rnnjax import models
+from rnnjax import optimizer as optimizer_lib
 from rnnjax import prediction
 from rnnjax import seasons
 from rnnjax import windows as windows_lib
+from rnnjax.optimizer import complete_hparams, default_hparams
 from rnnjax.train_data import DeviceData, batch_draws, device_data, epoch_order, epoch_steps
 
 Array = jax.Array
-# Adam as Keras builds it: its epsilon is 1e-7 (optax's default is 1e-8).
-ADAM_EPS = 1e-7
-
-
 @flax.struct.dataclass
 class TrainState:
   """Everything training needs to continue; a checkpoint saves it beside the run's metadata
@@ -101,78 +98,6 @@ class Trainer(NamedTuple):
   data_shards: int = 1
 
 
-def default_hparams(config) -> dict:
-  """The sweepable hyper-parameters of `config`, as float32 scalars."""
-  t = config.train
-  values = dict(learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-                clip_norm=t.clip_norm, dropout=config.model.dropout)
-  return {k: jnp.float32(v) for k, v in values.items()}
-
-
-def complete_hparams(config, hparams: dict | None = None) -> dict:
-  """`hparams` with the sweepable keys it leaves out taken from `config`.
-
-  Args:
-    config: the run's config.
-    hparams: None, or a dict of some of `default_hparams`' keys to scalars (or, inside
-      `jax.vmap`, to one value per member).
-
-  Raises:
-    UserError: a key that is not a sweepable hyper-parameter, naming the ones that are.
-  """
-  values = default_hparams(config)
-  unknown = sorted(set(hparams or {}) - set(values))
-  if unknown:
-    raise errors.UserError(f'hparams {unknown} are not hyper-parameters a member can vary; '
-                           f'choose from {sorted(values)}.')
-  return {**values, **{k: jnp.asarray(v, jnp.float32) for k, v in (hparams or {}).items()}}
-
-
-def _adam_with_clip(learning_rate, weight_decay, clip_norm):
-  # clip_norm 0 means no clipping; as a traced value it cannot pick a Python branch.
-  max_norm = jnp.where(clip_norm > 0, clip_norm, jnp.inf)
-  return optax.chain(optax.clip_by_global_norm(max_norm),
-                     optax.adamw(learning_rate, eps=ADAM_EPS, weight_decay=weight_decay))
-
-
-def lr_factor(config, steps_per_epoch: int) -> optax.Schedule | None:
-  """The learning-rate schedule of `config` as a factor of train.learning_rate per step.
-
-  None for 'constant'. 'cosine' rises linearly from 0 over `train.warmup_epochs` and decays
-  along a cosine to 0 at the last step of `train.epochs`. `steps_per_epoch`: the optimizer
-  steps an epoch takes (`rnnjax.train_data.epoch_steps`).
-  """
-  t = config.train
-  if t.lr_schedule == 'constant':
-    return None
-  total = t.epochs * steps_per_epoch
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=1.0, warmup_steps=t.warmup_epochs * steps_per_epoch,
-      decay_steps=total, end_value=0.0)
-
-
-def make_optimizer(hparams: dict, skip_nonfinite: bool = False,
-                   schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
-  """AdamW (Adam at weight_decay 0) after a global-norm clip, hyper-parameters in its state.
-
-  `optax.inject_hyperparams` keeps learning rate, weight decay and clip norm in the optimizer
-  state, so each member of a vmapped run carries its own values through the same program.
-  `optax.flatten` runs the update on one vector of all parameters instead of one small array per
-  layer: the same arithmetic in fewer ops, which compile faster (docs/benchmarks.md).
-  A `schedule` (see `lr_factor`) scales each update, weight decay included, by its factor at
-  that step, so the effective learning rate is learning_rate * schedule(step).
-  """
-  tx = optax.inject_hyperparams(_adam_with_clip)(
-      learning_rate=hparams['learning_rate'], weight_decay=hparams['weight_decay'],
-      clip_norm=hparams['clip_norm'])
-  if schedule is not None:
-    tx = optax.chain(tx, optax.scale_by_schedule(schedule))
-  tx = optax.flatten(tx)
-  if skip_nonfinite:
-    tx = optax.apply_if_finite(tx, max_consecutive_errors=5)
-  return tx
-
-
 def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
                loss_terms: Callable, params, opt_state, batch: Batch, key: Array, dropout,
                fixed_highway: bool = False, data_axis: str | None = None, batch_slice=None):
@@ -180,7 +105,7 @@ def train_step(model: models.Forecaster, tx: optax.GradientTransformation,
 
   Args:
     model: the forecaster.
-    tx: its optimizer (`make_optimizer`).
+    tx: its optimizer (`rnnjax.optimizer.make_optimizer`).
     loss_terms: (forecast, y_BS) -> per-window, per-step loss (`rnnjax.losses.for_model`).
     params, opt_state: before the step.
     batch: the minibatch; padding windows count for nothing.
@@ -288,8 +213,8 @@ def make_trainer(config, data: dataset_lib.Dataset,
     return jax.lax.dynamic_slice_in_dim(a_B, jax.lax.axis_index(data_axis) * size, size)
   patience = config.train.early_stopping_patience
   skip_nonfinite = config.train.skip_nonfinite_updates
-  schedule = lr_factor(config, num_batches)
-  tx = make_optimizer(default_hparams(config), skip_nonfinite, schedule)
+  schedule = optimizer_lib.lr_factor(config, num_batches)
+  tx = optimizer_lib.make_optimizer(default_hparams(config), skip_nonfinite, schedule)
   loss_terms = losses.for_model(config.model)
   num_known = model.num_known  # the known lags, future features and calendar ending scaled_TF
   score_start = bool(config.train.score_start)
@@ -308,7 +233,7 @@ def make_trainer(config, data: dataset_lib.Dataset,
       params = {**params, 'highway': ridge,
                 'head': jax.tree.map(jnp.zeros_like, params['head'])}
     return TrainState(
-        params=params, opt_state=make_optimizer(hparams, skip_nonfinite, schedule).init(params),
+        params=params, opt_state=optimizer_lib.make_optimizer(hparams, skip_nonfinite, schedule).init(params),
         key=train_key, epoch=jnp.int32(0), dropout=hparams['dropout'], best_params=params,
         best_val_loss=jnp.float32(jnp.inf), best_epoch=jnp.int32(0),
         stopped=jnp.bool_(False), diverged=jnp.bool_(False))

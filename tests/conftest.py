@@ -152,19 +152,19 @@ def nonfinite_updates_from(step: int):
 
 
 def diverge_from_step(step: int, setattr_fn=setattr):
-  """Makes every optimizer `rnnjax.train` builds go NaN from optimizer step `step` on.
+  """Makes every optimizer `rnnjax.optimizer` builds go NaN from optimizer step `step` on.
 
   setattr_fn: pytest's `monkeypatch.setattr` in a test (undone after it); plain setattr in a
   subprocess that exits anyway.
   """
   import optax
-  from rnnjax import train as train_lib
-  build = train_lib.make_optimizer
+  from rnnjax import optimizer
+  build = optimizer.make_optimizer
 
   def make_optimizer(*args, **kwargs):
     return optax.chain(build(*args, **kwargs), nonfinite_updates_from(step))
 
-  setattr_fn(train_lib, 'make_optimizer', make_optimizer)
+  setattr_fn(optimizer, 'make_optimizer', make_optimizer)
 
 
 def steps_per_epoch(config) -> int:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 
-import numpy as np
 import pytest
 from conftest import PYTHON, ROOT, script_env, tiny_config
 

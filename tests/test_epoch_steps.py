@@ -16,6 +16,7 @@ from rnnjax import data as data_lib
 from rnnjax import evaluate
 from rnnjax import sources
 from rnnjax import tensorboard
+from rnnjax import optimizer
 from rnnjax import train as train_lib
 from rnnjax import train_data
 from rnnjax.errors import UserError
@@ -71,13 +72,13 @@ def test_an_epoch_takes_steps_per_epoch_steps_and_the_schedule_counts_them(monke
   """With train.steps_per_epoch=5 two epochs take 10 optimizer steps, and the learning-rate
   schedule and the logged learning rates are built on 5 steps per epoch."""
   seen = []
-  build = train_lib.lr_factor
+  build = optimizer.lr_factor
 
   def recording(config, steps_per_epoch):
     seen.append(steps_per_epoch)
     return build(config, steps_per_epoch)
 
-  monkeypatch.setattr(train_lib, 'lr_factor', recording)
+  monkeypatch.setattr(optimizer, 'lr_factor', recording)
   config = tiny_config(**{'train.steps_per_epoch': 5, 'train.epochs': 2,
                           'train.lr_schedule': 'cosine', 'train.warmup_epochs': 1})
   data, state, history = _train(config)

@@ -17,6 +17,7 @@ from rnnjax import inputs
 from rnnjax import linear_baseline
 from rnnjax import metrics
 from rnnjax import models
+from rnnjax import optimizer
 from rnnjax import prediction
 from rnnjax import run as run_lib
 from rnnjax import train
@@ -232,15 +233,15 @@ def test_cosine_schedule_scales_each_update_by_its_factor():
   config = tiny_config(**{'train.lr_schedule': 'cosine', 'train.warmup_epochs': 1,
                           'train.epochs': 4})
   steps_per_epoch = 3
-  factor = train.lr_factor(config, steps_per_epoch)
+  factor = optimizer.lr_factor(config, steps_per_epoch)
   assert factor(0) == 0.0 and float(factor(3)) == pytest.approx(1.0)
   assert float(factor(12)) == pytest.approx(0.0, abs=1e-7)
   assert 0.0 < float(factor(7)) < 1.0
-  assert train.lr_factor(tiny_config(), steps_per_epoch) is None
+  assert optimizer.lr_factor(tiny_config(), steps_per_epoch) is None
   hparams = train.default_hparams(config)
   params = {'w': jnp.ones(3)}
   grads = {'w': jnp.asarray([0.5, -1.0, 2.0])}
-  plain, scheduled = train.make_optimizer(hparams), train.make_optimizer(hparams, schedule=factor)
+  plain, scheduled = optimizer.make_optimizer(hparams), optimizer.make_optimizer(hparams, schedule=factor)
   plain_state, scheduled_state = plain.init(params), scheduled.init(params)
   for step in range(8):
     u_plain, plain_state = plain.update(grads, plain_state, params)

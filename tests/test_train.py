@@ -22,6 +22,7 @@ from rnnjax import errors
 from rnnjax import losses
 from rnnjax import models
 from rnnjax import prediction
+from rnnjax import optimizer
 from rnnjax import train as train_lib
 from rnnjax import train_data
 from rnnjax import windows
@@ -92,7 +93,7 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
   model = models.from_config(config)
   x, y = windows.gather_windows(data.scaled_TF, data.train_starts[:32], data.window, data.steps)
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, data.window, 1)))['params']
-  tx = train_lib.make_optimizer(train_lib.default_hparams(config))
+  tx = optimizer.make_optimizer(optimizer.default_hparams(config))
   batch = train_lib.Batch(jnp.asarray(x), None, jnp.asarray(y), jnp.ones(32, bool))
   new, _, out = train_lib.train_step(model, tx, losses.for_model(config.model), params,
                                      tx.init(params), batch, jax.random.PRNGKey(1), 0.0)
@@ -110,7 +111,7 @@ def test_one_train_step_matches_recorded_values_and_adam_by_hand():
   for (path, got), old, g in zip(leaves_with_paths(new), jax.tree.leaves(params),
                                  jax.tree.leaves(grads), strict=True):
     g, old = np.asarray(g, np.float64), np.asarray(old, np.float64)
-    want = old - lr * g / (np.abs(g) + train_lib.ADAM_EPS)
+    want = old - lr * g / (np.abs(g) + optimizer.ADAM_EPS)
     # Where the gradient is far from 0 the update is lr times its sign in any float order;
     # near 0 a summation order may flip it, so there only its size is checked.
     clear = np.abs(g) > 1e-4
