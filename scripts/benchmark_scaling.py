@@ -136,7 +136,9 @@ def panel_memory_rows(script: str, num_series: int, lengths, steps_per_epoch: in
 
 
 def data_parallel_rows(batches, steps: int, repeats: int, hidden_sizes=()):
-  """Windows per second of one model at each batch size on 1, 2, 4, ... devices."""
+  """Windows per second of one model at each batch size on 1, 2, 4, ... devices; the device
+  counts of a batch size take turns, one epoch each per round, so a noisy machine slows all
+  of them alike."""
   available = jax.devices()
   counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= len(available)]
   overrides = {'data.synthetic.num_days': max(200, max(batches) // 15 + 10),
@@ -145,22 +147,33 @@ def data_parallel_rows(batches, steps: int, repeats: int, hidden_sizes=()):
     overrides['model.hidden_sizes'] = tuple(hidden_sizes)
   rows = []
   for batch in batches:
-    single = None
+    config = config_lib.override(config_lib.default_config(),
+                                 {**overrides, 'train.batch_size': batch})
+    data = data_lib.prepare(config.data)
+    programs, states, first = {}, {}, {}
     for n in counts:
-      config = config_lib.override(config_lib.default_config(),
-                                   {**overrides, 'train.batch_size': batch})
-      data = data_lib.prepare(config.data)
       trainer = train.make_trainer(config, data, data_shards=n)
       if n == 1:
-        program = program_lib.single_program(trainer, config)
+        programs[n] = program_lib.single_program(trainer, config)
       else:
         mesh = Mesh(np.array(available[:n]).reshape(1, n), (devices.MEMBERS_AXIS,
                                                              devices.DATA_AXIS))
-        program = program_lib.data_program(trainer, config, mesh)
-      row = {'batch': batch, 'devices': n, 'steps_per_epoch': steps,
-             **epoch_seconds(program, repeats)}
-      row['windows_per_second'] = steps * batch / row['seconds_per_epoch']
-      single = single or row['windows_per_second']
-      row['speedup_vs_one_device'] = row['windows_per_second'] / single
-      rows.append(row)
+        programs[n] = program_lib.data_program(trainer, config, mesh)
+      start = time.perf_counter()
+      states[n], history = programs[n].run(programs[n].init(), 1)
+      jax.block_until_ready(history)
+      first[n] = time.perf_counter() - start
+    times = {n: [] for n in counts}
+    for _ in range(repeats):
+      for n in counts:
+        start = time.perf_counter()
+        states[n], history = programs[n].run(states[n], 1)
+        jax.block_until_ready(history)
+        times[n].append(time.perf_counter() - start)
+    for n in counts:
+      seconds = float(np.median(times[n]))
+      rows.append({'batch': batch, 'devices': n, 'steps_per_epoch': steps,
+                   'compile_and_first_epoch_seconds': first[n], 'seconds_per_epoch': seconds,
+                   'windows_per_second': steps * batch / seconds,
+                   'speedup_vs_one_device': float(np.median(times[1]) / seconds)})
   return rows
