@@ -66,40 +66,35 @@ def panel_dataset(config, num_series: int, length: int):
                            data_lib.input_columns(config.data))
 
 
-def epoch_seconds(program: program_lib.Program, repeats: int) -> dict:
-  """Compile seconds and the median seconds of a one-epoch chunk of `program`."""
-  state = program.init()
-  start = time.perf_counter()
-  state, history = program.run(state, 1)
-  jax.block_until_ready(history)
-  first = time.perf_counter() - start
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    state, history = program.run(state, 1)
-    jax.block_until_ready(history)
-    times.append(time.perf_counter() - start)
-  return {'compile_and_first_epoch_seconds': first, 'seconds_per_epoch': float(np.median(times)),
-          'seconds_per_epoch_all': [round(t, 4) for t in times]}
-
-
 def panel_rows(series_counts, steps_per_epoch: int, val_windows: int, repeats: int):
-  """Seconds per epoch of one model against the panel's number of series."""
-  rows = []
+  """Seconds per epoch of one model against the panel's number of series; the panels take
+  turns, one epoch each per round, so a noisy machine slows all of them alike."""
+  rows, programs, states = [], [], []
   for num_series in series_counts:
     config = panel_config(steps_per_epoch, val_windows)
     start = time.perf_counter()
     data = panel_dataset(config, num_series, HOURS_PER_YEAR)
     prepare = time.perf_counter() - start
-    trainer = train.make_trainer(config, data)
-    row = {'series': num_series, 'points': len(data.scaled_TF),
-           'train_windows': len(data.train_starts), 'steps_per_epoch': steps_per_epoch,
-           'val_windows': val_windows, 'prepare_seconds': prepare,
-           **epoch_seconds(program_lib.single_program(trainer, config), repeats)}
-    rows.append(row)
-  first = rows[0]['seconds_per_epoch']
-  for row in rows:
-    row['epoch_cost_vs_fewest_series'] = row['seconds_per_epoch'] / first
+    program = program_lib.single_program(train.make_trainer(config, data), config)
+    start = time.perf_counter()
+    state, history = program.run(program.init(), 1)
+    jax.block_until_ready(history)
+    rows.append({'series': num_series, 'points': len(data.scaled_TF),
+                 'train_windows': len(data.train_starts), 'steps_per_epoch': steps_per_epoch,
+                 'val_windows': val_windows, 'prepare_seconds': prepare,
+                 'compile_and_first_epoch_seconds': time.perf_counter() - start})
+    programs.append(program)
+    states.append(state)
+  times = [[] for _ in rows]
+  for _ in range(repeats):
+    for i, program in enumerate(programs):
+      start = time.perf_counter()
+      states[i], history = program.run(states[i], 1)
+      jax.block_until_ready(history)
+      times[i].append(time.perf_counter() - start)
+  for row, seconds in zip(rows, times, strict=True):
+    row['seconds_per_epoch'] = float(np.median(seconds))
+    row['epoch_cost_vs_fewest_series'] = row['seconds_per_epoch'] / float(np.median(times[0]))
   return rows
 
 
