@@ -58,26 +58,22 @@ import time
 from typing import Sequence
 
 from absl import app, flags
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pandas as pd
 
-from rnnjax import backtest
-from rnnjax import backtest_folds
-from rnnjax import cells
 from rnnjax import config as config_lib
-from rnnjax import data as data_lib
-from rnnjax import ensemble, sources, train
-from rnnjax import prediction
-from rnnjax import program as program_lib
-from rnnjax import windows
-
-import benchmark_scaling  # scripts/, beside this file
 
 SECTIONS = ('tutorial', 'seeds', 'seqlen', 'hidden', 'cells', 'infer', 'memory', 'xla_opt',
             'backtest', 'panel', 'dataparallel')
 flags.DEFINE_list('only', list(SECTIONS), f'Sections to run, from {SECTIONS}.')
+
+
+def _known_sections(only: list) -> bool:
+  unknown = set(only) - set(SECTIONS)
+  if unknown:
+    raise flags.ValidationError(f'unknown sections {sorted(unknown)}; choose from {SECTIONS}')
+  return True
+
+
+flags.register_validator('only', _known_sections)
 flags.DEFINE_integer('repeats', 3, 'Timed repeats per figure (the median is reported).',
                      lower_bound=1)
 flags.DEFINE_integer('seed_epochs', 3, 'Epochs per repeat in the seeds section.', lower_bound=1)
@@ -130,6 +126,27 @@ for _name in ('seed_counts', 'panel_series', 'panel_lengths', 'dp_batches'):
   flags.register_validator(_name, lambda counts: all(c.isdigit() and int(c) > 0 for c in counts),
                            message=f'--{_name} takes positive whole numbers, e.g. 1,8,64')
 FLAGS = flags.FLAGS
+
+if __name__ == '__main__':
+  # A bad flag is refused at once, before the seconds of importing JAX and the package below.
+  app.define_help_flags()
+  app.parse_flags_with_usage(sys.argv)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from rnnjax import backtest  # noqa: E402
+from rnnjax import backtest_folds  # noqa: E402
+from rnnjax import cells  # noqa: E402
+from rnnjax import data as data_lib  # noqa: E402
+from rnnjax import ensemble, sources, train  # noqa: E402
+from rnnjax import prediction  # noqa: E402
+from rnnjax import program as program_lib  # noqa: E402
+from rnnjax import windows  # noqa: E402
+
+import benchmark_scaling  # noqa: E402  scripts/, beside this file
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -363,9 +380,6 @@ def main(argv):
         num_series, length, FLAGS.panel_steps, FLAGS.panel_val_windows)))
     return
   jax.config.update('jax_num_cpu_devices', FLAGS.cpu_devices or len(os.sched_getaffinity(0)))
-  unknown = set(FLAGS.only) - set(SECTIONS)
-  if unknown:
-    raise app.UsageError(f'unknown sections {sorted(unknown)}; choose from {SECTIONS}')
   r = FLAGS.repeats
   results = {'device': str(jax.devices()[0]), 'device_kind': jax.devices()[0].device_kind,
              'backend': jax.default_backend(),
