@@ -42,6 +42,41 @@ def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float
   return pd.date_range(start=start, periods=n, freq='h'), values_T
 
 
+def synthetic_panel(num_series: int, num_points: int, start: str = '2025-01-01 00:00',
+                    seed: int = 0) -> pd.DataFrame:
+  """A long-format panel of hourly series, for tests and benchmarks of large panels.
+
+  Series i has its own level, amplitude and phase of a daily sine, plus a weekly sine and
+  Gaussian noise, so that one global model has something to learn and the seasonal-naive
+  baseline something to beat.
+
+  Args:
+    num_series: R series, named 's0', 's1', ... (the id column 'series').
+    num_points: T hourly points of each, all from `start`.
+    start: the first timestamp of every series.
+    seed: the noise's and the series' parameters' seed.
+
+  Returns:
+    R * T rows, series after series, columns series (str), time (datetime64) and value
+    (float64).
+  """
+  if num_series <= 0 or num_points <= 0:
+    raise ValueError(f'a panel needs num_series > 0 and num_points > 0, got {num_series} and '
+                     f'{num_points}')
+  rng = np.random.RandomState(seed)
+  level_R1, amplitude_R1 = rng.normal(20, 5, (num_series, 1)), rng.uniform(1, 6, (num_series, 1))
+  phase_R1 = rng.uniform(0, 2 * np.pi, (num_series, 1))
+  hours_1T = np.arange(num_points)[None, :]
+  value_RT = (level_R1 + amplitude_R1 * np.sin(2 * np.pi * hours_1T / 24 + phase_R1)
+              + 0.5 * np.sin(2 * np.pi * hours_1T / 168)
+              + rng.normal(0, 0.3, (num_series, num_points)))
+  names_R = np.array([f's{i}' for i in range(num_series)], dtype=object)
+  times_T = pd.date_range(start, periods=num_points, freq='h')
+  return pd.DataFrame({'series': np.repeat(names_R, num_points),
+                       'time': np.tile(times_T.to_numpy(), num_series),
+                       'value': value_RT.ravel()})
+
+
 def _duration(step: pd.Timedelta) -> str:
   """'1 h', '15 min', '1 d 12 h': a step as a reader writes it."""
   c = step.components
