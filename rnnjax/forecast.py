@@ -7,8 +7,10 @@ series' units, with a probabilistic head's distribution (`distribution_columns`)
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,7 +62,101 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
       not trained on or at another time step (`trained_run.check_step`), or a future feature
       missing at a target time past the end.
   """
+  one = sources.Series(name, pd.DatetimeIndex(times), np.asarray(values_TF),
+                       pd.DataFrame() if future is None else future)
+  return forecast_series(run, [one], batch_size)
+
+
+def forecast_series(run: trained_run.TrainedRun, series: Sequence[sources.Series],
+                    batch_size: int = 4096, id_column: str = '') -> pd.DataFrame:
+  """`forecast_frame` of several series at once, their rows one series after another.
+
+  The series' model inputs lie end to end in one array, as in training, and every window of
+  every series is forecast in one batched pass (`prediction.predict_windows`): one compiled
+  program whatever the series' lengths, and no Python step per window.
+
+  Args:
+    run: from `rnnjax.trained_run.load_run`.
+    series: each with its id (which picks its scalers), timestamps, raw values in
+      `run.columns` order and future rows (`rnnjax.sources.Series`).
+    batch_size: windows per compiled call.
+    id_column: when given, a first column of that name holds each row's series id.
+
+  Returns:
+    `forecast_frame`'s columns, the series' rows in the order given.
+
+  Raises:
+    UserError: as `forecast_frame`, for the first series that fails.
+  """
+  inputs = [_model_inputs(run, one) for one in series]
+  offsets = np.cumsum([0] + [len(x.series_TF) for x in inputs])
+  starts_N = np.concatenate([x.starts_N + offset for x, offset in zip(inputs, offsets)])
+  member_axis = run.members is not None
+  scaled_pred = prediction.predict_windows(
+      run, run.params, np.concatenate([x.series_TF for x in inputs]), starts_N, batch_size,
+      member_axis=member_axis)
+  del starts_N
+  head = run.config.model.head
+  members = (slice(None),) if member_axis else ()  # the axes before the windows'
+  pred = np.empty(scaled_pred.shape, np.float64)
+  bounds = np.cumsum([0] + [len(x.starts_N) for x in inputs])
+  for x, lo, hi in zip(inputs, bounds[:-1], bounds[1:]):  # each series by its own scaler
+    rows = members + (slice(lo, hi),)
+    pred[rows] = scaling.unscale_distribution(scaled_pred[rows], head, x.target_scaler)
+  del scaled_pred
+  num_steps = len(inputs[0].steps)
+  join = lambda pieces: pieces[0].append(pieces[1:])  # noqa: E731  times, zones kept
+  frame = pd.DataFrame({
+      'input_end': join([x.times[x.starts_N + x.window - 1] for x in inputs]).repeat(num_steps),
+      'step': np.tile(inputs[0].steps, int(bounds[-1])),
+      'target_time': join([x.all_times[x.target_pos_NS.ravel()] for x in inputs])})
+  if id_column:
+    names = np.array([one.name for one in series], dtype=object)
+    frame.insert(0, id_column, np.repeat(names, np.diff(bounds) * num_steps))
+  if head != 'point':
+    for name, column in distribution_columns(run.config, pred, member_axis).items():
+      frame[name] = column.ravel()
+  elif not member_axis:
+    frame['forecast'] = pred.ravel()
+  else:
+    low, high = min(run.config.ensemble_quantiles), max(run.config.ensemble_quantiles)
+    frame['forecast'] = pred.mean(axis=0).ravel()
+    frame['forecast_std'] = pred.std(axis=0).ravel()
+    frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
+    frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
+  frame['actual'] = np.concatenate([x.actual_NS.ravel() for x in inputs])
+  return frame
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+  """One series made ready to forecast (`_model_inputs`).
+
+  Attributes:
+    series_TF: float32 [T', F'] the model's inputs: the scaled series, its rows past the end
+      (zeros but the future features), then lag and calendar columns.
+    starts_N: [N] start of every complete window in series_TF.
+    target_pos_NS: [N, S] its targets' positions in series_TF (past T for the future ones).
+    times, all_times: [T] the observed timestamps; [T'] with those past the end.
+    actual_NS: [N, S] the observed targets, NaN past the end.
+    target_scaler: the series' target scaler.
+    window, steps: the run's data.window and [S] target steps.
+  """
+  series_TF: np.ndarray
+  starts_N: np.ndarray
+  target_pos_NS: np.ndarray
+  times: pd.DatetimeIndex
+  all_times: pd.DatetimeIndex
+  actual_NS: np.ndarray
+  target_scaler: object
+  window: int
+  steps: np.ndarray
+
+
+def _model_inputs(run: trained_run.TrainedRun, one: sources.Series) -> _Inputs:
+  """The checks of `forecast_frame` and the model inputs of one series."""
   d = run.config.data
+  times, values_TF, future, name = one.times, one.values_TF, one.future, one.name
   window, steps = d.window, np.array(config_lib.target_steps(d))
   past_lags, known_lags = config_lib.split_lags(d.lags, steps)
   first = max(d.lags, default=0)  # the lags reach this far back before a window's first input
@@ -101,30 +197,12 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
   # Known lags at a target time read values at or before the last input, never the zeros above.
   series_TF = inputs.model_inputs(scaled_TF, all_times, d.calendar, past_lags + known_lags,
                                   len(d.future_features))
-  scaled_pred = prediction.predict_windows(run, run.params, series_TF, starts_N, batch_size,
-                                           member_axis=run.members is not None)
-  head = run.config.model.head
-  pred = scaling.unscale_distribution(scaled_pred, head, target_scaler)
   actual_NS = np.full(target_pos_NS.shape, np.nan)
   observed_NS = target_pos_NS <= last
   actual_NS[observed_NS] = values_TF[target_pos_NS[observed_NS], 0]
-  num_steps = len(steps)
-  frame = pd.DataFrame({'input_end': times[starts_N + window - 1].repeat(num_steps),
-                        'step': np.tile(steps, len(starts_N)),
-                        'target_time': all_times[target_pos_NS.ravel()]})
-  if head != 'point':
-    for name, column in distribution_columns(run.config, pred, run.members is not None).items():
-      frame[name] = column.ravel()
-  elif run.members is None:
-    frame['forecast'] = pred.ravel()
-  else:
-    low, high = min(run.config.ensemble_quantiles), max(run.config.ensemble_quantiles)
-    frame['forecast'] = pred.mean(axis=0).ravel()
-    frame['forecast_std'] = pred.std(axis=0).ravel()
-    frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
-    frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
-  frame['actual'] = actual_NS.ravel()
-  return frame
+  return _Inputs(series_TF=series_TF, starts_N=starts_N, target_pos_NS=target_pos_NS,
+                 times=times, all_times=all_times, actual_NS=actual_NS,
+                 target_scaler=target_scaler, window=window, steps=steps)
 
 
 def distribution_columns(config, forecast, member_axis: bool) -> dict:
@@ -226,19 +304,15 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
                       f'the series {sorted(run.scalers)}.')
   for one in loaded:  # every series, before any is forecast
     trained_run.check_step(run, one.times, one.name, f'--csv={csv_path!r}: ')
-  frames = []
-  for one in loaded:
-    frame = forecast_frame(run, one.times, one.values_TF, run.config.train.val_batch_size,
-                           one.future, one.name)
-    if d.id_column:
-      frame.insert(0, 'series', one.name)
-    frames.append(frame)
-  frame = pd.concat(frames, ignore_index=True)
+  frame = forecast_series(run, loaded, run.config.train.val_batch_size,
+                          'series' if d.id_column else '')
   workdir_lib.atomic_write(out_path, lambda path: write_csv(frame, path, digits))
   if plot_path is not None:
     interval = run.config.model.interval if run.config.model.head != 'point' else None
+    first = frame if not d.id_column else frame[frame['series'] == loaded[0].name].drop(
+        columns='series').reset_index(drop=True)
     workdir_lib.atomic_write(plot_path, lambda path: plots.plot_forecast(
-        frames[0], path, plot_title(workdir, d.target, loaded[0].name), interval=interval,
+        first, path, plot_title(workdir, d.target, loaded[0].name), interval=interval,
         ylabel=d.target or 'value'))
   return frame
 

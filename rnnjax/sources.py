@@ -165,8 +165,19 @@ class Series:
   future: pd.DataFrame
 
 
+# Rows parsed at a time by `read_csv`; each chunk's text columns become categoricals before the
+# next is read, so that the ids and timestamps a long-format panel repeats are held once each.
+CSV_CHUNK_ROWS = 2**18
+
+
 def read_csv(path: str, **kwargs) -> pd.DataFrame:
-  """`pd.read_csv(path, **kwargs)` of a file with a header that names each column once.
+  """`pd.read_csv(path, **kwargs)` of a file with a header that names each column once, its text
+  columns as categoricals.
+
+  The file is parsed CSV_CHUNK_ROWS rows at a time, and the text columns of each chunk (series
+  ids, timestamps, a value column with a word in it) are kept as categoricals: a panel of
+  millions of rows then holds 1-4 bytes a row per text column instead of a string object per
+  cell. `expanded` gives a column back as pandas reads it.
 
   Raises:
     UserError: naming the path and why it cannot be read (no such file, a directory, no
@@ -181,7 +192,7 @@ def read_csv(path: str, **kwargs) -> pd.DataFrame:
     raise UserError(f'data.path={path!r} does not exist or is not a file.')
   try:
     header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]
-    frame = pd.read_csv(path, **kwargs)
+    frame = _read_chunks(path, **kwargs)
   except OSError as e:  # no permission, a file that vanished, a read error of the disk
     raise UserError(f'could not read {path!r}: {e.strerror or e}.') from None
   except pd.errors.EmptyDataError:
@@ -200,6 +211,37 @@ def read_csv(path: str, **kwargs) -> pd.DataFrame:
                     f'read the second {repeated[0]!r} as {repeated[0] + ".1"!r}. Give each '
                     'column its own name.')
   return frame
+
+
+def _read_chunks(path: str, **kwargs) -> pd.DataFrame:
+  """`read_csv`'s parse: chunk by chunk, text columns as categoricals, then joined."""
+  pieces = []
+  with pd.read_csv(path, chunksize=CSV_CHUNK_ROWS, **kwargs) as reader:
+    for chunk in reader:
+      pieces.append(chunk.apply(
+          lambda c: c.astype('category') if _is_text(c.dtype) else c))
+  if not pieces:  # a header and no rows
+    return pd.read_csv(path, **kwargs)
+  columns = {}
+  for name in pieces[0].columns:
+    parts = [piece[name] for piece in pieces]
+    if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+      columns[name] = pd.Series(pd.api.types.union_categoricals(parts), name=name)
+    else:  # text in some chunks, numbers in others: as pandas joins its own chunks
+      columns[name] = pd.concat([expanded(p) for p in parts], ignore_index=True)
+  return pd.DataFrame(columns)
+
+
+def _is_text(dtype) -> bool:
+  return dtype == object or isinstance(dtype, pd.StringDtype)
+
+
+def expanded(column: pd.Series) -> pd.Series:
+  """A column of `read_csv`'s frame as `pd.read_csv` reads it: a categorical one back in its
+  values' dtype (text), any other as it is."""
+  if isinstance(column.dtype, pd.CategoricalDtype):
+    return column.astype(column.cat.categories.dtype)
+  return column
 
 
 def load_series(path: str, time_column: str, columns: Sequence[str], fill: str = 'none',
@@ -239,7 +281,7 @@ def load_series(path: str, time_column: str, columns: Sequence[str], fill: str =
     raise UserError(f'{path!r}: column {id_column!r} is empty at '
                     f'{first_rows(rows, frame[time_column])}; every row needs its series id.')
   return [_clean_series(part, path, name, **reading)
-          for name, part in frame.groupby(id_column, sort=False)]
+          for name, part in frame.groupby(id_column, sort=False, observed=True)]
 
 
 def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str,
@@ -247,9 +289,10 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str
                   time_unit: str, dayfirst: str, max_fill_fraction: float) -> Series:
   """Parses, sorts and checks the rows of one series (`frame`'s index: file row numbers)."""
   where = f'{path!r}' + (f', series {name!r}' if name else '')
-  raw_times = frame[time_column]
+  raw_times = expanded(frame[time_column])  # this series' text alone, as pandas reads it
   times = read_times(where, time_column, raw_times, time_unit, dayfirst)
-  values = frame[list(columns)].apply(pd.to_numeric, errors='coerce').astype(np.float64)
+  values = frame[list(columns)].apply(
+      lambda c: pd.to_numeric(expanded(c), errors='coerce')).astype(np.float64)
   values = values.mask(np.isinf(values))
   duplicated_T = times.duplicated(keep=False).to_numpy()
   if duplicated_T.any():
