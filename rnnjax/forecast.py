@@ -17,6 +17,7 @@ import pandas as pd
 
 from rnnjax import config as config_lib
 from rnnjax import distributions
+from rnnjax import host_memory
 from rnnjax import inputs
 from rnnjax import plots
 from rnnjax import predict_checks
@@ -88,28 +89,40 @@ def forecast_series(run: trained_run.TrainedRun, series: Sequence[sources.Series
   Raises:
     UserError: as `forecast_frame`, for the first series that fails.
   """
-  inputs = [_model_inputs(run, one) for one in series]
-  offsets = np.cumsum([0] + [len(x.series_TF) for x in inputs])
-  starts_N = np.concatenate([x.starts_N + offset for x, offset in zip(inputs, offsets)])
+  d = run.config.data
+  window, steps = d.window, np.array(config_lib.target_steps(d))
   member_axis = run.members is not None
-  scaled_pred = prediction.predict_windows(
-      run, run.params, np.concatenate([x.series_TF for x in inputs]), starts_N, batch_size,
-      member_axis=member_axis)
-  del starts_N
+  # Every series' inputs, and the rows past its end its last targets reach, in one array
+  # filled series by series: no series' inputs are held twice.
+  rows = sum(len(one.values_TF) + int(steps.max()) for one in series)
+  series_TF, offset, kept, starts = None, 0, [], []
+  for one in series:
+    one_TF, one_kept = _model_inputs(run, one)
+    if series_TF is None:
+      series_TF = np.empty((rows, one_TF.shape[1]), one_TF.dtype)
+    series_TF[offset:offset + len(one_TF)] = one_TF
+    starts.append(one_kept.starts_N + offset)
+    kept.append(one_kept)
+    offset += len(one_TF)
+  scaled_pred = prediction.predict_windows(run, run.params, series_TF, np.concatenate(starts),
+                                           batch_size, member_axis=member_axis)
+  del series_TF, starts
   head = run.config.model.head
   members = (slice(None),) if member_axis else ()  # the axes before the windows'
   pred = np.empty(scaled_pred.shape, np.float64)
-  bounds = np.cumsum([0] + [len(x.starts_N) for x in inputs])
-  for x, lo, hi in zip(inputs, bounds[:-1], bounds[1:]):  # each series by its own scaler
-    rows = members + (slice(lo, hi),)
-    pred[rows] = scaling.unscale_distribution(scaled_pred[rows], head, x.target_scaler)
+  bounds = np.cumsum([0] + [len(one.starts_N) for one in kept])
+  for one, lo, hi in zip(kept, bounds[:-1], bounds[1:]):  # each series by its own scaler
+    windows_of = members + (slice(lo, hi),)
+    pred[windows_of] = scaling.unscale_distribution(scaled_pred[windows_of], head,
+                                                    one.target_scaler)
   del scaled_pred
-  num_steps = len(inputs[0].steps)
+  num_steps = len(steps)
   join = lambda pieces: pieces[0].append(pieces[1:])  # noqa: E731  times, zones kept
   frame = pd.DataFrame({
-      'input_end': join([x.times[x.starts_N + x.window - 1] for x in inputs]).repeat(num_steps),
-      'step': np.tile(inputs[0].steps, int(bounds[-1])),
-      'target_time': join([x.all_times[x.target_pos_NS.ravel()] for x in inputs])})
+      'input_end': join([one.times[one.starts_N + window - 1] for one in kept]).repeat(num_steps),
+      'step': np.tile(steps, int(bounds[-1]))})
+  frame['target_time'] = join([one.times.append(one.future_times)[
+      windows.target_positions(one.starts_N, window, steps).ravel()] for one in kept])
   if id_column:
     names = np.array([one.name for one in series], dtype=object)
     frame.insert(0, id_column, np.repeat(names, np.diff(bounds) * num_steps))
@@ -124,37 +137,42 @@ def forecast_series(run: trained_run.TrainedRun, series: Sequence[sources.Series
     frame['forecast_std'] = pred.std(axis=0).ravel()
     frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
     frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
-  frame['actual'] = np.concatenate([x.actual_NS.ravel() for x in inputs])
+  del pred
+  frame['actual'] = np.concatenate([_observed(one, window, steps).ravel() for one in kept])
   return frame
 
 
 @dataclasses.dataclass(frozen=True)
-class _Inputs:
-  """One series made ready to forecast (`_model_inputs`).
+class _Kept:
+  """What `forecast_series` keeps of one series while all are forecast (`_model_inputs`).
 
   Attributes:
-    series_TF: float32 [T', F'] the model's inputs: the scaled series, its rows past the end
-      (zeros but the future features), then lag and calendar columns.
-    starts_N: [N] start of every complete window in series_TF.
-    target_pos_NS: [N, S] its targets' positions in series_TF (past T for the future ones).
-    times, all_times: [T] the observed timestamps; [T'] with those past the end.
-    actual_NS: [N, S] the observed targets, NaN past the end.
-    target_scaler: the series' target scaler.
-    window, steps: the run's data.window and [S] target steps.
+    starts_N: int32 [N] the start of every complete window in the series' inputs.
+    times: [T] its observed timestamps.
+    future_times: the timestamps after them, on to its last target.
+    target_T: [T] its raw target values.
+    target_scaler: its target scaler.
   """
-  series_TF: np.ndarray
   starts_N: np.ndarray
-  target_pos_NS: np.ndarray
   times: pd.DatetimeIndex
-  all_times: pd.DatetimeIndex
-  actual_NS: np.ndarray
+  future_times: pd.DatetimeIndex
+  target_T: np.ndarray
   target_scaler: object
-  window: int
-  steps: np.ndarray
 
 
-def _model_inputs(run: trained_run.TrainedRun, one: sources.Series) -> _Inputs:
-  """The checks of `forecast_frame` and the model inputs of one series."""
+def _observed(one: _Kept, window: int, steps: np.ndarray) -> np.ndarray:
+  """[N, S] the observed target of each window and step, NaN past the end."""
+  target_pos_NS = windows.target_positions(one.starts_N, window, steps)
+  actual_NS = np.full(target_pos_NS.shape, np.nan)
+  observed_NS = target_pos_NS < len(one.target_T)
+  actual_NS[observed_NS] = one.target_T[target_pos_NS[observed_NS]]
+  return actual_NS
+
+
+def _model_inputs(run: trained_run.TrainedRun, one: sources.Series) -> tuple[np.ndarray, _Kept]:
+  """The checks of `forecast_frame`, then one series' model inputs: float32 [T', F'], the
+  scaled series, its rows past the end on to its last target (zeros but the future features),
+  then its lag and calendar columns; and what `forecast_series` keeps of it."""
   d = run.config.data
   times, values_TF, future, name = one.times, one.values_TF, one.future, one.name
   window, steps = d.window, np.array(config_lib.target_steps(d))
@@ -197,12 +215,8 @@ def _model_inputs(run: trained_run.TrainedRun, one: sources.Series) -> _Inputs:
   # Known lags at a target time read values at or before the last input, never the zeros above.
   series_TF = inputs.model_inputs(scaled_TF, all_times, d.calendar, past_lags + known_lags,
                                   len(d.future_features))
-  actual_NS = np.full(target_pos_NS.shape, np.nan)
-  observed_NS = target_pos_NS <= last
-  actual_NS[observed_NS] = values_TF[target_pos_NS[observed_NS], 0]
-  return _Inputs(series_TF=series_TF, starts_N=starts_N, target_pos_NS=target_pos_NS,
-                 times=times, all_times=all_times, actual_NS=actual_NS,
-                 target_scaler=target_scaler, window=window, steps=steps)
+  return series_TF, _Kept(starts_N=starts_N, times=times, future_times=future_times,
+                          target_T=values_TF[:, 0], target_scaler=target_scaler)
 
 
 def distribution_columns(config, forecast, member_axis: bool) -> dict:
@@ -289,6 +303,7 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
   except UserError as e:
     needed = [d.time_column, *([d.id_column] if d.id_column else []), *run.columns]
     raise UserError(predict_checks.for_predict(str(e), needed)) from None
+  host_memory.release_freed()  # what reading the file freed
   if series is not None:
     loaded = [one for one in loaded if one.name == series]
     if not loaded:

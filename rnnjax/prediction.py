@@ -60,6 +60,7 @@ def predict_windows(trainer, params, series_TF, starts: np.ndarray,
   if member_axis:
     num_members = jax.tree.leaves(params)[0].shape[0]
     batch_size = min(batch_size, max(1, MEMBER_WINDOWS_PER_CALL // num_members))
+  series_TF = jnp.asarray(series_TF)  # on the device once, not once per batch
   starts_N = np.asarray(starts, np.int32)
   n = len(starts_N)
   batch = max(1, min(batch_size, n))
