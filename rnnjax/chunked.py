@@ -19,8 +19,10 @@ import numpy as np
 CHUNK_WINDOWS = 2**16
 
 
-def window_chunks(num_windows: int, size: int = CHUNK_WINDOWS) -> list[slice]:
-  """Consecutive slices of at most `size` of `num_windows` windows (none for 0)."""
+def window_chunks(num_windows: int, size: int | None = None) -> list[slice]:
+  """Consecutive slices of at most `size` (None: CHUNK_WINDOWS) of `num_windows` windows (none
+  for 0)."""
+  size = CHUNK_WINDOWS if size is None else size
   if size <= 0:
     raise ValueError(f'chunks need a positive size, got {size}')
   return [slice(lo, min(lo + size, num_windows)) for lo in range(0, num_windows, size)]

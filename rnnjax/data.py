@@ -78,6 +78,7 @@ def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
   if values_TF is None:
     series = load(data_config)
     columns = input_columns(data_config)
+    host_memory.release_freed()  # what reading the file freed, before the dataset is built
   else:
     series = [Series('', pd.DatetimeIndex(times), np.asarray(values_TF), pd.DataFrame())]
     check_lengths(len(series[0].values_TF), data_config.window, data_config.horizon,

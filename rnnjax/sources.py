@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from rnnjax import host_memory
 from rnnjax.config import FILLS, MAX_FILL_FRACTION
 from rnnjax.config_checks import check_reading
 from rnnjax.errors import UserError
@@ -229,7 +230,10 @@ def _read_chunks(path: str, **kwargs) -> pd.DataFrame:
       columns[name] = pd.Series(pd.api.types.union_categoricals(parts), name=name)
     else:  # text in some chunks, numbers in others: as pandas joins its own chunks
       columns[name] = pd.concat([expanded(p) for p in parts], ignore_index=True)
-  return pd.DataFrame(columns)
+  del pieces, parts
+  frame = pd.DataFrame(columns)
+  host_memory.release_freed()  # the chunks' text, parsed and dropped
+  return frame
 
 
 def _is_text(dtype) -> bool:
@@ -280,8 +284,13 @@ def load_series(path: str, time_column: str, columns: Sequence[str], fill: str =
     rows = ids.isna().to_numpy()
     raise UserError(f'{path!r}: column {id_column!r} is empty at '
                     f'{first_rows(rows, frame[time_column])}; every row needs its series id.')
-  return [_clean_series(part, path, name, **reading)
-          for name, part in frame.groupby(id_column, sort=False, observed=True)]
+  # Each series' rows by one stable sort of the ids' codes: pandas' groupby would first copy
+  # the whole frame sorted by series.
+  codes_N, names = pd.factorize(ids)  # numbered in the order the series first appear
+  order_N = np.argsort(codes_N, kind='stable')
+  ends = np.cumsum(np.bincount(codes_N, minlength=len(names)))
+  return [_clean_series(frame.take(order_N[end - count:end]), path, name, **reading)
+          for name, end, count in zip(names, ends, np.diff(ends, prepend=0), strict=True)]
 
 
 def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str,
