@@ -11,6 +11,7 @@ from sklearn import preprocessing
 
 from conftest import tiny_config
 from rnnjax import chunked
+from rnnjax import csv_file
 from rnnjax import data as data_lib
 from rnnjax import evaluate
 from rnnjax import forecast
@@ -35,12 +36,12 @@ def panel(tmp_path_factory):
       'data.source': 'csv', 'data.path': path, 'data.target': 'value',
       'data.id_column': 'series', 'data.window': WINDOW, 'data.horizon': 1,
       'data.season': SEASON, 'model.hidden_sizes': (8,), 'train.epochs': 1})
-  chunk_rows = sources.CSV_CHUNK_ROWS
-  sources.CSV_CHUNK_ROWS = 4096  # 15 chunks, series across their edges
+  chunk_rows = csv_file.CSV_CHUNK_ROWS
+  csv_file.CSV_CHUNK_ROWS = 4096  # 15 chunks, series across their edges
   try:
     loaded = data_lib.load(config.data)
   finally:
-    sources.CSV_CHUNK_ROWS = chunk_rows
+    csv_file.CSV_CHUNK_ROWS = chunk_rows
   data = data_lib.assemble(config.data, loaded, data_lib.input_columns(config.data))
   return frame, path, config, loaded, data
 
