@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnjax import config as config_lib
+from rnnjax import host_memory
 from rnnjax import sources
 from rnnjax.dataset import Dataset
 from rnnjax.errors import UserError
@@ -77,6 +78,7 @@ def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
   if values_TF is None:
     series = load(data_config)
     columns = input_columns(data_config)
+    host_memory.release_freed()  # what reading the file freed, before the dataset is built
   else:
     series = [Series('', pd.DatetimeIndex(times), np.asarray(values_TF), pd.DataFrame())]
     check_lengths(len(series[0].values_TF), data_config.window, data_config.horizon,
@@ -84,7 +86,10 @@ def prepare(data_config, times=None, values_TF=None, columns=None) -> Dataset:
                   **test_args(data_config))
   if data_config.lags == config_lib.AUTO:
     data_config = config_lib.replaced(data_config, lags=resolve_lags(data_config, series))
-  return assemble(data_config, series, columns)
+  dataset = assemble(data_config, series, columns)
+  del series
+  host_memory.release_freed()  # what reading and joining the series freed
+  return dataset
 
 
 def load(data_config) -> list[Series]:
@@ -148,10 +153,13 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
   else:
     usable, test['test_fraction'] = list(usable), 0.0
   calendar = tuple(data_config.calendar)
-  parts = {'scaled': [], 'train': [], 'val': [], 'test': [], 'scalers': [],
-           'target_scalers': []}
-  bounds = [0]
-  for one, n_points in zip(series, usable, strict=True):
+  parts = {'train': [], 'val': [], 'test': [], 'scalers': [], 'target_scalers': []}
+  bounds = np.cumsum([0] + [len(one.values_TF) for one in series])
+  # The joined arrays are filled series by series: a panel's inputs are never held twice.
+  values_TF = np.empty((bounds[-1], len(columns)),
+                       np.result_type(*[one.values_TF.dtype for one in series]))
+  scaled_TF = None
+  for k, (one, n_points) in enumerate(zip(series, usable, strict=True)):
     train_N, val_N, test_N = part_starts(
         n_points, window, horizon, data_config.val_fraction, first=first, **test)
     fit_end = int(train_N[-1]) + target_offset(window, horizon) + 1  # past the last target
@@ -159,26 +167,28 @@ def assemble(data_config, series: Sequence[Series], columns: Sequence[str],
     with np.errstate(over='ignore', invalid='ignore'):
       scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end])
       target_scaler = make_scaler(data_config.scaler).fit(one.values_TF[:fit_end, :1])
-      scaled_TF = scaler.transform(one.values_TF).astype(np.float32)
+      one_TF = scaler.transform(one.values_TF).astype(np.float32)
     for fitted in (scaler, target_scaler):
       check_scaler(fitted, one.values_TF, one.times, columns, fit_end, one.name)
-    check_scaled(scaled_TF, one.times, columns, one.values_TF, one.name)
-    parts['scaled'].append(model_inputs(scaled_TF, one.times, calendar, past + known,
-                                        num_future))
-    parts['train'].append(train_N + bounds[-1])
-    parts['val'].append(val_N + bounds[-1])
-    parts['test'].append(test_N + bounds[-1])
+    check_scaled(one_TF, one.times, columns, one.values_TF, one.name)
+    one_TF = model_inputs(one_TF, one.times, calendar, past + known, num_future)
+    if scaled_TF is None:
+      scaled_TF = np.empty((bounds[-1], one_TF.shape[1]), one_TF.dtype)
+    scaled_TF[bounds[k]:bounds[k + 1]] = one_TF
+    values_TF[bounds[k]:bounds[k + 1]] = one.values_TF
+    parts['train'].append(train_N + bounds[k])
+    parts['val'].append(val_N + bounds[k])
+    parts['test'].append(test_N + bounds[k])
     parts['scalers'].append(scaler)
     parts['target_scalers'].append(target_scaler)
-    bounds.append(bounds[-1] + len(one.values_TF))
   join = np.concatenate
   times = series[0].times.append([one.times for one in series[1:]])
-  return Dataset(timestamps=times, values_TF=join([one.values_TF for one in series]),
-                 scaled_TF=join(parts['scaled']), columns=tuple(columns), window=window,
+  return Dataset(timestamps=times, values_TF=values_TF,
+                 scaled_TF=scaled_TF, columns=tuple(columns), window=window,
                  horizon=horizon, train_starts=join(parts['train']).astype(np.int32),
                  val_starts=join(parts['val']).astype(np.int32),
                  test_starts=join(parts['test']).astype(np.int32),
                  scalers=tuple(parts['scalers']), target_scalers=tuple(parts['target_scalers']),
                  calendar=calendar, steps=steps,
-                 series_ids=tuple(one.name for one in series), bounds=np.array(bounds),
+                 series_ids=tuple(one.name for one in series), bounds=bounds,
                  num_future=num_future, multi_step=bool(data_config.multi_step), lags=lags)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rnnjax import config as config_lib
+from rnnjax.chunked import series_rows
 from rnnjax.scaling import unscale_distribution
 from rnnjax.windows import target_positions
 
@@ -133,10 +134,9 @@ class Dataset:
     if starts is None:
       raise ValueError('unscale_target needs the window starts when there are several series')
     out = np.empty_like(y)
-    which_N = self.series_index(starts)
-    for i in np.unique(which_N):
-      part = y[..., which_N == i, :]
-      out[..., which_N == i, :] = self.target_scalers[i].inverse_transform(
+    for i, rows in series_rows(self.series_index(starts)):  # O(N), not a mask per series
+      part = y[..., rows, :]
+      out[..., rows, :] = self.target_scalers[i].inverse_transform(
           part.reshape(-1, 1)).reshape(part.shape)
     return out
 
@@ -168,7 +168,7 @@ class Dataset:
       raise ValueError(f'{head} forecasts of shape {y.shape} for {len(which_N)} windows: '
                        'expected [..., N, S, Q or 2]')
     out = np.empty_like(y)
-    for i in np.unique(which_N):
-      out[..., which_N == i, :, :] = unscale_distribution(y[..., which_N == i, :, :], head,
-                                                          self.target_scalers[i])
+    for i, rows in series_rows(which_N):
+      out[..., rows, :, :] = unscale_distribution(y[..., rows, :, :], head,
+                                                  self.target_scalers[i])
     return out

@@ -14,6 +14,7 @@ import numpy as np
 from rnnjax import dataset as dataset_lib
 from rnnjax import distributions
 from rnnjax import metrics
+from rnnjax.chunked import series_rows
 from rnnjax.config import interval_bounds, seasonal_lag
 from rnnjax.errors import UserError
 from rnnjax.scoring_rules import (crps_from_quantiles, crps_gaussian_mixture, interval_scores,
@@ -61,9 +62,10 @@ def naive_distribution(data: dataset_lib.Dataset, starts: np.ndarray, season: in
   residuals_NS = np.where(valid_NS, target_T[positions_NS] - target_T[np.maximum(back_NS, 0)],
                           np.nan)
   which_N = data.series_index(starts)
+  train_rows = dict(series_rows(which_train_N))
   per_series_RSL = np.full((len(data.series_ids), len(data.steps), tau_L.size), np.nan)
   for i in np.unique(which_N):
-    rows_NS = residuals_NS[which_train_N == i]
+    rows_NS = residuals_NS[train_rows.get(int(i), slice(0, 0))]
     if np.any(np.sum(np.isfinite(rows_NS), axis=0) == 0):
       name = data.series_ids[i]
       series = f'series {name!r}' if name else 'the series'
@@ -169,8 +171,9 @@ def distribution_scores(data: dataset_lib.Dataset, starts: np.ndarray, forecast,
     out['per_step'] = [{'step': int(step), **short(slice(None), slice(j, j + 1))}
                        for j, step in enumerate(data.steps)]
   if data.series_ids != ('',):
-    which_N = data.series_index(starts)
-    out['per_series'] = {name: short(which_N == i) for i, name in enumerate(data.series_ids)}
+    rows = dict(series_rows(data.series_index(starts)))
+    out['per_series'] = {name: short(rows.get(i, slice(0, 0)))
+                         for i, name in enumerate(data.series_ids)}
   return out
 
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from rnnjax import chunked
 from rnnjax import config as config_lib
 from rnnjax import dataset as dataset_lib
 from rnnjax import devices
@@ -36,9 +37,12 @@ from rnnjax import train as train_lib
 from rnnjax import train_data
 from rnnjax.errors import UserError
 
-# Bytes `score` holds per member, window, step and head output: the float32 forecast, its
-# float64 unscaled copy, and the sorted copies of the members' quantile band.
-BYTES_PER_FORECAST = 4 + 8 + 2 * 8
+# Bytes `score` holds per member, window, step and head output: the float32 forecast of every
+# window (its float64 copies are made a chunk of windows at a time, `rnnjax.chunked`).
+BYTES_PER_FORECAST = 4
+# And per validation or test window of a probabilistic head, whose distribution scores unscale
+# the whole part at once: the float64 copy and the sorted copies of its quantiles.
+BYTES_PER_DISTRIBUTION_FORECAST = 8 + 2 * 8
 MEMBER_METRICS = ('val_rmse', 'val_mae', 'val_mse_scaled', 'train_rmse', 'train_mae')
 TEST_MEMBER_METRICS = ('test_rmse', 'test_mae')
 
@@ -147,11 +151,14 @@ def memory_needed(config, data: dataset_lib.Dataset, num_members: int,
   gradient and an update of the parameters beside each (from `trainer`'s init, when given), and
   the host arrays that scoring their forecasts of every training, validation and test window
   takes (the forecasting program itself is bounded separately, by
-  `prediction.MEMBER_WINDOWS_PER_CALL`)."""
+  `prediction.MEMBER_WINDOWS_PER_CALL`, and so are the chunks scoring copies, by
+  `chunked.CHUNK_WINDOWS`)."""
   outputs = {'point': 1, 'quantile': len(config.model.quantiles), 'gaussian': 2}
   windows = sum(len(starts) for starts in data.parts.values())
-  scoring = (num_members * windows * len(data.steps) * outputs[config.model.head]
-             * BYTES_PER_FORECAST)
+  forecasts = num_members * len(data.steps) * outputs[config.model.head]
+  scoring = forecasts * windows * BYTES_PER_FORECAST
+  if config.model.head != 'point':
+    scoring += forecasts * (windows - len(data.train_starts)) * BYTES_PER_DISTRIBUTION_FORECAST
   if trainer is None:
     return scoring
   state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
@@ -192,7 +199,8 @@ def check_memory(config, data: dataset_lib.Dataset, num_members: int,
 
 
 def warm_up(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, program) -> None:
-  """Prepares the forecasting programs `evaluate` runs, by running them once on zeros.
+  """Prepares the forecasting programs `evaluate` runs, by running them on zeros, on one batch of
+  windows of each part.
 
   `rnnjax.training_loop` calls it in a helper thread while training runs: tracing, lowering and
   compiling (or reading the compilation cache) then overlap the training, which leaves Python's
@@ -208,8 +216,10 @@ def warm_up(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, progr
   members = program.members
   size = () if members is None else (members.size,)  # the saved state has no padding members
   params = jax.tree.map(lambda s: np.zeros(size + s.shape[len(size):], s.dtype), abstract)
+  # One batch of each part compiles what forecasting all of them runs: the same batch shape.
   for starts in data.parts.values():
-    member_forecasts(config, data, trainer, params, members is not None, starts)
+    member_forecasts(config, data, trainer, params, members is not None,
+                     starts[:config.train.val_batch_size])
 
 
 def member_forecasts(config, data: dataset_lib.Dataset, trainer: train_lib.Trainer, params,
@@ -271,62 +281,78 @@ def score(config, data: dataset_lib.Dataset, scaled_MNS: dict,
     if scaled_M.shape != expected:
       raise ValueError(f'{part} forecasts have shape {scaled_M.shape}, expected {expected} '
                        f'(members, windows, steps{", " + head + " outputs" if trailing else ""})')
-    forecast_M = data.unscale_distribution(scaled_M, head, starts)
-    true_NS = data.targets(starts)
-    mean_NS = distributions.center(forecast_M[alive_M], head, levels)
-    band = None
-    if not point:
-      band = tuple(np.moveaxis(distributions.quantiles_at(
-          forecast_M[alive_M], head, levels, config_lib.interval_bounds(config.model.interval)),
-          -1, 0))
-    elif len(alive_M) > 1:
-      band = (np.quantile(forecast_M[alive_M], low_q, axis=0),
-              np.quantile(forecast_M[alive_M], high_q, axis=0))
-    if part == 'test':
-      scores = metrics_lib.forecast_metrics(data, starts, mean_NS, config.data.season, 'val',
-                                            linear)
+    scores = metrics_lib.ForecastScores(data, config.data.season,
+                                        'train' if part == 'train' else 'val', linear)
+    means = chunked.Means()
+    firsts = []  # the first series' (true, forecast(, band low, band high)) of each chunk
+    # Chunk by chunk: the float64 copies below are of CHUNK_WINDOWS windows, whatever the panel.
+    for chunk in chunked.window_chunks(len(starts)):
+      starts_n = starts[chunk]
+      forecast_M = data.unscale_distribution(scaled_M[:, chunk], head, starts_n)
+      true_NS = data.targets(starts_n)
+      mean_NS = distributions.center(forecast_M[alive_M], head, levels)
+      band = None
       if not point:
-        merge_scores(scores, distribution_metrics.distribution_scores(
-            data, starts, forecast_M[alive_M], config))
-      scores = metrics_lib.renamed(scores, 'test')
-      firsts = metrics_lib.first_target_times(data, starts)
-      results['test_start'] = min(firsts.values())
-      for name, entry in scores.get('test_per_series', {}).items():
-        entry['test_start'] = firsts.get(name)
-      results.update(scores)
-    else:
-      results.update(metrics_lib.forecast_metrics(data, starts, mean_NS, config.data.season,
-                                                  part, linear))
-    if not point and part == 'val':
-      merge_scores(results, distribution_metrics.distribution_scores(
-          data, starts, forecast_M[alive_M], config))
-    first_N = data.series_index(starts) == 0
-    panels[part] = (true_NS[first_N, -1], mean_NS[first_N, -1],
-                    None if band is None else (band[0][first_N, -1], band[1][first_N, -1]))
-    panels.setdefault('times', {})[part] = data.timestamps[
-        data.target_positions(starts)[first_N, -1]]
-    scaled_true_NS = data.scaled_TF[data.target_positions(starts), 0]
-    centers_MNS = forecast_M if point else np.stack(
-        [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive_M))])
-    if part == 'val':
-      scaled_mean_NS = (scaled_M[alive_M].mean(0) if point
-                        else distributions.center(scaled_M[alive_M], head, levels))
-      results['val_mse_scaled'] = float(np.mean((scaled_mean_NS - scaled_true_NS) ** 2))
-      if len(alive_M) > 1:
-        results['val_spread_mean'] = float(centers_MNS[alive_M].std(axis=0).mean())
-        if point:
-          results['val_band_coverage'] = float(
-              np.mean((true_NS >= band[0]) & (true_NS <= band[1])))
-    for k, member in enumerate(per_member):
-      member[f'{part}_rmse'] = metrics_lib.rmse(centers_MNS[k], true_NS)
-      member[f'{part}_mae'] = metrics_lib.mae(centers_MNS[k], true_NS)
+        band = tuple(np.moveaxis(distributions.quantiles_at(
+            forecast_M[alive_M], head, levels, config_lib.interval_bounds(config.model.interval)),
+            -1, 0))
+      elif len(alive_M) > 1:
+        band = (np.quantile(forecast_M[alive_M], low_q, axis=0),
+                np.quantile(forecast_M[alive_M], high_q, axis=0))
+      scores.add(starts_n, mean_NS)
+      first_N = data.series_index(starts_n) == 0
+      firsts.append([a[first_N, -1] for a in (true_NS, mean_NS, *(band or ()))])
+      scaled_true_NS = data.scaled_TF[data.target_positions(starts_n), 0]
+      centers_MNS = forecast_M if point else np.stack(
+          [distributions.center(forecast_M[k:k + 1], head, levels) for k in range(len(alive_M))])
       if part == 'val':
-        scaled_center_NS = (scaled_M[k] if point
-                            else distributions.center(scaled_M[k:k + 1], head, levels))
-        member['val_mse_scaled'] = float(np.mean((scaled_center_NS - scaled_true_NS) ** 2))
-        if not point:  # what training reported as val_loss
-          member['val_loss_scaled'] = float(np.mean(loss_terms(
-              jnp.asarray(scaled_M[k]), jnp.asarray(scaled_true_NS, jnp.float32))))
+        scaled_alive_M = scaled_M[:, chunk][alive_M]
+        scaled_mean_NS = (scaled_alive_M.mean(0) if point
+                          else distributions.center(scaled_alive_M, head, levels))
+        means.add('mse_scaled', (scaled_mean_NS - scaled_true_NS) ** 2)
+        if len(alive_M) > 1:
+          means.add('spread', centers_MNS[alive_M].std(axis=0))
+          if point:
+            means.add('coverage', (true_NS >= band[0]) & (true_NS <= band[1]))
+      for k in range(len(alive_M)):
+        error_NS = centers_MNS[k] - true_NS
+        means.add(('squared', k), error_NS ** 2)
+        means.add(('absolute', k), np.abs(error_NS))
+        if part == 'val':
+          scaled_center_NS = (scaled_M[k, chunk] if point
+                              else distributions.center(scaled_M[k:k + 1, chunk], head, levels))
+          means.add(('mse_scaled', k), (scaled_center_NS - scaled_true_NS) ** 2)
+          if not point:  # what training reported as val_loss
+            means.add(('loss', k), loss_terms(jnp.asarray(scaled_M[k, chunk]),
+                                              jnp.asarray(scaled_true_NS, jnp.float32)))
+    part_scores = scores.result()
+    if not point and part != 'train':  # the distribution of every window at once
+      merge_scores(part_scores, distribution_metrics.distribution_scores(
+          data, starts, data.unscale_distribution(scaled_M[alive_M], head, starts), config))
+    if part == 'test':
+      part_scores = metrics_lib.renamed(part_scores, 'test')
+      times = metrics_lib.first_target_times(data, starts)
+      results['test_start'] = min(times.values())
+      for name, entry in part_scores.get('test_per_series', {}).items():
+        entry['test_start'] = times.get(name)
+    results.update(part_scores)
+    first = [np.concatenate(pieces) for pieces in zip(*firsts)] or [np.zeros(0)] * 2
+    panels[part] = (first[0], first[1], tuple(first[2:]) or None)
+    panels.setdefault('times', {})[part] = data.timestamps[
+        data.target_positions(starts[data.series_index(starts) == 0])[:, -1]]
+    if part == 'val':
+      results['val_mse_scaled'] = means.mean('mse_scaled')
+      if len(alive_M) > 1:
+        results['val_spread_mean'] = means.mean('spread')
+        if point:
+          results['val_band_coverage'] = means.mean('coverage')
+    for k, member in enumerate(per_member):
+      member[f'{part}_rmse'] = float(np.sqrt(means.mean(('squared', k))))
+      member[f'{part}_mae'] = means.mean(('absolute', k))
+      if part == 'val':
+        member['val_mse_scaled'] = means.mean(('mse_scaled', k))
+        if not point:
+          member['val_loss_scaled'] = means.mean(('loss', k))
   if 'per_step' in results:
     panels['lead'] = {key: np.array([entry[key] for entry in results['per_step']])
                       for key in ('step', 'val_rmse', 'baseline_persistence_rmse',

@@ -7,14 +7,17 @@ series' units, with a probabilistic head's distribution (`distribution_columns`)
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from rnnjax import config as config_lib
 from rnnjax import distributions
+from rnnjax import host_memory
 from rnnjax import inputs
 from rnnjax import plots
 from rnnjax import predict_checks
@@ -60,7 +63,118 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
       not trained on or at another time step (`trained_run.check_step`), or a future feature
       missing at a target time past the end.
   """
+  one = sources.Series(name, pd.DatetimeIndex(times), np.asarray(values_TF),
+                       pd.DataFrame() if future is None else future)
+  return forecast_series(run, [one], batch_size)
+
+
+def forecast_series(run: trained_run.TrainedRun, series: Sequence[sources.Series],
+                    batch_size: int = 4096, id_column: str = '') -> pd.DataFrame:
+  """`forecast_frame` of several series at once, their rows one series after another.
+
+  The series' model inputs lie end to end in one array, as in training, and every window of
+  every series is forecast in one batched pass (`prediction.predict_windows`): one compiled
+  program whatever the series' lengths, and no Python step per window.
+
+  Args:
+    run: from `rnnjax.trained_run.load_run`.
+    series: each with its id (which picks its scalers), timestamps, raw values in
+      `run.columns` order and future rows (`rnnjax.sources.Series`).
+    batch_size: windows per compiled call.
+    id_column: when given, a first column of that name holds each row's series id.
+
+  Returns:
+    `forecast_frame`'s columns, the series' rows in the order given.
+
+  Raises:
+    UserError: as `forecast_frame`, for the first series that fails.
+  """
   d = run.config.data
+  window, steps = d.window, np.array(config_lib.target_steps(d))
+  member_axis = run.members is not None
+  # Every series' inputs, and the rows past its end its last targets reach, in one array
+  # filled series by series: no series' inputs are held twice.
+  rows = sum(len(one.values_TF) + int(steps.max()) for one in series)
+  series_TF, offset, kept, starts = None, 0, [], []
+  for one in series:
+    one_TF, one_kept = _model_inputs(run, one)
+    if series_TF is None:
+      series_TF = np.empty((rows, one_TF.shape[1]), one_TF.dtype)
+    series_TF[offset:offset + len(one_TF)] = one_TF
+    starts.append(one_kept.starts_N + offset)
+    kept.append(one_kept)
+    offset += len(one_TF)
+  scaled_pred = prediction.predict_windows(run, run.params, series_TF, np.concatenate(starts),
+                                           batch_size, member_axis=member_axis)
+  del series_TF, starts
+  head = run.config.model.head
+  members = (slice(None),) if member_axis else ()  # the axes before the windows'
+  pred = np.empty(scaled_pred.shape, np.float64)
+  bounds = np.cumsum([0] + [len(one.starts_N) for one in kept])
+  for one, lo, hi in zip(kept, bounds[:-1], bounds[1:]):  # each series by its own scaler
+    windows_of = members + (slice(lo, hi),)
+    pred[windows_of] = scaling.unscale_distribution(scaled_pred[windows_of], head,
+                                                    one.target_scaler)
+  del scaled_pred
+  num_steps = len(steps)
+  join = lambda pieces: pieces[0].append(pieces[1:])  # noqa: E731  times, zones kept
+  frame = pd.DataFrame({
+      'input_end': join([one.times[one.starts_N + window - 1] for one in kept]).repeat(num_steps),
+      'step': np.tile(steps, int(bounds[-1]))})
+  frame['target_time'] = join([one.times.append(one.future_times)[
+      windows.target_positions(one.starts_N, window, steps).ravel()] for one in kept])
+  if id_column:
+    names = np.array([one.name for one in series], dtype=object)
+    frame.insert(0, id_column, np.repeat(names, np.diff(bounds) * num_steps))
+  if head != 'point':
+    for name, column in distribution_columns(run.config, pred, member_axis).items():
+      frame[name] = column.ravel()
+  elif not member_axis:
+    frame['forecast'] = pred.ravel()
+  else:
+    low, high = min(run.config.ensemble_quantiles), max(run.config.ensemble_quantiles)
+    frame['forecast'] = pred.mean(axis=0).ravel()
+    frame['forecast_std'] = pred.std(axis=0).ravel()
+    frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
+    frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
+  del pred
+  frame['actual'] = np.concatenate([_observed(one, window, steps).ravel() for one in kept])
+  return frame
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+  """What `forecast_series` keeps of one series while all are forecast (`_model_inputs`).
+
+  Attributes:
+    starts_N: int32 [N] the start of every complete window in the series' inputs.
+    times: [T] its observed timestamps.
+    future_times: the timestamps after them, on to its last target.
+    target_T: [T] its raw target values.
+    target_scaler: its target scaler.
+  """
+  starts_N: np.ndarray
+  times: pd.DatetimeIndex
+  future_times: pd.DatetimeIndex
+  target_T: np.ndarray
+  target_scaler: object
+
+
+def _observed(one: _Kept, window: int, steps: np.ndarray) -> np.ndarray:
+  """[N, S] the observed target of each window and step, NaN past the end."""
+  target_pos_NS = windows.target_positions(one.starts_N, window, steps)
+  actual_NS = np.full(target_pos_NS.shape, np.nan)
+  observed_NS = target_pos_NS < len(one.target_T)
+  actual_NS[observed_NS] = one.target_T[target_pos_NS[observed_NS]]
+  return actual_NS
+
+
+def _model_inputs(run: trained_run.TrainedRun, one: sources.Series) -> tuple[np.ndarray, _Kept]:
+  """The checks of `forecast_frame`, then one series' model inputs: float32 [T', F'], the
+  scaled series, its rows past the end on to its last target (zeros but the future features),
+  then its lag and calendar columns; and what `forecast_series` keeps of it."""
+  d = run.config.data
+  times, values_TF, future, name = one.times, one.values_TF, one.future, one.name
   window, steps = d.window, np.array(config_lib.target_steps(d))
   past_lags, known_lags = config_lib.split_lags(d.lags, steps)
   first = max(d.lags, default=0)  # the lags reach this far back before a window's first input
@@ -101,30 +215,8 @@ def forecast_frame(run: trained_run.TrainedRun, times: pd.DatetimeIndex, values_
   # Known lags at a target time read values at or before the last input, never the zeros above.
   series_TF = inputs.model_inputs(scaled_TF, all_times, d.calendar, past_lags + known_lags,
                                   len(d.future_features))
-  scaled_pred = prediction.predict_windows(run, run.params, series_TF, starts_N, batch_size,
-                                           member_axis=run.members is not None)
-  head = run.config.model.head
-  pred = scaling.unscale_distribution(scaled_pred, head, target_scaler)
-  actual_NS = np.full(target_pos_NS.shape, np.nan)
-  observed_NS = target_pos_NS <= last
-  actual_NS[observed_NS] = values_TF[target_pos_NS[observed_NS], 0]
-  num_steps = len(steps)
-  frame = pd.DataFrame({'input_end': times[starts_N + window - 1].repeat(num_steps),
-                        'step': np.tile(steps, len(starts_N)),
-                        'target_time': all_times[target_pos_NS.ravel()]})
-  if head != 'point':
-    for name, column in distribution_columns(run.config, pred, run.members is not None).items():
-      frame[name] = column.ravel()
-  elif run.members is None:
-    frame['forecast'] = pred.ravel()
-  else:
-    low, high = min(run.config.ensemble_quantiles), max(run.config.ensemble_quantiles)
-    frame['forecast'] = pred.mean(axis=0).ravel()
-    frame['forecast_std'] = pred.std(axis=0).ravel()
-    frame[f'forecast_q{low:g}'] = np.quantile(pred, low, axis=0).ravel()
-    frame[f'forecast_q{high:g}'] = np.quantile(pred, high, axis=0).ravel()
-  frame['actual'] = actual_NS.ravel()
-  return frame
+  return series_TF, _Kept(starts_N=starts_N, times=times, future_times=future_times,
+                          target_T=values_TF[:, 0], target_scaler=target_scaler)
 
 
 def distribution_columns(config, forecast, member_axis: bool) -> dict:
@@ -211,6 +303,7 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
   except UserError as e:
     needed = [d.time_column, *([d.id_column] if d.id_column else []), *run.columns]
     raise UserError(predict_checks.for_predict(str(e), needed)) from None
+  host_memory.release_freed()  # what reading the file freed
   if series is not None:
     loaded = [one for one in loaded if one.name == series]
     if not loaded:
@@ -226,19 +319,15 @@ def forecast_csv(workdir: str, csv_path: str, out_path: str, member: int | None 
                       f'the series {sorted(run.scalers)}.')
   for one in loaded:  # every series, before any is forecast
     trained_run.check_step(run, one.times, one.name, f'--csv={csv_path!r}: ')
-  frames = []
-  for one in loaded:
-    frame = forecast_frame(run, one.times, one.values_TF, run.config.train.val_batch_size,
-                           one.future, one.name)
-    if d.id_column:
-      frame.insert(0, 'series', one.name)
-    frames.append(frame)
-  frame = pd.concat(frames, ignore_index=True)
+  frame = forecast_series(run, loaded, run.config.train.val_batch_size,
+                          'series' if d.id_column else '')
   workdir_lib.atomic_write(out_path, lambda path: write_csv(frame, path, digits))
   if plot_path is not None:
     interval = run.config.model.interval if run.config.model.head != 'point' else None
+    first = frame if not d.id_column else frame[frame['series'] == loaded[0].name].drop(
+        columns='series').reset_index(drop=True)
     workdir_lib.atomic_write(plot_path, lambda path: plots.plot_forecast(
-        frames[0], path, plot_title(workdir, d.target, loaded[0].name), interval=interval,
+        first, path, plot_title(workdir, d.target, loaded[0].name), interval=interval,
         ylabel=d.target or 'value'))
   return frame
 

@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 
+from rnnjax import chunked
 from rnnjax import dataset as dataset_lib
 from rnnjax import linear_baseline
 from rnnjax.config import seasonal_lag
@@ -118,7 +119,8 @@ def forecast_metrics(data: dataset_lib.Dataset, starts: np.ndarray, forecast: np
   baselines of BASELINES and the skills are added, with 'baseline_linear_fit_windows' (the
   training windows the linear baseline was fitted on), and `per_step` (a list, one entry per
   step, with multi-step targets) and `per_series` (by series id, with several series) hold the
-  same scores restricted to that step or series.
+  same scores restricted to that step or series. The windows are scored in chunks
+  (`ForecastScores`), so memory beyond `forecast` stays bounded for any number of them.
 
   Args:
     data: the dataset the windows come from.
@@ -132,30 +134,86 @@ def forecast_metrics(data: dataset_lib.Dataset, starts: np.ndarray, forecast: np
       (`linear_baseline.fit_linear`), to score several window sets with one fit; None fits it
       here.
   """
-  true_NS = data.targets(starts)
-  out = {f'{prefix}_rmse': rmse(forecast, true_NS), f'{prefix}_mae': mae(forecast, true_NS)}
-  if prefix == 'train':
+  starts_N, forecast = np.asarray(starts), np.asarray(forecast)
+  expected = (len(starts_N), len(data.steps))
+  if forecast.shape != expected:  # broadcasting [N] against [N, 1] would score N * N pairs
+    raise ValueError(f'forecasts of shape {forecast.shape} scored against targets of shape '
+                     f'{expected}')
+  scores = ForecastScores(data, season, prefix, linear)
+  for chunk in chunked.window_chunks(len(starts_N)):
+    scores.add(starts_N[chunk], forecast[chunk])
+  return scores.result()
+
+
+class ForecastScores:
+  """`forecast_metrics` of windows given chunk by chunk: add each chunk's forecasts, then read
+  the scores of all of them (`result`)."""
+
+  def __init__(self, data: dataset_lib.Dataset, season: int, prefix: str,
+               linear: linear_baseline.LinearBaseline | None = None):
+    self.data, self.season, self.prefix = data, season, prefix
+    self.scored = prefix != 'train'
+    if self.scored and linear is None:
+      linear = linear_baseline.fit_linear(data)
+    self.linear = linear
+    self.means = chunked.Means()
+    self.names = ('model',) + (BASELINES if self.scored else ())
+
+  def add(self, starts: np.ndarray, forecast: np.ndarray) -> None:
+    """The windows at `starts` [n] and their forecasts [n, S] (series' units)."""
+    data, means = self.data, self.means
+    true_NS = data.targets(starts)
+    forecasts = {'model': np.asarray(forecast, np.float64)}
+    if forecasts['model'].shape != true_NS.shape:
+      raise ValueError(f'forecasts of shape {forecasts["model"].shape} scored against targets '
+                       f'of shape {true_NS.shape}')
+    if self.scored:
+      forecasts.update(baseline_forecasts(data, starts, self.season, self.linear))
+    rows = (chunked.series_rows(data.series_index(starts))
+            if self.scored and data.series_ids != ('',) else [])
+    for name, forecast_NS in forecasts.items():
+      error_NS = forecast_NS - true_NS
+      for kind, value_NS in (('squared', error_NS ** 2), ('absolute', np.abs(error_NS))):
+        means.add((name, kind), value_NS)
+        if self.scored and data.multi_step:
+          for j in range(value_NS.shape[1]):  # a contiguous column: np.mean's own summation
+            means.add((name, kind, 'step', j), np.ascontiguousarray(value_NS[:, j]))
+        for i, index in rows:
+          means.add((name, kind, 'series', i), value_NS[index])
+
+  def _scores(self, *where, keys: bool) -> dict:
+    """The model's RMSE and MAE (named when `keys`), then each baseline's RMSE (and MAE when
+    not `keys`), over the windows (and step or series) `where` names."""
+    def score(name, kind):
+      value = self.means.mean((name, kind, *where))
+      return float(np.sqrt(value)) if kind == 'squared' else value
+    out = ({f'{self.prefix}_rmse': score('model', 'squared'),
+            f'{self.prefix}_mae': score('model', 'absolute')} if keys else {})
+    for name in self.names[1:]:
+      out[f'baseline_{name}_rmse'] = score(name, 'squared')
+      if not keys:
+        out[f'baseline_{name}_mae'] = score(name, 'absolute')
     return out
-  linear = linear_baseline.fit_linear(data) if linear is None else linear
-  baselines = baseline_forecasts(data, starts, season, linear)
-  out.update(_scores(forecast, true_NS, baselines, prefix))
-  for name in BASELINES:
-    out[f'{prefix}_rmse_skill_vs_{name}'] = skill(out[f'{prefix}_rmse'],
-                                                  out[f'baseline_{name}_rmse'])
-  out['baseline_linear_fit_windows'] = linear.fit_windows
-  if data.multi_step:
-    out['per_step'] = [
-        {'step': int(step), **_scores(forecast[:, j], true_NS[:, j],
-                                      {k: v[:, j] for k, v in baselines.items()}, prefix,
-                                      keys=True)}
-        for j, step in enumerate(data.steps)]
-  if data.series_ids != ('',):
-    which_N = data.series_index(starts)
-    out['per_series'] = {
-        name: _scores(forecast[which_N == i], true_NS[which_N == i],
-                      {k: v[which_N == i] for k, v in baselines.items()}, prefix, keys=True)
-        for i, name in enumerate(data.series_ids)}
-  return out
+
+  def result(self) -> dict:
+    """`forecast_metrics`' scores of every window added."""
+    prefix, data = self.prefix, self.data
+    out = self._scores(keys=True)
+    if not self.scored:
+      return {f'{prefix}_rmse': out[f'{prefix}_rmse'], f'{prefix}_mae': out[f'{prefix}_mae']}
+    out = {f'{prefix}_rmse': out[f'{prefix}_rmse'], f'{prefix}_mae': out[f'{prefix}_mae'],
+           **self._scores(keys=False)}
+    for name in BASELINES:
+      out[f'{prefix}_rmse_skill_vs_{name}'] = skill(out[f'{prefix}_rmse'],
+                                                    out[f'baseline_{name}_rmse'])
+    out['baseline_linear_fit_windows'] = self.linear.fit_windows
+    if data.multi_step:
+      out['per_step'] = [{'step': int(step), **self._scores('step', j, keys=True)}
+                         for j, step in enumerate(data.steps)]
+    if data.series_ids != ('',):
+      out['per_series'] = {name: self._scores('series', i, keys=True)
+                           for i, name in enumerate(data.series_ids)}
+    return out
 
 
 def renamed(scores: dict, prefix: str) -> dict:
@@ -187,22 +245,8 @@ def first_target_times(data: dataset_lib.Dataset, starts: np.ndarray) -> dict[st
   """{series id: the time of the first target of the windows at `starts` in that series}, as
   ISO text; for a dataset's test part, where each series' test part begins."""
   first_N = data.target_positions(starts).min(axis=1)
-  which_N = data.series_index(starts)
-  return {data.series_ids[i]: data.timestamps[int(first_N[which_N == i].min())].isoformat()
-          for i in np.unique(which_N)}
-
-
-def _scores(forecast, true, baselines: dict, prefix: str, keys: bool = False) -> dict:
-  """RMSE and MAE of the forecast (as {prefix}_rmse, {prefix}_mae when `keys`) and of each
-  baseline; `forecast`, `true` and the baselines' values share one shape ([N, S], or [N] for
-  one step)."""
-  out = ({f'{prefix}_rmse': rmse(forecast, true), f'{prefix}_mae': mae(forecast, true)}
-         if keys else {})
-  for name, base in baselines.items():
-    out[f'baseline_{name}_rmse'] = rmse(base, true)
-    if not keys:
-      out[f'baseline_{name}_mae'] = mae(base, true)
-  return out
+  return {data.series_ids[i]: data.timestamps[int(first_N[rows].min())].isoformat()
+          for i, rows in chunked.series_rows(data.series_index(starts))}
 
 
 BASELINES = ('persistence', 'seasonal_naive', 'linear')

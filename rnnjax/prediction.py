@@ -6,7 +6,6 @@ a forecast of every window holds the series once, never the windows.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import jax
@@ -61,11 +60,21 @@ def predict_windows(trainer, params, series_TF, starts: np.ndarray,
   if member_axis:
     num_members = jax.tree.leaves(params)[0].shape[0]
     batch_size = min(batch_size, max(1, MEMBER_WINDOWS_PER_CALL // num_members))
-  n = len(starts)
+  series_TF = jnp.asarray(series_TF)  # on the device once, not once per batch
+  starts_N = np.asarray(starts, np.int32)
+  n = len(starts_N)
   batch = max(1, min(batch_size, n))
-  padded_N = np.zeros(math.ceil(n / batch) * batch, np.int32)
-  padded_N[:n] = starts
-  out = [np.asarray(fn(params, series_TF, jnp.asarray(padded_N[i:i + batch])))
-         for i in range(0, len(padded_N), batch)]
-  windows = 1 if member_axis else 0
-  return np.concatenate(out, axis=windows)[(slice(None),) * windows + (slice(0, n),)]
+  windows = (slice(None),) if member_axis else ()  # the windows' axis of a forecast
+  out = None
+  # Each batch is written into the output as it comes: memory holds the forecasts once, and one
+  # batch of starts (the last padded with start 0 to the batch's size, so one program serves).
+  for i in range(0, max(n, 1), batch):
+    kept = min(batch, n - i)
+    starts_B = np.zeros(batch, np.int32)
+    starts_B[:kept] = starts_N[i:i + kept]
+    pred = np.asarray(fn(params, series_TF, jnp.asarray(starts_B)))
+    if out is None:
+      shape = pred.shape[:len(windows)] + (n,) + pred.shape[len(windows) + 1:]
+      out = np.empty(shape, pred.dtype)
+    out[windows + (slice(i, i + kept),)] = pred[windows + (slice(0, kept),)]
+  return out

@@ -160,7 +160,8 @@ def seasonal_naive_errors(data: Dataset, seasons: Sequence[int]) -> dict[int, fl
   for season in seasons:
     back_NS = positions_NS - config_lib.seasonal_lag(season, np.asarray(data.steps))[None, :]
     ok_N = np.all(back_NS >= starts_N1, axis=1)
-    if all(ok_N[which_N == i].any() for i in present):
+    # Windows inside, counted per series at once (a mask per series is O(series x windows)).
+    if np.all(np.bincount(which_N, weights=ok_N, minlength=len(data.bounds) - 1)[present] > 0):
       inside[season] = (ok_N, back_NS)
   if not inside:
     return {}

@@ -1,7 +1,7 @@
 """Series in: the tutorial's synthetic series, and CSV files (one series, or many in long
 format) parsed, sorted and checked on a regular grid of time steps, gaps filled as data.fill
-says, each with its known-in-advance rows apart. The time column itself is read by
-`rnnjax.timestamps`.
+says, each with its known-in-advance rows apart. The file is read by `rnnjax.csv_file`, the time
+column by `rnnjax.timestamps`.
 
 Everything here is in the series' own units and raw timestamps; `rnnjax.data` windows, splits
 and scales what these functions return.
@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from rnnjax import csv_file
 from rnnjax.config import FILLS, MAX_FILL_FRACTION
 from rnnjax.config_checks import check_reading
 from rnnjax.errors import UserError
@@ -40,6 +40,41 @@ def synthetic_series(num_days: int = 200, slope: float = 0.005, amplitude: float
   values_T = (trend_T + amplitude * np.sin(phase_T)
               + np.random.RandomState(seed).normal(0, noise, n))
   return pd.date_range(start=start, periods=n, freq='h'), values_T
+
+
+def synthetic_panel(num_series: int, num_points: int, start: str = '2025-01-01 00:00',
+                    seed: int = 0) -> pd.DataFrame:
+  """A long-format panel of hourly series, for tests and benchmarks of large panels.
+
+  Series i has its own level, amplitude and phase of a daily sine, plus a weekly sine and
+  Gaussian noise, so that one global model has something to learn and the seasonal-naive
+  baseline something to beat.
+
+  Args:
+    num_series: R series, named 's0', 's1', ... (the id column 'series').
+    num_points: T hourly points of each, all from `start`.
+    start: the first timestamp of every series.
+    seed: the noise's and the series' parameters' seed.
+
+  Returns:
+    R * T rows, series after series, columns series (str), time (datetime64) and value
+    (float64).
+  """
+  if num_series <= 0 or num_points <= 0:
+    raise ValueError(f'a panel needs num_series > 0 and num_points > 0, got {num_series} and '
+                     f'{num_points}')
+  rng = np.random.RandomState(seed)
+  level_R1, amplitude_R1 = rng.normal(20, 5, (num_series, 1)), rng.uniform(1, 6, (num_series, 1))
+  phase_R1 = rng.uniform(0, 2 * np.pi, (num_series, 1))
+  hours_1T = np.arange(num_points)[None, :]
+  value_RT = (level_R1 + amplitude_R1 * np.sin(2 * np.pi * hours_1T / 24 + phase_R1)
+              + 0.5 * np.sin(2 * np.pi * hours_1T / 168)
+              + rng.normal(0, 0.3, (num_series, num_points)))
+  names_R = np.array([f's{i}' for i in range(num_series)], dtype=object)
+  times_T = pd.date_range(start, periods=num_points, freq='h')
+  return pd.DataFrame({'series': np.repeat(names_R, num_points),
+                       'time': np.tile(times_T.to_numpy(), num_series),
+                       'value': value_RT.ravel()})
 
 
 def _duration(step: pd.Timedelta) -> str:
@@ -130,43 +165,6 @@ class Series:
   future: pd.DataFrame
 
 
-def read_csv(path: str, **kwargs) -> pd.DataFrame:
-  """`pd.read_csv(path, **kwargs)` of a file with a header that names each column once.
-
-  Raises:
-    UserError: naming the path and why it cannot be read (no such file, a directory, no
-      permission, empty, not UTF-8 text, not CSV), or the names its header repeats (pandas
-      would rename the second 'x' to 'x.1').
-  """
-  if not path:
-    raise UserError('data.source is "csv" but data.path is empty: pass --config.data.path=FILE.')
-  if os.path.isdir(path):
-    raise UserError(f'data.path={path!r} is a directory, not a file: name the CSV file in it.')
-  if not os.path.isfile(path):
-    raise UserError(f'data.path={path!r} does not exist or is not a file.')
-  try:
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]
-    frame = pd.read_csv(path, **kwargs)
-  except OSError as e:  # no permission, a file that vanished, a read error of the disk
-    raise UserError(f'could not read {path!r}: {e.strerror or e}.') from None
-  except pd.errors.EmptyDataError:
-    raise UserError(f'{path!r} is empty: a CSV file needs a header row naming its columns, then '
-                    'one row per timestamp.') from None
-  except UnicodeDecodeError as e:
-    raise UserError(f'could not read {path!r} as CSV: it is not UTF-8 text (byte '
-                    f'0x{e.object[e.start]:02x} cannot be decoded). Is it a binary or compressed '
-                    'file, or text in another encoding? Save it as a UTF-8 CSV file.') from None
-  except pd.errors.ParserError as e:
-    raise UserError(f'could not read {path!r} as CSV: {" ".join(str(e).split())}.') from None
-  names = header.dropna()
-  repeated = list(dict.fromkeys(names[names.duplicated()]))
-  if repeated:
-    raise UserError(f'the header of {path!r} names {repeated} more than once; pandas would '
-                    f'read the second {repeated[0]!r} as {repeated[0] + ".1"!r}. Give each '
-                    'column its own name.')
-  return frame
-
-
 def load_series(path: str, time_column: str, columns: Sequence[str], fill: str = 'none',
                 id_column: str = '', future_columns: Sequence[str] = (), *,
                 time_unit: str = '', dayfirst: str = '',
@@ -186,7 +184,7 @@ def load_series(path: str, time_column: str, columns: Sequence[str], fill: str =
   if fill not in FILLS:
     raise UserError(f'data.fill={fill!r} is not one of {FILLS}.')
   check_reading(time_unit, dayfirst, max_fill_fraction)
-  frame = read_csv(path, dtype={id_column: str} if id_column else None)
+  frame = csv_file.read_csv(path, dtype={id_column: str} if id_column else None)
   needed = [time_column, *columns] + ([id_column] if id_column else [])
   missing = [c for c in needed if c not in frame.columns]
   if missing:
@@ -203,8 +201,13 @@ def load_series(path: str, time_column: str, columns: Sequence[str], fill: str =
     rows = ids.isna().to_numpy()
     raise UserError(f'{path!r}: column {id_column!r} is empty at '
                     f'{first_rows(rows, frame[time_column])}; every row needs its series id.')
-  return [_clean_series(part, path, name, **reading)
-          for name, part in frame.groupby(id_column, sort=False)]
+  # Each series' rows by one stable sort of the ids' codes: pandas' groupby would first copy
+  # the whole frame sorted by series.
+  codes_N, names = pd.factorize(ids)  # numbered in the order the series first appear
+  order_N = np.argsort(codes_N, kind='stable')
+  ends = np.cumsum(np.bincount(codes_N, minlength=len(names)))
+  return [_clean_series(frame.take(order_N[end - count:end]), path, name, **reading)
+          for name, end, count in zip(names, ends, np.diff(ends, prepend=0), strict=True)]
 
 
 def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str,
@@ -212,9 +215,10 @@ def _clean_series(frame: pd.DataFrame, path: str, name: str, *, time_column: str
                   time_unit: str, dayfirst: str, max_fill_fraction: float) -> Series:
   """Parses, sorts and checks the rows of one series (`frame`'s index: file row numbers)."""
   where = f'{path!r}' + (f', series {name!r}' if name else '')
-  raw_times = frame[time_column]
+  raw_times = csv_file.expanded(frame[time_column])  # this series' text alone, as pandas reads it
   times = read_times(where, time_column, raw_times, time_unit, dayfirst)
-  values = frame[list(columns)].apply(pd.to_numeric, errors='coerce').astype(np.float64)
+  values = frame[list(columns)].apply(
+      lambda c: pd.to_numeric(csv_file.expanded(c), errors='coerce')).astype(np.float64)
   values = values.mask(np.isinf(values))
   duplicated_T = times.duplicated(keep=False).to_numpy()
   if duplicated_T.any():

@@ -161,9 +161,11 @@ def test_memory_needed_counts_members_windows_steps_and_outputs():
   windows = len(data.train_starts) + len(data.val_starts)
   config = tiny_config()
   assert evaluate.memory_needed(config, data, 7) == 7 * windows * 1 * evaluate.BYTES_PER_FORECAST
+  # A probabilistic head's distribution scores copy its validation forecasts whole besides.
   config = tiny_config(**{'model.head': 'quantile'})
-  assert evaluate.memory_needed(config, data, 2) == (
-      2 * windows * len(config.model.quantiles) * evaluate.BYTES_PER_FORECAST)
+  assert evaluate.memory_needed(config, data, 2) == 2 * len(config.model.quantiles) * (
+      windows * evaluate.BYTES_PER_FORECAST
+      + len(data.val_starts) * evaluate.BYTES_PER_DISTRIBUTION_FORECAST)
   # With the trainer, each member's training state and two parameter-sized arrays besides.
   config = tiny_config()
   trainer = train_lib.make_trainer(config, data)
