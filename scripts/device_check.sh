@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Lists the accelerator JAX sees and times what only an accelerator can answer: the benchmark
-# sections tutorial, seeds (1, 64 and 1,024 members), seqlen (windows 24, 96, 384) and cells
-# (GRU and LSTM, fused and flax), each in its own process under a timeout, all within 7.5 minutes.
+# sections tutorial, seeds (1, 64 and 1,024 members), seqlen (windows 24, 96, 384), cells
+# (GRU and LSTM, fused and flax) and dataparallel (one model's windows per second at batches 256
+# to 16,384 on 1, 2, 4... devices), each in its own process under a timeout, all within 8.5
+# minutes.
 #
 #   scripts/device_check.sh [--cpu-smoke] OUTDIR
 #   PYTHON=.venv/bin/python scripts/device_check.sh runs/device_check
@@ -13,7 +15,7 @@
 # on a CPU they would only spend the budget.
 #
 # --cpu-smoke runs the same steps on this machine's CPU with a tiny task (30 days, GRU 8, one
-# epoch, one repeat, seeds 1 and 2, the GRU cells only) in well under a minute, to check the
+# epoch, one repeat, seeds 1 and 2, the GRU cells only, batch 64) in about a minute, to check the
 # script itself; its timings mean nothing.
 # PYTHON (default python3) is the interpreter of the environment to test.
 set -euo pipefail
@@ -54,7 +56,7 @@ export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 # Without this, a step killed by its timeout loses whatever Python had buffered.
 export PYTHONUNBUFFERED=1
 
-budget_seconds=450
+budget_seconds=510
 if ((smoke)); then
   export JAX_PLATFORMS=cpu
   # The smoke run checks the script, not speed: compile at LLVM level 0 and reuse programs
@@ -71,6 +73,7 @@ if ((smoke)); then
   common=(--repeats=1 --num_days=30 --hidden_sizes=8 --epochs=1 --matmul_size=256)
   seeds=(--seed_counts=1,2 --seed_epochs=1)
   cells=(--cells=gru)
+  dataparallel=(--dp_batches=64 --dp_steps=2)
 else
   # compile_seconds must time the compiler, not a persistent cache of an earlier run.
   unset JAX_COMPILATION_CACHE_DIR
@@ -78,6 +81,7 @@ else
   common=(--repeats=2)
   seeds=(--seed_counts=1,64,1024 --seed_epochs=2)
   cells=(--cells=gru,lstm)
+  dataparallel=(--dp_batches=256,1024,4096,16384 --dp_steps=20)
 fi
 
 # One line per step, in order: "ok      NAME: ..." or "FAILED  NAME: ...".
@@ -141,6 +145,7 @@ benchmark tutorial 120
 benchmark seeds 150 "${seeds[@]}"
 benchmark seqlen 90
 benchmark cells 90 "${cells[@]}"
+benchmark dataparallel 60 "${dataparallel[@]}"
 
 printf '%s\n' "${summary[@]}" > "$outdir/summary.txt"
 failures=$(grep -c '^FAILED' "$outdir/summary.txt" || true)

@@ -13,7 +13,7 @@ from conftest import PYTHON, ROOT, script_env
 
 SCRIPT = os.path.join(ROOT, 'scripts', 'device_check.sh')
 USAGE = 'usage: scripts/device_check.sh [--cpu-smoke] OUTDIR'
-SECTIONS = ('tutorial', 'seeds', 'seqlen', 'cells')
+SECTIONS = ('tutorial', 'seeds', 'seqlen', 'cells', 'dataparallel')
 
 
 def test_cpu_smoke_writes_every_section_and_the_devices(tmp_path):
@@ -34,6 +34,9 @@ def test_cpu_smoke_writes_every_section_and_the_devices(tmp_path):
   assert [row['window'] for row in results['seqlen']['seqlen']] == [24, 96, 384]
   assert [(row['cell'], row['implementation']) for row in results['cells']['cells']] == [
       ('gru', 'fused'), ('gru', 'flax')]
+  parallel = results['dataparallel']['dataparallel']
+  assert [row['batch'] for row in parallel] == [64] * len(parallel) and [
+      row['devices'] for row in parallel][:1] == [1], parallel
   tutorial, = results['tutorial']['tutorial']
   assert tutorial['members'] == 1 and tutorial['epochs'] == 1, tutorial
   # nvidia-smi is a step only where it is installed.
