@@ -33,6 +33,7 @@ from rnnjax import devices
 from rnnjax import distribution_metrics
 from rnnjax import ensemble
 from rnnjax import evaluate as evaluate_lib
+from rnnjax import host_memory
 from rnnjax import losses
 from rnnjax import metrics as metrics_lib
 from rnnjax import plots
@@ -116,7 +117,7 @@ def _train_and_evaluate(config, workdir: str, overwrite: bool, progress: bool,
                     config.train.batch_size, len(data.train_starts))
   mesh = devices.training_mesh(config, None if members is None else members.size)
   trainer = train_lib.make_trainer(config, data, data_shards=devices.data_shards(mesh))
-  evaluate_lib.check_memory(config, data, 1 if members is None else members.size, trainer)
+  host_memory.check_memory(config, data, 1 if members is None else members.size, trainer)
   workdir_lib.prepare(workdir, config, overwrite)
 
   program = program_lib.make_program(trainer, config, members, mesh)

@@ -9,6 +9,7 @@ from scipy import special
 from conftest import tiny_config
 from rnnjax import data as data_lib
 from rnnjax import evaluate
+from rnnjax import host_memory
 from rnnjax import scoring_rules
 from rnnjax import train as train_lib
 
@@ -160,25 +161,25 @@ def test_memory_needed_counts_members_windows_steps_and_outputs():
   _, data = _dataset()
   windows = len(data.train_starts) + len(data.val_starts)
   config = tiny_config()
-  assert evaluate.memory_needed(config, data, 7) == 7 * windows * 1 * evaluate.BYTES_PER_FORECAST
+  assert host_memory.memory_needed(config, data, 7) == 7 * windows * 1 * host_memory.BYTES_PER_FORECAST
   # A probabilistic head's distribution scores copy its validation forecasts whole besides.
   config = tiny_config(**{'model.head': 'quantile'})
-  assert evaluate.memory_needed(config, data, 2) == 2 * len(config.model.quantiles) * (
-      windows * evaluate.BYTES_PER_FORECAST
-      + len(data.val_starts) * evaluate.BYTES_PER_DISTRIBUTION_FORECAST)
+  assert host_memory.memory_needed(config, data, 2) == 2 * len(config.model.quantiles) * (
+      windows * host_memory.BYTES_PER_FORECAST
+      + len(data.val_starts) * host_memory.BYTES_PER_DISTRIBUTION_FORECAST)
   # With the trainer, each member's training state and two parameter-sized arrays besides.
   config = tiny_config()
   trainer = train_lib.make_trainer(config, data)
   state = trainer.init(jax.random.PRNGKey(0))
   nbytes = lambda tree: sum(np.asarray(a).nbytes for a in jax.tree.leaves(tree))
-  assert evaluate.memory_needed(config, data, 3, trainer) == (
-      evaluate.memory_needed(config, data, 3) + 3 * (nbytes(state) + 2 * nbytes(state.params)))
+  assert host_memory.memory_needed(config, data, 3, trainer) == (
+      host_memory.memory_needed(config, data, 3) + 3 * (nbytes(state) + 2 * nbytes(state.params)))
 
 
 def test_a_run_whose_scoring_does_not_fit_is_refused_before_training(monkeypatch, tmp_path):
   from rnnjax import run as run_lib
   from rnnjax.errors import UserError
-  monkeypatch.setattr(evaluate, 'available_memory', lambda: 2**20)  # 1 MiB available
+  monkeypatch.setattr(host_memory, "available_memory", lambda: 2**20)  # 1 MiB available
   workdir = tmp_path / 'w'
   with pytest.raises(UserError, match=r'training and scoring 1000 members needs about .* GiB '
                                       r'of memory \(1000 members x \d+ windows x 1 steps, and '
