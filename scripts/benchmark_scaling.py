@@ -10,11 +10,14 @@ minibatches split over devices.
   dataparallel  the same model on the tutorial's task made long enough, one epoch of
                 --dp_steps steps at batch sizes --dp_batches on 1, 2, 4, ... devices
                 (`rnnjax.program.data_program` over the first n devices): windows per second,
-                and the ratio to one device at the same batch size.
+                the ratio to one device at the same batch size, and the cores the process kept
+                busy (CPU seconds per second: XLA:CPU runs one device's independent
+                operations on several cores, so on a CPU one device is not one core).
 """
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -144,6 +147,12 @@ def panel_memory_rows(script: str, num_series: int, lengths, steps_per_epoch: in
   return rows
 
 
+def cpu_seconds() -> float:
+  """CPU seconds this process has used, on every thread."""
+  t = os.times()
+  return t.user + t.system
+
+
 def data_parallel_rows(batches, steps: int, repeats: int, hidden_sizes=()):
   """Windows per second of one model at each batch size on 1, 2, 4, ... devices; the device
   counts of a batch size take turns, one epoch each per round, so a noisy machine slows all
@@ -173,16 +182,19 @@ def data_parallel_rows(batches, steps: int, repeats: int, hidden_sizes=()):
       jax.block_until_ready(history)
       first[n] = time.perf_counter() - start
     times = {n: [] for n in counts}
+    busy = {n: [] for n in counts}
     for _ in range(repeats):
       for n in counts:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         states[n], history = programs[n].run(states[n], 1)
         jax.block_until_ready(history)
         times[n].append(time.perf_counter() - start)
+        busy[n].append((cpu_seconds() - cpu_start) / times[n][-1])
     for n in counts:
       seconds = float(np.median(times[n]))
       rows.append({'batch': batch, 'devices': n, 'steps_per_epoch': steps,
                    'compile_and_first_epoch_seconds': first[n], 'seconds_per_epoch': seconds,
                    'windows_per_second': steps * batch / seconds,
-                   'speedup_vs_one_device': float(np.median(times[1]) / seconds)})
+                   'speedup_vs_one_device': float(np.median(times[1]) / seconds),
+                   'cores_busy': float(np.median(busy[n]))})
   return rows

@@ -37,6 +37,7 @@ def test_cpu_smoke_writes_every_section_and_the_devices(tmp_path):
   parallel = results['dataparallel']['dataparallel']
   assert [row['batch'] for row in parallel] == [64] * len(parallel) and [
       row['devices'] for row in parallel][:1] == [1], parallel
+  assert all(row.get('cores_busy', -1) >= 0 for row in parallel), 'no cores_busy in the rows'
   tutorial, = results['tutorial']['tutorial']
   assert tutorial['members'] == 1 and tutorial['epochs'] == 1, tutorial
   # nvidia-smi is a step only where it is installed.
