@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from sklearn import linear_model
 
 from rnnjax import config as config_lib
 from rnnjax import dataset as dataset_lib
@@ -37,6 +36,8 @@ def ridge_highway(model: models.Forecaster, data: dataset_lib.Dataset) -> dict:
   inputs_NI, offset_NS, scale_N1 = (np.asarray(a, np.float64) for a in model.apply(
       {}, jnp.asarray(x_NWF), None if future_NSK is None else jnp.asarray(future_NSK),
       method=models.Forecaster.highway_design))
+  # scikit-learn is imported where it is used: it is slow to import (rnnjax/scaling.py).
+  from sklearn import linear_model  # pylint: disable=import-outside-toplevel
   fit = linear_model.Ridge(alpha=RIDGE_ALPHA).fit(inputs_NI, (y_NS - offset_NS) / scale_N1)
   kernel_IS = np.asarray(fit.coef_, np.float32).reshape(y_NS.shape[1], -1).T
   bias_S = np.asarray(fit.intercept_, np.float32).reshape(y_NS.shape[1])

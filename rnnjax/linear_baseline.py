@@ -6,9 +6,12 @@ windows (`fit_linear`), and its forecasts of any windows in the series' units (`
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn import linear_model
+
+if TYPE_CHECKING:  # imported where it fits: scikit-learn is slow to import (scaling.py)
+  from sklearn import linear_model
 
 from rnnjax import dataset as dataset_lib
 from rnnjax import windows
@@ -89,6 +92,7 @@ def fit_linear(data: dataset_lib.Dataset, train_starts: np.ndarray | None = None
     starts_N = starts_N[np.linspace(0, len(starts_N) - 1, max_windows).round().astype(int)]
   design_NI, last_N1 = linear_design(data, starts_N)
   change_NS = data.scaled_TF[data.target_positions(starts_N), 0].astype(np.float64) - last_N1
+  from sklearn import linear_model  # pylint: disable=import-outside-toplevel,redefined-outer-name
   ridge = linear_model.Ridge(alpha=LINEAR_ALPHA).fit(design_NI, change_NS)
   return LinearBaseline(ridge=ridge, fit_windows=len(starts_N))
 
