@@ -68,16 +68,22 @@ def memory_needed(config, data, num_members: int, trainer=None) -> int:
   return scoring + num_members * (state_bytes + 2 * param_bytes)
 
 
-def available_memory() -> int | None:
-  """Bytes of memory the system can give without swapping (Linux MemAvailable), or None."""
+def proc_kib_field(path: str, field: str) -> int | None:
+  """Bytes of a `FIELD:   N kB` line of a Linux /proc file (e.g. /proc/meminfo's MemAvailable),
+  or None where the file or the field is missing."""
   try:
-    with open('/proc/meminfo') as f:
+    with open(path) as f:
       for line in f:
-        if line.startswith('MemAvailable:'):
+        if line.startswith(field + ':'):
           return int(line.split()[1]) * 1024
   except OSError:
     pass
   return None
+
+
+def available_memory() -> int | None:
+  """Bytes of memory the system can give without swapping (Linux MemAvailable), or None."""
+  return proc_kib_field('/proc/meminfo', 'MemAvailable')
 
 
 def check_memory(config, data, num_members: int, trainer=None) -> None:

@@ -31,6 +31,7 @@ from jax.sharding import Mesh
 from rnnjax import config as config_lib
 from rnnjax import data as data_lib
 from rnnjax import devices
+from rnnjax import host_memory
 from rnnjax import program as program_lib
 from rnnjax import train
 from rnnjax.sources import Series
@@ -105,14 +106,10 @@ def peak_rss_bytes() -> int:
   """This process's peak resident memory since it started its program: Linux's VmHWM, which
   begins anew at exec (getrusage's ru_maxrss keeps the high-water mark of the process that
   forked it, here the benchmark holding the largest panel)."""
-  try:
-    with open('/proc/self/status') as f:
-      for line in f:
-        if line.startswith('VmHWM:'):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  peak = host_memory.proc_kib_field('/proc/self/status', 'VmHWM')
+  if peak is None:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return peak
 
 
 def panel_memory_child(num_series: int, length: int, steps_per_epoch: int,

@@ -196,3 +196,12 @@ def test_batch_larger_than_the_training_windows_is_warned(caplog, tmp_path):
   run_lib.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
   said = [r.getMessage() for r in caplog.records if 'batch_size=1000 ' in r.getMessage()]
   assert said and 'training windows' in said[0], [r.getMessage() for r in caplog.records]
+
+
+def test_proc_fields_are_read_in_bytes_and_missing_ones_are_none(tmp_path):
+  status = tmp_path / 'status'
+  status.write_text('Name:\tpython\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\n')
+  assert host_memory.proc_kib_field(str(status), 'VmHWM') == 2048 * 1024
+  assert host_memory.proc_kib_field(str(status), 'VmHW') is None, 'a field matched by prefix'
+  assert host_memory.proc_kib_field(str(status), 'MemAvailable') is None
+  assert host_memory.proc_kib_field(str(tmp_path / 'absent'), 'VmHWM') is None
